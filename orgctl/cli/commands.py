@@ -1,0 +1,201 @@
+"""The orgctl commands. Each parses its flags, makes one call into the core, and renders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from orgctl.cli import rendering
+from orgctl.cli.main import cli
+from orgctl.cli.options import lock_timeout_option, org_dir_argument, resolve, revision_option
+from orgctl.errors import OrgctlError
+
+
+def _load(root: Path, revision: str | None):  # type: ignore[no-untyped-def]
+    """Load and validate the spec: the work tree when ``revision`` is None, else that revision."""
+    from orgctl.spec.loading import load_org
+    from orgctl.spec.sources import GitRevisionSource, WorkTreeSource
+
+    source = WorkTreeSource(root) if revision is None else GitRevisionSource(root, revision)
+    return load_org(source)
+
+
+def _warn_uncommitted(root: Path, revision: str) -> None:
+    if revision != "HEAD":
+        return
+    from orgctl.gitops.repos import uncommitted_spec_changes
+
+    changed = uncommitted_spec_changes(root)
+    if changed:
+        click.secho(f"Note: {len(changed)} uncommitted change(s) outside memory are not part of "
+                    f"the desired state (HEAD): {', '.join(changed[:5])}"
+                    f"{' …' if len(changed) > 5 else ''}", fg="yellow", err=True)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--name", help="Org name (default: the directory's name).")
+def init(directory: Path, name: str | None) -> None:
+    """Create a new org repo in DIRECTORY from the template: three Animas and one commit."""
+    from orgctl.gitops.bootstrapping import init_org
+    from orgctl.paths import template_dir
+
+    sha = init_org(dest=directory, template=template_dir(), name=name)
+    spec = _load(directory.resolve(), "HEAD")
+    click.echo(f"Created org {spec.name!r} in {directory} at {sha[:7]} with "
+               f"{len(spec.animas)} Animas: {rendering.chart_line(spec)}")
+    click.echo(f"Next: orgctl plan {directory}   then   orgctl apply {directory}")
+
+
+@cli.command()
+@org_dir_argument
+@click.option("--revision", "-r", default=None, metavar="REV",
+              help="Validate a git revision instead of the work tree.")
+def validate(org_dir: Path, revision: str | None) -> None:
+    """Check the org spec (work tree by default); report every problem with file:line."""
+    root, _ = resolve(org_dir)
+    spec = _load(root, revision)
+    where = "work tree" if revision is None else f"revision {revision}"
+    enabled = len(spec.enabled())
+    click.echo(f"Valid: org {spec.name!r}, {len(spec.animas)} Animas ({enabled} enabled), "
+               f"{sum(len(a.cron) for a in spec.animas.values())} cron tasks, in the {where}.")
+
+
+def _observe(root: Path):  # type: ignore[no-untyped-def]
+    from orgctl.runtime.local import LocalBackend
+    from orgctl.state.inventories import load_inventory
+
+    _, paths = resolve(root)
+    backend = LocalBackend(paths=paths, org_dir=root)
+    return paths, backend, load_inventory(paths.inventory), backend.observe()
+
+
+@cli.command()
+@org_dir_argument
+@revision_option
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool) -> None:
+    """Show what apply would do: desired state (git) against observed state (what runs)."""
+    from orgctl.gitops.planning import compute_plan
+
+    root, _ = resolve(org_dir)
+    desired = _load(root, revision)
+    _warn_uncommitted(root, revision)
+    _, _, inventory, runtime = _observe(root)
+    the_plan = compute_plan(desired, inventory, runtime)
+    if as_json:
+        click.echo(json.dumps(the_plan.to_json(), indent=2))
+    else:
+        rendering.echo_plan(the_plan)
+    if detailed_exitcode and the_plan.has_changes:
+        sys.exit(2)
+
+
+@cli.command()
+@org_dir_argument
+@revision_option
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@lock_timeout_option
+def apply(org_dir: Path, revision: str, auto_approve: bool, lock_timeout: float) -> None:
+    """Converge the running organization on the desired state (hire, change, restart, retire)."""
+    from orgctl.gitops.applying import apply_plan
+    from orgctl.gitops.planning import compute_plan
+    from orgctl.state.locking import state_lock
+
+    root, paths = resolve(org_dir)
+    desired = _load(root, revision)
+    _warn_uncommitted(root, revision)
+    paths.ensure()
+    with state_lock(paths.lock, operation="apply", timeout=lock_timeout):
+        paths_, backend, inventory, runtime = _observe(root)
+        the_plan = compute_plan(desired, inventory, runtime)
+        rendering.echo_plan(the_plan)
+        if not the_plan.has_changes:
+            return
+        if not auto_approve:
+            if not sys.stdin.isatty():
+                raise OrgctlError("apply needs confirmation", hint="pass --auto-approve when running non-interactively")
+            click.confirm("\nDo you want to perform these actions?", abort=True)
+        result = apply_plan(plan=the_plan, desired=desired, inventory=inventory, org_dir=root,
+                            paths=paths_, backend=backend)
+    for name, archive in result.archives.items():
+        click.echo(f"Archived the memory of {name} to {archive}")
+    click.secho(f"\n{result.summary()}", fg="green", bold=True)
+
+
+@cli.command()
+@org_dir_argument
+@click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
+def status(org_dir: Path, as_json: bool) -> None:
+    """Show each Anima's state, applied revision, last heartbeat and restart count."""
+    from orgctl.llm.servers import describe_for_status
+    from orgctl.state.observing import observe_status
+
+    root, paths = resolve(org_dir)
+    report = observe_status(paths)
+    if as_json:
+        click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        return
+    rendering.echo_status(report, model_server=describe_for_status(paths))
+
+
+@cli.command()
+@org_dir_argument
+@lock_timeout_option
+def down(org_dir: Path, lock_timeout: float) -> None:
+    """Stop everything orgctl started for this org (Animas, supervisor, model server), nothing else."""
+    from orgctl.gitops.stopping import stop_all
+    from orgctl.runtime.local import LocalBackend
+    from orgctl.state.locking import state_lock
+
+    root, paths = resolve(org_dir)
+    if not paths.root.exists():
+        click.echo("Nothing to stop: orgctl has not started anything for this org.")
+        return
+    with state_lock(paths.lock, operation="down", timeout=lock_timeout):
+        stopped, pids = stop_all(paths=paths, backend=LocalBackend(paths=paths, org_dir=root))
+    if not pids and not stopped:
+        click.echo("Nothing was running.")
+        return
+    click.echo(f"Stopped {len(pids)} process(es); Animas now stopped: {', '.join(stopped) or 'none'}.")
+
+
+@cli.command()
+@org_dir_argument
+@revision_option
+@click.option("--anima", "animas", multiple=True, metavar="NAME",
+              help="Only this Anima (repeatable). Default: every Anima in the spec.")
+@click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Day to consolidate (default: today, in each Anima's time zone).")
+@lock_timeout_option
+def consolidate(org_dir: Path, revision: str, animas: tuple[str, ...], day, lock_timeout: float) -> None:  # type: ignore[no-untyped-def]
+    """Distil each Anima's episodes of the day into knowledge; one git commit per Anima."""
+    from orgctl.memory.passes import run_consolidation
+    from orgctl.state.locking import state_lock
+
+    root, paths = resolve(org_dir)
+    desired = _load(root, revision)
+    unknown = sorted(set(animas) - set(desired.animas))
+    if unknown:
+        raise OrgctlError(f"unknown Anima(s): {', '.join(unknown)}",
+                          hint=f"known: {', '.join(sorted(desired.animas))}")
+    names = list(animas) or sorted(desired.animas)
+    paths.ensure()
+    with state_lock(paths.lock, operation="consolidate", timeout=lock_timeout):
+        results = run_consolidation(
+            repo_dir=root, paths=paths, spec=desired, names=names,
+            day=day.date() if day else None,
+            progress=lambda name: click.echo(f"Consolidating {name} …", err=True))
+    for r in results:
+        if r.commit:
+            click.echo(f"{r.anima}: {r.episodes} episodes → {r.note.relative_to(root) if r.note else '-'} "
+                       f"({r.tokens} tokens), commit {r.commit[:7]}")
+        else:
+            click.echo(f"{r.anima}: nothing committed ({r.skipped or 'no memory changes'})")
+
+

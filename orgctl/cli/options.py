@@ -1,0 +1,24 @@
+"""Options and helpers shared by several commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from orgctl.paths import StatePaths, state_paths
+
+org_dir_argument = click.argument(
+    "org_dir", metavar="[DIR]", default=".", type=click.Path(file_okay=False, path_type=Path))
+revision_option = click.option(
+    "--revision", "-r", default="HEAD", show_default=True, metavar="REV",
+    help="Git revision that is the desired state.")
+lock_timeout_option = click.option(
+    "--lock-timeout", default=0.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+    help="How long to wait for the state lock.")
+
+
+def resolve(org_dir: Path) -> tuple[Path, StatePaths]:
+    """The org repo's absolute path and its state paths."""
+    root = org_dir.resolve()
+    return root, state_paths(root)

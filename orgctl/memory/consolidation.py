@@ -1,0 +1,96 @@
+"""Consolidation: distil a day's episodes into a knowledge note, then commit the pass.
+
+One pass per Anima per run, one git commit per pass (by the bot, trailers
+``Orgctl-Anima``, ``-Pass``, ``-Source-Revision``, ``-Episodes``,
+``-Knowledge-Notes``, ``-Tokens``). The commit carries everything the Anima's
+memory gained since the last pass (episodes, activity log, the new note), so
+``git show`` of it reads as "what this Anima lived and what it learned".
+The idea of sleep-like consolidation of episodic into semantic memory is
+from complementary learning systems theory (McClelland et al., 1995), as
+used by AnimaWorks and Generative Agents (Park et al., 2023).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from orgctl.gitops import repos
+from orgctl.llm.requests import ModelClient
+from orgctl.llm.structured import ask
+from orgctl.memory.stores import MemoryStore
+from orgctl.state.inventories import now_iso
+
+EPISODE_BUDGET = 3000  # characters of episodes shown to the model, newest kept
+
+
+class Digest(BaseModel):
+    """What the model must answer: a titled list of durable facts."""
+
+    title: str = Field(min_length=3, max_length=80)
+    facts: list[str] = Field(min_length=1, max_length=5)
+    follow_up: str = Field(max_length=160)
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """Outcome of one consolidation pass. ``commit`` is None when nothing was committed."""
+
+    anima: str
+    episodes: int
+    note: Path | None
+    commit: str | None
+    tokens: int
+    skipped: str | None = None
+
+
+def _budgeted(episodes: list[str], budget: int) -> str:
+    kept: list[str] = []
+    used = 0
+    for ep in reversed(episodes):
+        if used + len(ep) > budget and kept:
+            break
+        kept.insert(0, ep[:budget])
+        used += len(ep)
+    return "\n\n".join(kept)
+
+
+def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: ModelClient,
+                source_revision: str | None) -> PassResult:
+    """Run one consolidation pass for ``anima`` over ``day``'s episodes and commit it.
+
+    Returns a PassResult (``skipped`` says why when there were no episodes).
+    Raises ModelError when the model gives no valid digest, GitError when the
+    commit fails; in both cases nothing is committed.
+    """
+    memory_rel = f"animas/{anima}/memory"
+    store = MemoryStore(Path(repo_dir) / memory_rel, anima=anima)
+    episodes = store.episodes(day)
+    if not episodes:
+        return PassResult(anima=anima, episodes=0, note=None, commit=None, tokens=0,
+                          skipped=f"no episodes on {day.isoformat()}")
+    system = (f"You are the memory of {anima}. Distil the episodes into durable knowledge: "
+              "facts worth remembering tomorrow, stated briefly. Answer in JSON.")
+    user = f"Episodes of {day.isoformat()}:\n\n{_budgeted(episodes, EPISODE_BUDGET)}"
+    digest, usage = ask(client, model=model, system=system, user=user, answer=Digest,
+                        anima=anima, purpose="consolidation", max_tokens=320)
+    meta = {"anima": anima, "date": day.isoformat(), "title": digest.title.strip(),
+            "pass": "consolidation", "episodes": len(episodes), "model": model,
+            "source_revision": source_revision, "created": now_iso()}
+    body = f"# {digest.title.strip()}\n\n" + "\n".join(f"- {f.strip()}" for f in digest.facts)
+    if digest.follow_up.strip():
+        body += f"\n\nFollow-up: {digest.follow_up.strip()}"
+    note = store.write_knowledge(day=day, meta=meta, body=body)
+    sha = repos.commit_paths(
+        repo_dir, paths=[memory_rel],
+        subject=f"memory({anima}): consolidate {day.isoformat()}",
+        body=f"Distilled {len(episodes)} episodes into {note.relative_to(repo_dir).as_posix()}.",
+        trailers={"Anima": anima, "Pass": "consolidation",
+                  "Source-Revision": source_revision or "work-tree",
+                  "Episodes": len(episodes), "Knowledge-Notes": 1,
+                  "Tokens": usage.total_tokens})
+    return PassResult(anima=anima, episodes=len(episodes), note=note, commit=sha,
+                      tokens=usage.total_tokens)

@@ -1,0 +1,106 @@
+"""File-backed memory stores of one Anima: episodes, activity log, knowledge notes.
+
+Layout under ``animas/<name>/memory/``:
+
+* ``episodes/<YYYY-MM-DD>.md`` — one ``## HH:MM:SS <trigger>`` section per
+  agent cycle, human-readable, appended by the Anima process.
+* ``activity_log/<YYYY-MM-DD>.jsonl`` — the same cycles as JSON lines, with
+  the structured answers and token usage (machine-readable).
+* ``knowledge/<YYYY-MM-DD>.md`` — the consolidated note of a day, with YAML
+  frontmatter; rewritten when the day is consolidated again (git shows the diff).
+
+Dates are the Anima's local dates (its ``timezone``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orgctl.memory import MEMORY_DIRS
+from orgctl.state.files import append_jsonl, write_text_atomic
+
+_SECTION = re.compile(r"^## ", re.MULTILINE)
+
+
+class MemoryStore:
+    """The memory folder of one Anima (``root`` = ``animas/<name>/memory``)."""
+
+    def __init__(self, root: Path, *, anima: str) -> None:
+        self.root = Path(root)
+        self.anima = anima
+
+    def ensure(self) -> MemoryStore:
+        for d in MEMORY_DIRS:
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        return self
+
+    # ------------------------------------------------------------ episodes
+
+    def episode_file(self, day: date) -> Path:
+        return self.root / "episodes" / f"{day.isoformat()}.md"
+
+    def activity_file(self, day: date) -> Path:
+        return self.root / "activity_log" / f"{day.isoformat()}.jsonl"
+
+    def append_episode(self, *, day: date, markdown: str, record: dict[str, Any]) -> None:
+        """Append one cycle: a Markdown section to the day's episodes, a JSON line to its activity log."""
+        self.ensure()
+        path = self.episode_file(day)
+        header = "" if path.exists() else f"# Episodes of {self.anima}, {day.isoformat()}\n\n"
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(header + markdown.rstrip() + "\n\n")
+        append_jsonl(self.activity_file(day), record)
+
+    def episodes(self, day: date) -> list[str]:
+        """The day's episode sections (each starting ``## ``), oldest first."""
+        path = self.episode_file(day)
+        if not path.exists():
+            return []
+        text = path.read_text(encoding="utf-8")
+        starts = [m.start() for m in _SECTION.finditer(text)]
+        return [text[a:b].strip() for a, b in zip(starts, starts[1:] + [len(text)], strict=True)]
+
+    def activity(self, day: date) -> list[dict[str, Any]]:
+        path = self.activity_file(day)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def recent_episodes(self, limit: int) -> list[str]:
+        """The latest ``limit`` episode sections across the newest files, oldest first."""
+        files = sorted((self.root / "episodes").glob("*.md"))
+        out: list[str] = []
+        for path in reversed(files):
+            out = self.episodes(date.fromisoformat(path.stem))[-(limit - len(out)):] + out
+            if len(out) >= limit:
+                break
+        return out[-limit:] if limit else []
+
+    # ------------------------------------------------------------ knowledge
+
+    def knowledge_file(self, day: date) -> Path:
+        return self.root / "knowledge" / f"{day.isoformat()}.md"
+
+    def write_knowledge(self, *, day: date, meta: dict[str, Any], body: str) -> Path:
+        """Write (or rewrite) the day's knowledge note: YAML frontmatter, then Markdown."""
+        path = self.knowledge_file(day)
+        front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
+        write_text_atomic(path, f"---\n{front}\n---\n\n{body.strip()}\n")
+        return path
+
+    def recent_knowledge(self, limit: int) -> list[str]:
+        """Bodies (without frontmatter) of the newest ``limit`` knowledge notes, newest first."""
+        notes = sorted((self.root / "knowledge").glob("*.md"), reverse=True)[:limit]
+        out = []
+        for note in notes:
+            text = note.read_text(encoding="utf-8")
+            if text.startswith("---\n") and "\n---\n" in text[4:]:
+                text = text[4:].split("\n---\n", 1)[1]
+            out.append(text.strip())
+        return out

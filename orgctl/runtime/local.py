@@ -1,0 +1,115 @@
+"""The local backend: a detached supervisor daemon on this machine, driven over its socket.
+
+``prepare`` starts the supervisor when none answers (adopting a live one
+otherwise, so a second ``apply`` never starts a duplicate). ``shutdown``
+asks it to stop everything; if it does not answer, only pids recorded in
+the state directory that run orgctl's own modules are signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from orgctl.errors import RuntimeFailure
+from orgctl.paths import StatePaths
+from orgctl.processes import is_orgctl_process
+from orgctl.runtime import protocol
+from orgctl.state.files import pid_alive, read_json
+from orgctl.state.runtimes import RuntimeStatus, load_runtime
+
+START_TIMEOUT = 20.0  # seconds for a new supervisor to answer
+STOP_TIMEOUT = 30.0  # seconds for a supervisor to stop its children and exit
+
+
+class LocalBackend:
+    """Implements :class:`orgctl.gitops.backends.Backend` with the local supervisor."""
+
+    def __init__(self, *, paths: StatePaths, org_dir: Path) -> None:
+        self.paths = paths
+        self.org_dir = Path(org_dir).resolve()
+
+    def _log_tail(self, lines: int = 15) -> str:
+        path = self.paths.logs / "supervisor.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no supervisor log)"
+
+    def supervisor_alive(self) -> bool:
+        return protocol.reachable(self.paths.socket)
+
+    def prepare(self) -> None:
+        if self.supervisor_alive():
+            return
+        self.paths.ensure()
+        with open(self.paths.logs / "supervisor.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "orgctl.runtime.supervisor",
+                 "--state-dir", str(self.paths.root), "--org-dir", str(self.org_dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the CLI and its terminal
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeFailure(f"the supervisor exited with {proc.returncode}:\n{self._log_tail()}")
+            if self.supervisor_alive():
+                return
+            time.sleep(0.1)
+        raise RuntimeFailure(f"the supervisor did not answer within {START_TIMEOUT:.0f}s:\n{self._log_tail()}")
+
+    def _call(self, op: str, name: str) -> None:
+        protocol.request(self.paths.socket, op, name=name, timeout=60.0)
+
+    def start(self, name: str) -> None:
+        self._call("start", name)
+
+    def restart(self, name: str) -> None:
+        self._call("restart", name)
+
+    def reload(self, name: str) -> None:
+        self._call("reload", name)
+
+    def stop(self, name: str) -> None:
+        if self.supervisor_alive():
+            self._call("stop", name)
+
+    def observe(self) -> RuntimeStatus:
+        if self.supervisor_alive():
+            try:
+                protocol.request(self.paths.socket, "status", timeout=10.0)  # refreshes runtime.json
+            except RuntimeFailure:
+                pass
+        return load_runtime(self.paths.runtime)
+
+    def shutdown(self) -> list[int]:
+        """Stop the supervisor, its Animas and its model server; returns the pids that were running."""
+        status = load_runtime(self.paths.runtime)
+        sup = read_json(self.paths.supervisor_pid, default={}) or {}
+        sup_pid = sup.get("pid") or status.supervisor_pid
+        server = read_json(self.paths.model_server, default={}) or {}
+        pids = [p.pid for p in status.animas.values() if p.pid]
+        pids += [pid for pid in (sup_pid, server.get("pid")) if pid]
+        pids = [p for p in pids if pid_alive(p)]
+        if self.supervisor_alive():
+            try:
+                protocol.request(self.paths.socket, "shutdown", timeout=STOP_TIMEOUT)
+            except RuntimeFailure:
+                pass
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+            time.sleep(0.1)
+        for pid in pids:  # what did not stop by itself, and only if it is really ours
+            if pid_alive(pid) and is_orgctl_process(pid, "orgctl."):
+                os.kill(pid, signal.SIGKILL)
+        for leftover in (self.paths.supervisor_pid, self.paths.model_server):
+            leftover.unlink(missing_ok=True)
+        if self.paths.socket.exists() and not self.supervisor_alive():
+            self.paths.socket.unlink(missing_ok=True)
+        return pids

@@ -1,0 +1,358 @@
+"""The supervisor: one daemon per org that runs one child process per Anima.
+
+Started (detached) by :mod:`orgctl.runtime.local` on the first ``apply``.
+It does only what it is told over its Unix socket (start, stop, restart,
+reload, status, shutdown): desired state lives in git and in ``apply``, not
+here. What it adds is supervision: a crashed Anima is restarted after an
+exponential backoff (1 s, 2 s, 4 s ... capped at 30 s; reset after 60 s of
+stable running), as Erlang/OTP supervisors and systemd's ``Restart=`` do.
+
+It also hosts the model gateway, so Anima processes never import model
+libraries: they send ``complete`` requests here.
+
+Its status (pids, restarts, last heartbeat) goes to ``runtime.json``, which
+only the supervisor writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orgctl.paths import StatePaths
+from orgctl.processes import child_env
+from orgctl.runtime import protocol
+from orgctl.state.files import write_json
+from orgctl.state.inventories import now_iso
+from orgctl.state.runtimes import ProcessStatus, RuntimeStatus, save_runtime
+
+log = logging.getLogger("orgctl.supervisor")
+
+BACKOFF_BASE = 1.0  # seconds
+BACKOFF_CAP = 30.0  # seconds
+STABLE_AFTER = 60.0  # seconds of running that reset the backoff
+STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+
+
+def backoff_delay(failures: int) -> float:
+    """Seconds to wait before restart number ``failures`` (1-based): 1, 2, 4 ... capped at 30."""
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, failures - 1))
+
+
+class _Child:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.wanted = False
+        self.failures = 0
+        self.restart_at: float | None = None
+        self.started_mono = 0.0
+        self.status = ProcessStatus(name=name, state="stopped")
+
+
+class Supervisor:
+    """Owns the Anima child processes of one org. Thread-safe; see module docstring."""
+
+    def __init__(self, *, paths: StatePaths, org_dir: Path,
+                 gateway_factory: Callable[[], Any] | None = None) -> None:
+        self.paths = paths
+        self.org_dir = org_dir
+        self._children: dict[str, _Child] = {}
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._gateway_factory = gateway_factory
+        self._gateway: Any = None
+        self._gateway_lock = threading.Lock()
+
+    # ------------------------------------------------------------ children
+
+    def _spawn(self, child: _Child) -> None:
+        log_path = self.paths.logs / f"{child.name}.log"
+        with open(log_path, "ab") as out:
+            child.proc = subprocess.Popen(
+                [sys.executable, "-m", "orgctl.runtime.anima", "--name", child.name,
+                 "--state-dir", str(self.paths.root)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=child_env(),
+            )
+        child.started_mono = time.monotonic()
+        child.restart_at = None
+        child.status.state = "starting"
+        child.status.pid = child.proc.pid
+        child.status.started_at = now_iso()
+        log.info("started %s (pid %s)", child.name, child.proc.pid)
+
+    def _terminate(self, child: _Child) -> None:
+        proc = child.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        child.proc = None
+        child.restart_at = None
+        child.status.state = "stopped"
+        child.status.pid = None
+
+    def start(self, name: str, *, fresh: bool = False) -> None:
+        """Run ``name`` (no-op when it already runs). ``fresh`` resets its restart count."""
+        with self._lock:
+            child = self._children.setdefault(name, _Child(name))
+            child.wanted = True
+            if fresh:
+                child.failures = 0
+                child.status.restarts = 0
+            if child.proc is None or child.proc.poll() is not None:
+                self._spawn(child)
+            self._save()
+
+    def stop(self, name: str) -> None:
+        """Stop ``name`` and forget it (SIGTERM, then SIGKILL after 10 s)."""
+        with self._lock:
+            child = self._children.pop(name, None)
+        if child is not None:
+            child.wanted = False
+            self._terminate(child)
+        with self._lock:
+            self._save()
+
+    def restart(self, name: str) -> None:
+        """A planned restart (new spec): stop, then start with a fresh restart count."""
+        with self._lock:
+            child = self._children.get(name)
+        if child is not None:
+            child.wanted = False
+            self._terminate(child)
+        self.start(name, fresh=True)
+
+    def reload(self, name: str) -> None:
+        """Tell ``name`` to re-read its spec snapshot (SIGHUP), for in-place changes."""
+        with self._lock:
+            child = self._children.get(name)
+            if child is None or child.proc is None or child.proc.poll() is not None:
+                raise KeyError(f"{name} is not running")
+            child.proc.send_signal(signal.SIGHUP)
+
+    def _check_children(self) -> None:
+        """One supervision pass: notice exits, schedule and perform restarts."""
+        now = time.monotonic()
+        with self._lock:
+            changed = False
+            for child in self._children.values():
+                proc = child.proc
+                if proc is not None and proc.poll() is not None and child.wanted:
+                    ran = now - child.started_mono
+                    child.failures = 1 if ran >= STABLE_AFTER else child.failures + 1
+                    delay = backoff_delay(child.failures)
+                    child.status.last_exit_code = proc.returncode
+                    child.status.state = "backoff"
+                    child.status.pid = None
+                    child.status.backoff_seconds = delay
+                    child.proc = None
+                    child.restart_at = now + delay
+                    log.warning("%s exited with %s after %.1fs; restarting in %.0fs",
+                                child.name, proc.returncode, ran, delay)
+                    changed = True
+                elif child.proc is None and child.restart_at is not None and now >= child.restart_at:
+                    child.status.restarts += 1
+                    self._spawn(child)
+                    changed = True
+            if changed:
+                self._save()
+
+    def monitor(self) -> None:
+        """Run supervision passes every 0.2 s until shutdown."""
+        while not self._stopping.wait(0.2):
+            try:
+                self._check_children()
+            except Exception:  # keep supervising whatever one pass hit
+                log.exception("supervision pass failed")
+
+    # ------------------------------------------------------------ reports from Animas
+
+    def hello(self, name: str, pid: int) -> bool:
+        with self._lock:
+            child = self._children.get(name)
+            if child is None or child.status.pid != pid:
+                return False
+            child.status.state = "running"
+            self._save()
+            return True
+
+    def heartbeat(self, name: str, *, state: str, ran_cycle: bool) -> None:
+        with self._lock:
+            child = self._children.get(name)
+            if child is None:
+                return
+            child.status.state = "resting" if state == "resting" else "running"
+            if ran_cycle:
+                child.status.heartbeats += 1
+                child.status.last_heartbeat = now_iso()
+            self._save()
+
+    def gateway(self) -> Any:
+        with self._gateway_lock:
+            if self._gateway is None:
+                if self._gateway_factory is None:
+                    raise RuntimeError("this supervisor has no model gateway")
+                self._gateway = self._gateway_factory()
+            return self._gateway
+
+    # ------------------------------------------------------------ status and shutdown
+
+    def _save(self) -> None:
+        server = self._gateway.server_info() if self._gateway is not None else None
+        save_runtime(self.paths.runtime, RuntimeStatus(
+            supervisor_pid=os.getpid(), updated_at=now_iso(), model_server=server,
+            animas={n: c.status for n, c in sorted(self._children.items())}))
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            self._save()
+            return {n: c.status.model_dump(mode="json") for n, c in self._children.items()}
+
+    def shutdown(self) -> None:
+        """Stop every child, then the model server. Idempotent."""
+        self._stopping.set()
+        with self._lock:
+            children = list(self._children.values())
+        for child in children:
+            child.wanted = False
+        threads = [threading.Thread(target=self._terminate, args=(c,)) for c in children]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if self._gateway is not None:
+            self._gateway.close()
+        with self._lock:
+            self._children.clear()
+            self._save()
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        sup = self.server.supervisor
+        try:
+            msg = protocol.recv(self.rfile)
+        except ValueError as e:
+            protocol.send(self.request, {"ok": False, "error": f"bad request: {e}"})
+            return
+        if msg is None:
+            return
+        op = msg.get("op")
+        try:
+            reply = self._dispatch(sup, op, msg)
+        except Exception as e:  # reported to the caller, who raises RuntimeFailure
+            log.exception("op %s failed", op)
+            reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        try:
+            protocol.send(self.request, reply)
+        except OSError:
+            return
+        if op == "hello" and reply.get("ok"):
+            # Hold the connection: the Anima reads EOF when the supervisor dies.
+            while self.rfile.readline():
+                pass
+        if op == "shutdown":
+            threading.Thread(target=self.server.shutdown, daemon=True).start()
+
+    def _dispatch(self, sup: Supervisor, op: Any, msg: dict[str, Any]) -> dict[str, Any]:
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        if op in ("start", "stop", "restart", "reload"):
+            getattr(sup, op)(str(msg["name"]))
+            return {"ok": True}
+        if op == "status":
+            return {"ok": True, "animas": sup.status()}
+        if op == "hello":
+            if sup.hello(str(msg["name"]), int(msg["pid"])):
+                return {"ok": True}
+            return {"ok": False, "error": "unknown Anima or pid"}
+        if op == "heartbeat":
+            sup.heartbeat(str(msg["name"]), state=str(msg.get("state", "running")),
+                          ran_cycle=bool(msg.get("ran_cycle", True)))
+            return {"ok": True}
+        if op == "complete":
+            return {"ok": True, "result": sup.gateway().complete(msg["request"])}
+        if op == "shutdown":
+            sup.shutdown()
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: Path, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        super().__init__(str(path), _Handler)
+
+
+def _gateway_factory(paths: StatePaths) -> Callable[[], Any]:
+    def make() -> Any:
+        from orgctl.llm.gateways import Gateway  # heavy (litellm): only when a model is first needed
+
+        return Gateway(paths=paths)
+
+    return make
+
+
+def serve(*, paths: StatePaths, org_dir: Path) -> None:
+    """Run the supervisor in this process until ``shutdown`` or SIGTERM."""
+    paths.ensure()
+    sock_path = paths.socket
+    sock_path.parent.mkdir(parents=True, exist_ok=True)
+    if sock_path.exists():
+        if protocol.reachable(sock_path):
+            raise SystemExit(f"a supervisor already answers on {sock_path}")
+        sock_path.unlink()
+    sup = Supervisor(paths=paths, org_dir=org_dir, gateway_factory=_gateway_factory(paths))
+    server = _Server(sock_path, sup)
+    write_json(paths.supervisor_pid, {"pid": os.getpid(), "socket": str(sock_path),
+                                      "started_at": now_iso(), "org_dir": str(org_dir)})
+
+    def on_term(signum: int, frame: Any) -> None:
+        threading.Thread(target=lambda: (sup.shutdown(), server.shutdown()), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    threading.Thread(target=sup.monitor, name="monitor", daemon=True).start()
+    sup.status()
+    log.info("supervisor %s listening on %s", os.getpid(), sock_path)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        sup.shutdown()
+        server.server_close()
+        sock_path.unlink(missing_ok=True)
+        paths.supervisor_pid.unlink(missing_ok=True)
+        log.info("supervisor stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m orgctl.runtime.supervisor")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--org-dir", required=True, type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(paths=StatePaths(root=args.state_dir.resolve()), org_dir=args.org_dir.resolve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Loading and validating the whole org spec from a :class:`~orgctl.spec.sources.Source`.
+
+Validation collects *every* problem before failing, so one run of
+``orgctl validate`` shows them all. ``plan`` and ``apply`` call the same
+:func:`load_org`, so they fail the same way and change nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from orgctl.errors import Diagnostic, SpecError
+from orgctl.spec.crontabs import parse_cron_md
+from orgctl.spec.documents import Located, parse_markdown, parse_yaml
+from orgctl.spec.models import (
+    AnimaFile,
+    AnimaSpec,
+    CronTask,
+    OrgFile,
+    OrgPlacement,
+    OrgSpec,
+    PermissionsFrontmatter,
+)
+from orgctl.spec.sources import Source
+
+ORG_FILE = "org.yaml"
+ANIMAS_DIR = "animas"
+ANIMA_FILE = "anima.yaml"
+MAX_NAME = 64
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def check_name(name: str) -> str | None:
+    """Return None if ``name`` is a safe Anima name, else the reason it is not.
+
+    Names become directory names, process titles and git paths, so they must
+    be plain: ASCII letters, digits, ``.``, ``_``, ``-``; no leading dot, no
+    ``..``, no path separators or control characters; at most 64 characters.
+    """
+    if not name:
+        return "name is empty"
+    if "/" in name or "\\" in name:
+        return "name contains a path separator"
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "name contains a control character"
+    if ".." in name:
+        return "name contains '..'"
+    if name.startswith("."):
+        return "name starts with a dot"
+    if len(name) > MAX_NAME:
+        return f"name is longer than {MAX_NAME} characters"
+    if not all(c.isascii() and (c.isalnum() or c in "._-") for c in name):
+        return "name may only contain ASCII letters, digits, '.', '_' and '-'"
+    return None
+
+
+def _reason(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown field {loc!r}"
+    if kind == "missing":
+        return f"missing required field {loc!r}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def validate_model(model: type[M], located: Located, *, file: str) -> tuple[M | None, list[Diagnostic]]:
+    """Validate parsed YAML against ``model``; map each pydantic error to a file line."""
+    data = located.data
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None, [Diagnostic(file, located.base_line,
+                                 f"expected a mapping of keys, got {type(data).__name__}")]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as e:
+        return None, [Diagnostic(file, located.line_of(tuple(err["loc"])), _reason(dict(err)))
+                      for err in e.errors()]
+
+
+class _Loaded:
+    """One Anima's files, parsed but not yet placed in the org chart."""
+
+    def __init__(self, name: str, spec: AnimaFile, located: Located, texts: dict[str, str],
+                 permissions: PermissionsFrontmatter, permissions_text: str,
+                 cron: list[CronTask]) -> None:
+        self.name, self.spec, self.located = name, spec, located
+        self.texts, self.permissions, self.permissions_text, self.cron = (
+            texts, permissions, permissions_text, cron)
+
+
+def _load_anima(source: Source, name: str, diags: list[Diagnostic]) -> _Loaded | None:
+    base = f"{ANIMAS_DIR}/{name}"
+    spec_file = f"{base}/{ANIMA_FILE}"
+    text = source.read_text(spec_file)
+    if text is None:
+        diags.append(Diagnostic(spec_file, 0, f"missing {ANIMA_FILE}: every folder under "
+                                              f"{ANIMAS_DIR}/ is an Anima and needs one"))
+        return None
+    located, errs = parse_yaml(text, file=spec_file)
+    diags.extend(errs)
+    spec = None
+    if located is not None:
+        spec, errs = validate_model(AnimaFile, located, file=spec_file)
+        diags.extend(errs)
+
+    texts: dict[str, str] = {}
+    permissions, permissions_text, cron = PermissionsFrontmatter(), "", []
+    ok = True
+    for fname in ("identity.md", "injection.md", "permissions.md", "cron.md"):
+        path = f"{base}/{fname}"
+        body = source.read_text(path)
+        if body is None:
+            if fname == "identity.md":
+                diags.append(Diagnostic(path, 0, "missing identity.md (the Anima's personality)"))
+                ok = False
+            texts[fname] = ""
+            continue
+        texts[fname] = body
+        doc, errs = parse_markdown(body, file=path)
+        if errs or doc is None:
+            diags.extend(errs)
+            ok = False
+            continue
+        if fname == "permissions.md":
+            permissions_text = doc.body.strip()
+            if doc.frontmatter is not None:
+                perms, errs = validate_model(PermissionsFrontmatter, doc.frontmatter, file=path)
+                diags.extend(errs)
+                permissions = perms or permissions
+                ok = ok and not errs
+        elif fname == "cron.md":
+            cron, errs = parse_cron_md(doc.body, file=path, first_line=doc.body_line)
+            diags.extend(errs)
+            ok = ok and not errs
+    if spec is None or located is None or not ok:
+        return None
+    return _Loaded(name, spec, located, texts, permissions, permissions_text, cron)
+
+
+def _check_hierarchy(loaded: dict[str, _Loaded], all_names: set[str],
+                     diags: list[Diagnostic]) -> bool:
+    """Unknown supervisors and cycles. Returns True when the chart is a forest."""
+    ok = True
+    for a in loaded.values():
+        sup = a.spec.supervisor
+        if sup is not None and sup not in all_names:
+            diags.append(Diagnostic(f"{ANIMAS_DIR}/{a.name}/{ANIMA_FILE}",
+                                    a.located.line_of(("supervisor",)),
+                                    f"unknown supervisor {sup!r}: there is no {ANIMAS_DIR}/{sup}/"))
+            ok = False
+    reported: set[str] = set()
+    for start in loaded:
+        path, seen, cur = [], set(), start
+        while cur in loaded and cur not in seen:
+            seen.add(cur)
+            path.append(cur)
+            cur = loaded[cur].spec.supervisor  # type: ignore[assignment]
+        if cur in seen:
+            cycle = path[path.index(cur):]
+            if not reported.intersection(cycle):
+                reported.update(cycle)
+                chain = " -> ".join(cycle + [cur])
+                for member in cycle:
+                    diags.append(Diagnostic(f"{ANIMAS_DIR}/{member}/{ANIMA_FILE}",
+                                            loaded[member].located.line_of(("supervisor",)),
+                                            f"supervisor cycle: {chain}"))
+            ok = False
+    return ok
+
+
+def _placement(name: str, loaded: dict[str, _Loaded]) -> OrgPlacement:
+    sup = loaded[name].spec.supervisor
+    chain: list[str] = []
+    cur = sup
+    while cur is not None:
+        chain.append(cur)
+        cur = loaded[cur].spec.supervisor
+    return OrgPlacement(
+        supervisor=sup,
+        reports=sorted(n for n, a in loaded.items() if a.spec.supervisor == name),
+        peers=sorted(n for n, a in loaded.items() if a.spec.supervisor == sup and n != name),
+        chain=chain,
+    )
+
+
+def load_org(source: Source) -> OrgSpec:
+    """Load and validate the org at ``source``.
+
+    Returns the resolved :class:`OrgSpec`. Raises :class:`SpecError` with
+    every diagnostic when anything is wrong; nothing partial is returned.
+    """
+    diags: list[Diagnostic] = []
+    org: OrgFile | None = None
+    text = source.read_text(ORG_FILE)
+    if text is None:
+        diags.append(Diagnostic(ORG_FILE, 0, f"missing {ORG_FILE} at the repo root "
+                                             f"(in the {source.describe()})"))
+    else:
+        located, errs = parse_yaml(text, file=ORG_FILE)
+        diags.extend(errs)
+        if located is not None:
+            org, errs = validate_model(OrgFile, located, file=ORG_FILE)
+            diags.extend(errs)
+
+    names = source.list_dirs(ANIMAS_DIR)
+    folded: dict[str, str] = {}
+    loaded: dict[str, _Loaded] = {}
+    for name in names:
+        where = f"{ANIMAS_DIR}/{name}"
+        if problem := check_name(name):
+            diags.append(Diagnostic(where, 0, f"unsafe Anima name {name!r}: {problem}"))
+            continue
+        key = unicodedata.normalize("NFC", name).casefold()
+        if key in folded:
+            diags.append(Diagnostic(where, 0, f"duplicate Anima name {name!r}: clashes with "
+                                              f"{folded[key]!r} (names are case-insensitive)"))
+            continue
+        folded[key] = name
+        if (a := _load_anima(source, name, diags)) is not None:
+            loaded[name] = a
+
+    hierarchy_ok = _check_hierarchy(loaded, set(folded.values()), diags)
+    if diags or org is None or not hierarchy_ok:
+        raise SpecError(diags)
+
+    d = org.defaults
+    animas: dict[str, AnimaSpec] = {}
+    for name, a in loaded.items():
+        s = a.spec
+        animas[name] = AnimaSpec(
+            name=name,
+            role=s.role,
+            model=s.model or d.model,
+            heartbeat_interval=s.heartbeat_interval or d.heartbeat_interval,
+            active_hours=s.active_hours or d.active_hours,
+            timezone=s.timezone or d.timezone,
+            enabled=s.enabled,
+            identity=a.texts["identity.md"].strip(),
+            injection=a.texts["injection.md"].strip(),
+            permissions=a.permissions,
+            permissions_text=a.permissions_text,
+            cron=a.cron,
+            org=_placement(name, loaded),
+            files={f: hashlib.sha256(t.encode()).hexdigest()
+                   for f, t in sorted(a.texts.items())}
+            | {ANIMA_FILE: hashlib.sha256(s.model_dump_json().encode()).hexdigest()},
+        )
+    return OrgSpec(name=org.name, defaults=d, revision=source.revision, animas=animas)

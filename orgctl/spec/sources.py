@@ -1,0 +1,100 @@
+"""Read-only views of an org repo's files: the work tree, or a git revision.
+
+Loading the spec through a source (instead of the file system directly) is
+what lets ``plan --revision REV`` and ``apply`` read exactly what a commit
+holds, untouched by uncommitted edits in the work tree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from orgctl.errors import GitError
+
+
+class Source(Protocol):
+    """Files of one version of the org repo. Paths are POSIX, relative to the repo root."""
+
+    #: Full commit sha, or None for the work tree.
+    revision: str | None
+
+    def read_text(self, path: str) -> str | None:
+        """The file's text (UTF-8), or None when it does not exist or is not a file."""
+
+    def list_dirs(self, path: str) -> list[str]:
+        """Names of the directories directly under ``path`` (empty if it is missing)."""
+
+    def describe(self) -> str:
+        """A short human name: ``work tree`` or ``revision abc1234``."""
+
+
+class WorkTreeSource:
+    """The files as they are on disk under ``root`` (``orgctl validate`` reads these)."""
+
+    revision: str | None = None
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def read_text(self, path: str) -> str | None:
+        p = self.root / path
+        if not p.is_file():
+            return None
+        return p.read_bytes().decode("utf-8", errors="replace")
+
+    def list_dirs(self, path: str) -> list[str]:
+        p = self.root / path
+        if not p.is_dir():
+            return []
+        return sorted(c.name for c in p.iterdir() if c.is_dir())
+
+    def describe(self) -> str:
+        return "work tree"
+
+
+class GitRevisionSource:
+    """The files of one commit, read from git objects (never from the work tree).
+
+    Raises :class:`GitError` when ``root`` is not a git repository or ``rev``
+    does not name a commit.
+    """
+
+    def __init__(self, root: Path, rev: str = "HEAD") -> None:
+        import git  # gitpython: imported here so the CLI starts fast
+
+        try:
+            self._repo = git.Repo(root)
+            commit = self._repo.commit(rev)
+        except git.InvalidGitRepositoryError as e:
+            raise GitError(f"{root} is not a git repository",
+                           hint="create one with `orgctl init DIR`") from e
+        except git.NoSuchPathError as e:
+            raise GitError(f"{root} does not exist") from e
+        except (git.BadName, ValueError) as e:
+            raise GitError(f"unknown revision {rev!r}: {e}",
+                           hint="the repository may have no commits yet") from e
+        self.revision = commit.hexsha
+        self._tree = commit.tree
+
+    def _entry(self, path: str):  # type: ignore[no-untyped-def]
+        try:
+            return self._tree / path if path else self._tree
+        except KeyError:
+            return None
+
+    def read_text(self, path: str) -> str | None:
+        entry = self._entry(path)
+        if entry is None or entry.type != "blob":
+            return None
+        data: bytes = entry.data_stream.read()
+        return data.decode("utf-8", errors="replace")
+
+    def list_dirs(self, path: str) -> list[str]:
+        entry = self._entry(path)
+        if entry is None or entry.type != "tree":
+            return []
+        return sorted(t.name for t in entry.trees)
+
+    def describe(self) -> str:
+        return f"revision {self.revision[:7] if self.revision else '?'}"

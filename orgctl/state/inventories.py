@@ -1,0 +1,69 @@
+"""The inventory: every Anima ``apply`` has started, with what it applied.
+
+Like Flux's inventory, it is how orgctl knows what it owns: ``plan`` diffs
+against it, retire and ``down`` touch only what is in it. Written only by
+``apply`` and ``down`` while holding the state lock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from orgctl.errors import StateError
+from orgctl.state.files import read_json, write_json
+
+EntryStatus = Literal["active", "disabled", "stopped", "retired"]
+
+
+def now_iso() -> str:
+    """Current UTC time as ISO 8601 with seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class InventoryEntry(BaseModel):
+    """What was last applied for one Anima.
+
+    ``status``: ``active`` (should run), ``disabled`` (``enabled: false`` in
+    the spec), ``stopped`` (by ``orgctl down``), ``retired`` (removed from the
+    repo; ``archive`` says where its memory was copied).
+    """
+
+    name: str
+    status: EntryStatus
+    revision: str | None
+    spec_hash: str
+    config: dict[str, Any]
+    files: dict[str, str]
+    org: dict[str, Any]
+    applied_at: str
+    archive: str | None = None
+
+
+class Inventory(BaseModel):
+    """All entries, plus the last revision applied to the org as a whole."""
+
+    revision: str | None = None
+    applied_at: str | None = None
+    animas: dict[str, InventoryEntry] = {}
+
+    def owned(self) -> list[InventoryEntry]:
+        """Entries orgctl still owns a process (or a stopped slot) for: not retired."""
+        return [e for e in self.animas.values() if e.status != "retired"]
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read the inventory (empty when none). Raises StateError when it is corrupt."""
+    data = read_json(path, default={})
+    try:
+        return Inventory.model_validate(data)
+    except ValidationError as e:
+        raise StateError(f"{path} is not a valid inventory: {e.error_count()} errors",
+                         hint="observed state is rebuildable: `orgctl down`, remove it, `orgctl apply`") from e
+
+
+def save_inventory(path: Path, inventory: Inventory) -> None:
+    write_json(path, inventory.model_dump(mode="json"))

@@ -1,0 +1,37 @@
+"""Applied spec snapshots: what ``apply`` hands an Anima process.
+
+``apply`` writes ``<state>/specs/<name>.json`` before it starts, restarts
+or reloads the Anima, so the process runs exactly the applied revision,
+untouched by later edits to the work tree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from orgctl.spec.models import AnimaSpec
+from orgctl.state.files import read_json, write_json
+
+
+class Snapshot(BaseModel):
+    """One Anima's applied spec, the revision it came from, and where its memory lives."""
+
+    spec: AnimaSpec
+    revision: str | None
+    org_name: str
+    memory_dir: str
+    applied_at: str
+
+
+def write_snapshot(path: Path, snapshot: Snapshot) -> None:
+    write_json(path, snapshot.model_dump(mode="json"))
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    """Raises FileNotFoundError when there is none (the Anima was never applied)."""
+    data = read_json(path)
+    if data is None:
+        raise FileNotFoundError(path)
+    return Snapshot.model_validate(data)
