@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
+import threading
+import time
 from pathlib import Path
-
-PR_SET_PDEATHSIG = 1
-
 
 PARENT_ENV = "ORGCTL_PARENT_PID"
 
@@ -19,24 +16,24 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1", **extra}
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``).
+def die_with_parent(*, poll_seconds: float = 0.5) -> None:
+    """SIGTERM this process as soon as its parent is gone.
 
     Called at the start of every child orgctl spawns, so a supervisor killed
-    with SIGKILL leaves nothing behind. If the parent named in
-    ``ORGCTL_PARENT_PID`` (see :func:`child_env`) is already gone, the
-    process exits at once. No-op off Linux.
+    with SIGKILL leaves nothing behind. A daemon thread polls ``getppid()``
+    against ``ORGCTL_PARENT_PID`` (set by :func:`child_env`) every
+    ``poll_seconds``. (``prctl(PR_SET_PDEATHSIG)`` is not used: it fires when
+    the spawning *thread* exits, and the supervisor spawns from short-lived
+    request threads.)
     """
-    expected_parent = int(os.environ.get(PARENT_ENV, "0")) or None
-    if sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except OSError:
-        return
-    if expected_parent is not None and os.getppid() != expected_parent:
-        sys.exit(0)
+    expected = int(os.environ.get(PARENT_ENV, "0")) or os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == expected:
+            time.sleep(poll_seconds)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def cmdline(pid: int) -> str:

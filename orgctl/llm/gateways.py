@@ -32,8 +32,12 @@ REQUEST_TIMEOUT = 300.0  # seconds; local calls queue behind each other on 2 cor
 
 def _import_litellm() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map fetch at import
+    import logging
+
     import litellm
 
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     litellm.telemetry = False
     litellm.suppress_debug_info = True
     return litellm

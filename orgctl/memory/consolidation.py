@@ -58,6 +58,20 @@ def _budgeted(episodes: list[str], budget: int) -> str:
     return "\n\n".join(kept)
 
 
+def _digest_input(store: MemoryStore, day: date, episodes: list[str]) -> str:
+    """What the model reads: one line per cycle from the activity log (goal, summary,
+    lesson), which is shorter and cleaner than the episode Markdown; the episodes
+    themselves when there is no activity log."""
+    lines = []
+    for rec in store.activity(day):
+        plan, reflect = rec.get("plan") or {}, rec.get("reflect") or {}
+        at = str(rec.get("at", ""))[11:16]
+        lines.append(f"- {at} goal: {plan.get('goal', '')}; what happened: "
+                     f"{reflect.get('summary', '')}; lesson: {reflect.get('lesson', '')}")
+    text = "\n".join(lines) if lines else _budgeted(episodes, EPISODE_BUDGET)
+    return text[-EPISODE_BUDGET:]
+
+
 def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: ModelClient,
                 source_revision: str | None) -> PassResult:
     """Run one consolidation pass for ``anima`` over ``day``'s episodes and commit it.
@@ -74,7 +88,7 @@ def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: Mo
                           skipped=f"no episodes on {day.isoformat()}")
     system = (f"You are the memory of {anima}. Distil the episodes into durable knowledge: "
               "facts worth remembering tomorrow, stated briefly. Answer in JSON.")
-    user = f"Episodes of {day.isoformat()}:\n\n{_budgeted(episodes, EPISODE_BUDGET)}"
+    user = f"What {anima} did on {day.isoformat()}:\n{_digest_input(store, day, episodes)}"
     digest, usage = ask(client, model=model, system=system, user=user, answer=Digest,
                         anima=anima, purpose="consolidation", max_tokens=320)
     meta = {"anima": anima, "date": day.isoformat(), "title": digest.title.strip(),

@@ -8,6 +8,7 @@ the state directory that run orgctl's own modules are signalled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -82,10 +83,8 @@ class LocalBackend:
 
     def observe(self) -> RuntimeStatus:
         if self.supervisor_alive():
-            try:
+            with contextlib.suppress(RuntimeFailure):
                 protocol.request(self.paths.socket, "status", timeout=10.0)  # refreshes runtime.json
-            except RuntimeFailure:
-                pass
         return load_runtime(self.paths.runtime)
 
     def shutdown(self) -> list[int]:
@@ -98,10 +97,8 @@ class LocalBackend:
         pids += [pid for pid in (sup_pid, server.get("pid")) if pid]
         pids = [p for p in pids if pid_alive(p)]
         if self.supervisor_alive():
-            try:
+            with contextlib.suppress(RuntimeFailure):
                 protocol.request(self.paths.socket, "shutdown", timeout=STOP_TIMEOUT)
-            except RuntimeFailure:
-                pass
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
             time.sleep(0.1)

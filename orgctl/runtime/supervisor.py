@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from orgctl.llm.requests import CompletionRequest
 from orgctl.paths import StatePaths
 from orgctl.processes import child_env
 from orgctl.runtime import protocol
@@ -288,7 +289,8 @@ class _Handler(socketserver.StreamRequestHandler):
                           ran_cycle=bool(msg.get("ran_cycle", True)))
             return {"ok": True}
         if op == "complete":
-            return {"ok": True, "result": sup.gateway().complete(msg["request"])}
+            result = sup.gateway().complete(CompletionRequest.model_validate(msg["request"]))
+            return {"ok": True, "result": result.model_dump(mode="json")}
         if op == "shutdown":
             sup.shutdown()
             return {"ok": True}

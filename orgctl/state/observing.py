@@ -45,10 +45,8 @@ def observe_status(paths: StatePaths) -> StatusReport:
     rows = []
     for name, entry in sorted(inventory.animas.items()):
         proc = runtime.animas.get(name) if alive else None
-        if entry.status == "active":
-            state = proc.state if proc else "not running"
-        else:
-            state = entry.status
+        # an entry that should run shows its process state; others show why they don't run
+        state = (proc.state if proc else "not running") if entry.status == "active" else entry.status
         rows.append(AnimaStatus(
             name=name, role=entry.config.get("role"), state=state, revision=entry.revision,
             spec_hash=entry.spec_hash, pid=proc.pid if proc else None,
