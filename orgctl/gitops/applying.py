@@ -37,35 +37,52 @@ class ApplyResult:
                 f"{len(d[Action.RETIRE])} retired.")
 
 
-def _entry(spec: AnimaSpec, *, revision: str | None, status: str) -> InventoryEntry:
+def inventory_entry(spec: AnimaSpec, *, revision: str | None, status: str) -> InventoryEntry:
+    """The inventory record of ``spec`` applied at ``revision`` with ``status``."""
     return InventoryEntry(name=spec.name, status=status,  # type: ignore[arg-type]
                           revision=revision, spec_hash=spec.spec_hash(), config=spec.config(),
                           files=dict(spec.files), org=spec.org.model_dump(mode="json"),
                           applied_at=now_iso())
 
 
-def archive_memory(*, org_dir: Path, paths: StatePaths, name: str, revision: str | None) -> Path:
+def _last_committed_memory(org_dir: Path, rel: str):  # type: ignore[no-untyped-def]
+    """The git tree of ``rel`` as last committed on HEAD's history (before any deletion), or None."""
+    import git
+
+    repo = repos.open_repo(org_dir)
+    try:
+        last = repo.git.rev_list("-1", "HEAD", "--", rel).strip()
+    except git.GitCommandError:  # no commits yet: nothing to export
+        return None
+    if not last:
+        return None
+    commit = repo.commit(last)
+    for candidate in (commit, *commit.parents[:1]):  # the commit that deleted it has the content in its parent
+        try:
+            return candidate.tree / rel
+        except KeyError:
+            continue
+    return None
+
+
+def archive_memory(*, org_dir: Path, paths: StatePaths, name: str) -> Path:
     """Copy a retired Anima's memory into the archive; return the archive folder.
 
-    The committed memory at ``revision`` comes first; memory still in the work
-    tree (newer, uncommitted) is then moved over it, so the work tree no longer
+    The memory as last committed comes first (found in history even when the
+    folder was deleted in a later commit); memory still in the work tree
+    (newer, uncommitted) is then moved over it, so the work tree no longer
     holds a folder for an Anima the spec does not have.
     """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     dest = paths.archive / f"{name}-{stamp}" / "memory"
     dest.mkdir(parents=True, exist_ok=True)
     rel = f"animas/{name}/memory"
-    if revision:
-        repo = repos.open_repo(org_dir)
-        try:
-            tree = repo.commit(revision).tree / rel
-        except (KeyError, ValueError):
-            tree = None
-        for blob in tree.traverse() if tree is not None else ():
-            if blob.type == "blob":
-                target = dest / Path(blob.path).relative_to(rel)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(blob.data_stream.read())
+    tree = _last_committed_memory(org_dir, rel)
+    for blob in tree.traverse() if tree is not None else ():
+        if blob.type == "blob":
+            target = dest / Path(blob.path).relative_to(rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob.data_stream.read())
     live = org_dir / rel
     if live.is_dir():
         shutil.copytree(live, dest, dirs_exist_ok=True)
@@ -112,7 +129,7 @@ def _apply_one(change: Change, *, desired: OrgSpec, inventory: Inventory, org_di
     if change.action == Action.RETIRE:
         entry = inventory.animas[name]
         backend.stop(name)
-        archive = archive_memory(org_dir=org_dir, paths=paths, name=name, revision=entry.revision)
+        archive = archive_memory(org_dir=org_dir, paths=paths, name=name)
         paths.spec_snapshot(name).unlink(missing_ok=True)
         inventory.animas[name] = entry.model_copy(update={"status": "retired", "archive": str(archive),
                                                           "applied_at": now_iso()})
@@ -121,7 +138,7 @@ def _apply_one(change: Change, *, desired: OrgSpec, inventory: Inventory, org_di
         spec = desired.animas[name]
         if not spec.enabled:
             backend.stop(name)
-            inventory.animas[name] = _entry(spec, revision=desired.revision, status="disabled")
+            inventory.animas[name] = inventory_entry(spec, revision=desired.revision, status="disabled")
         else:
             snapshot(spec)
             previous = inventory.animas.get(name)
@@ -131,5 +148,5 @@ def _apply_one(change: Change, *, desired: OrgSpec, inventory: Inventory, org_di
                 backend.start(name)
             else:
                 backend.reload(name)
-            inventory.animas[name] = _entry(spec, revision=desired.revision, status="active")
+            inventory.animas[name] = inventory_entry(spec, revision=desired.revision, status="active")
     result.done[change.action].append(name)

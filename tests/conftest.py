@@ -1,0 +1,73 @@
+"""Shared fixtures: real org repos made by `orgctl init`, a temp state dir, process cleanup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from orgctl.cli.main import cli
+from orgctl.gitops.bootstrapping import init_org
+from orgctl.paths import StatePaths, template_dir
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own state dir and a git identity for 'human' commits."""
+    monkeypatch.setenv("ORGCTL_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("ORGCTL_DEBUG", raising=False)
+    for k, v in {"GIT_AUTHOR_NAME": "Test Human", "GIT_AUTHOR_EMAIL": "human@example.com",
+                 "GIT_COMMITTER_NAME": "Test Human", "GIT_COMMITTER_EMAIL": "human@example.com"}.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> StatePaths:
+    return StatePaths(root=(tmp_path / "state").resolve())
+
+
+@pytest.fixture
+def org(tmp_path: Path) -> Path:
+    """A fresh org repo from the real template, with its initial commit."""
+    path = tmp_path / "acme"
+    init_org(dest=path, template=template_dir(), name="acme")
+    return path
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, text=True,
+                          capture_output=True).stdout
+
+
+def commit_all(repo: Path, message: str) -> str:
+    git(repo, "add", "--all")
+    git(repo, "commit", "-qm", message)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def run_cli(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def running(org: Path, state: StatePaths) -> Iterator[Path]:
+    """Tear-down for tests that start processes: `orgctl down`, then nothing of ours may live."""
+    yield org
+    from orgctl.runtime.local import LocalBackend
+
+    pids = LocalBackend(paths=state, org_dir=org).shutdown()
+    from orgctl.state.files import pid_alive
+
+    assert not [p for p in pids if pid_alive(p)]

@@ -1,0 +1,181 @@
+"""apply / status / down on real git repos and real child processes (supervisor + one per Anima).
+
+Heartbeats are the template's 30 minutes, so no model is called here; the
+end-to-end test covers heartbeats on the real model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from orgctl.paths import StatePaths
+from orgctl.state.files import pid_alive
+from orgctl.state.inventories import load_inventory
+from orgctl.state.runtimes import load_runtime
+from tests.conftest import commit_all, edit, git, run_cli
+
+
+def wait_for(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def pids(state: StatePaths) -> dict[str, int]:
+    """Pids of Animas once all have said hello to the supervisor."""
+    def ready() -> dict[str, int] | None:
+        rt = load_runtime(state.runtime)
+        if rt.animas and all(p.state == "running" and p.pid for p in rt.animas.values()):
+            return {n: p.pid for n, p in rt.animas.items() if p.pid}
+        return None
+    return wait_for(ready)
+
+
+def status_json() -> dict:  # type: ignore[type-arg]
+    result = run_cli("status", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_apply_converges_and_second_apply_does_nothing(running: Path, state: StatePaths) -> None:
+    org = running
+    result = run_cli("plan", str(org), "--detailed-exitcode")
+    assert result.exit_code == 2 and "Plan: 3 to hire, 0 to change, 0 to retire." in result.output
+    result = run_cli("apply", str(org), "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "Apply complete! Animas: 3 hired, 0 changed, 0 retired." in result.output
+    first = pids(state)
+    assert set(first) == {"alice", "bob", "carol"} and all(pid_alive(p) for p in first.values())
+
+    head = git(org, "rev-parse", "HEAD").strip()
+    inventory = load_inventory(state.inventory)
+    assert inventory.revision == head
+    assert {e.revision for e in inventory.animas.values()} == {head}
+    assert all(len(e.spec_hash) == 64 for e in inventory.animas.values())
+
+    again = run_cli("apply", str(org), "--auto-approve")
+    assert again.exit_code == 0 and "No changes." in again.output
+    assert run_cli("plan", str(org), "--detailed-exitcode").exit_code == 0
+    assert pids(state) == first
+
+    report = status_json()
+    rows = {a["name"]: a for a in report["animas"]}
+    assert report["supervisor_running"] and report["revision"] == head
+    assert {r["state"] for r in rows.values()} <= {"running", "resting"}
+    assert all(r["restarts"] == 0 for r in rows.values())
+    human = run_cli("status", str(org)).output
+    assert "NAME" in human and "LAST HEARTBEAT" in human and "RESTARTS" in human and head[:7] in human
+
+
+def test_changing_one_spec_restarts_only_that_anima(running: Path, state: StatePaths) -> None:
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    before = pids(state)
+    edit(org / "animas/bob/anima.yaml", "enabled: true", "enabled: true\nheartbeat_interval: 45m")
+    (org / "animas/carol/identity.md").write_text("# Carol\n\nTerse now.\n")
+    rev = commit_all(org, "bob wakes less often; carol is terse")
+
+    plan = run_cli("plan", str(org), "--json")
+    changes = {c["name"]: c["action"] for c in json.loads(plan.output)["changes"]}
+    assert changes == {"bob": "restart", "carol": "change"}
+
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    after = pids(state)
+    assert after["bob"] != before["bob"] and not pid_alive(before["bob"])
+    assert after["alice"] == before["alice"] and after["carol"] == before["carol"]
+    assert json.loads(state.spec_snapshot("carol").read_text())["revision"] == rev
+    assert "Terse now." in json.loads(state.spec_snapshot("carol").read_text())["spec"]["identity"]
+    assert load_inventory(state.inventory).animas["bob"].config["heartbeat_interval"] == 2700
+    assert "reloaded spec" in wait_for(lambda: "reloaded" in (t := (state.logs / "carol.log").read_text()) and t)
+
+
+def test_removed_anima_is_stopped_and_archived_with_its_memory(running: Path, state: StatePaths) -> None:
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    carol_pid = pids(state)["carol"]
+    episode = org / "animas/carol/memory/episodes/2026-01-01.md"
+    episode.write_text("## 10:00:00 heartbeat\n\n- learned something\n")
+    commit_all(org, "carol remembers")
+    git(org, "rm", "-rq", "animas/carol")
+    commit_all(org, "retire carol")
+
+    result = run_cli("apply", str(org), "--auto-approve")
+    assert result.exit_code == 0 and "0 hired, 2 changed, 1 retired" in result.output  # alice, bob: org chart
+    assert not pid_alive(carol_pid)
+    entry = load_inventory(state.inventory).animas["carol"]
+    assert entry.status == "retired" and entry.archive
+    archived = Path(entry.archive) / "memory/episodes/2026-01-01.md"
+    assert archived.read_text().startswith("## 10:00:00 heartbeat")
+    assert not (org / "animas/carol").exists()
+    assert "carol" not in load_runtime(state.runtime).animas
+    assert run_cli("plan", str(org), "--detailed-exitcode").exit_code == 0
+
+
+def test_crashed_anima_restarts_with_backoff(running: Path, state: StatePaths) -> None:
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    bob = pids(state)["bob"]
+    os.kill(bob, signal.SIGKILL)
+    restarted = wait_for(lambda: (p := load_runtime(state.runtime).animas["bob"]).restarts == 1
+                         and p.state == "running" and p.pid != bob and p)
+    assert restarted.last_exit_code == -signal.SIGKILL
+    assert restarted.backoff_seconds == 1.0
+    assert run_cli("plan", str(org), "--detailed-exitcode").exit_code == 0  # healed, no drift
+    rows = {a["name"]: a for a in status_json()["animas"]}
+    assert rows["bob"]["restarts"] == 1 and rows["alice"]["restarts"] == 0
+
+
+def test_down_stops_everything_orgctl_started_and_nothing_else(running: Path, state: StatePaths) -> None:
+    org = running
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+        started = list(pids(state).values()) + [load_runtime(state.runtime).supervisor_pid]
+        result = run_cli("down", str(org))
+        assert result.exit_code == 0 and "Stopped 4 process(es)" in result.output
+        assert not [p for p in started if p and pid_alive(p)]
+        assert bystander.poll() is None
+        assert {e.status for e in load_inventory(state.inventory).animas.values()} == {"stopped"}
+        plan = run_cli("plan", str(org))
+        assert "Plan: 3 to hire" in plan.output and "stopped by `orgctl down`" in plan.output
+        assert run_cli("down", str(org)).output.strip() == "Nothing was running."
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_supervisor_killed_takes_its_animas_with_it(running: Path, state: StatePaths) -> None:
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    animas = pids(state)
+    sup = load_runtime(state.runtime).supervisor_pid
+    assert sup
+    os.kill(sup, signal.SIGKILL)
+    wait_for(lambda: not any(pid_alive(p) for p in animas.values()))
+    plan = run_cli("plan", str(org))
+    assert "Plan: 0 to hire, 3 to change, 0 to retire." in plan.output
+    assert "supervisor is not running" in plan.output
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    assert set(pids(state)) == {"alice", "bob", "carol"}
+
+
+def test_apply_without_tty_needs_auto_approve(running: Path, state: StatePaths) -> None:
+    result = run_cli("apply", str(running))
+    assert result.exit_code == 1 and "--auto-approve" in result.output
+    assert not load_inventory(state.inventory).animas
+
+
+def test_uncommitted_spec_edits_are_flagged_not_planned(running: Path) -> None:
+    edit(running / "animas/bob/anima.yaml", "role: engineer", "role: ops")
+    result = run_cli("plan", str(running), "--json")
+    assert result.exit_code == 0
+    assert "uncommitted change(s)" in result.output  # CliRunner mixes stderr in
