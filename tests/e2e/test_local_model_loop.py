@@ -1,0 +1,99 @@
+"""End to end on the real embedded model (SmolLM2-135M via llama.cpp on loopback, no network).
+
+init -> apply -> heartbeats -> consolidate -> checks on the episode, the
+knowledge note, the commit and its trailers -> down -> no process left.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from orgctl.gitops import repos
+from orgctl.paths import StatePaths
+from orgctl.processes import cmdline
+from orgctl.state.files import pid_alive, read_json
+from orgctl.state.runtimes import load_runtime
+from tests.conftest import commit_all, edit, git, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def orgctl_pids(state: StatePaths) -> list[int]:
+    """Every live process whose command line names this test's state dir (supervisor, Animas, model server)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and str(state.root) in cmdline(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+def test_init_apply_heartbeat_consolidate_down(org: Path, state: StatePaths) -> None:
+    edit(org / "org.yaml", "heartbeat_interval: 30m ", "heartbeat_interval: 4s ")
+    edit(org / "org.yaml", 'active_hours: "08:00-20:00"', 'active_hours: always')
+    edit(org / "animas/bob/anima.yaml", "enabled: true", "enabled: false")  # fewer model calls
+    edit(org / "animas/carol/anima.yaml", "enabled: true", "enabled: false")
+    source = commit_all(org, "fast heartbeats for the test")
+    try:
+        result = run_cli("apply", str(org), "--auto-approve")
+        assert result.exit_code == 0, result.output
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            alice = load_runtime(state.runtime).animas.get("alice")
+            if alice and alice.heartbeats >= 1:
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError(f"no heartbeat in 300s: {(state.logs / 'alice.log').read_text()}")
+
+        server = read_json(state.model_server)
+        assert server["url"].startswith("http://127.0.0.1:")
+        day = sorted((org / "animas/alice/memory/episodes").glob("*.md"))[-1]
+        episode = day.read_text()
+        assert episode.startswith("# Episodes of alice,") and "## " in episode
+        assert "**Situation:**" in episode and "**Goal (" in episode and "**Reflection:**" in episode
+        records = [json.loads(x) for x in (org / f"animas/alice/memory/activity_log/{day.stem}.jsonl")
+                   .read_text().splitlines()]
+        first = records[0]
+        assert first["anima"] == "alice" and first["trigger"] == "heartbeat" and first["revision"] == source
+        assert first["observe"]["observations"] and first["plan"]["priority"] in ("low", "normal", "high")
+        assert 1 <= first["reflect"]["importance"] <= 5
+        assert first["usage"]["calls"] >= 3 and first["usage"]["prompt_tokens"] > 0
+        usage = [json.loads(x) for x in state.usage.read_text().splitlines()]
+        assert {u["purpose"] for u in usage} >= {"observe", "plan", "reflect"}
+        assert all(u["completion_tokens"] > 0 for u in usage)
+
+        result = run_cli("consolidate", str(org), "--anima", "alice")
+        assert result.exit_code == 0, result.output
+        assert "alice:" in result.output and "commit" in result.output
+
+        note = org / f"animas/alice/memory/knowledge/{day.stem}.md"
+        text = note.read_text()
+        assert text.startswith("---\nanima: alice\n") and "pass: consolidation" in text
+        assert "\n# " in text and "\n- " in text
+
+        message = git(org, "log", "-1", "--format=%B")
+        trailers = repos.parse_trailers(message)
+        assert trailers["Anima"] == "alice" and trailers["Pass"] == "consolidation"
+        assert trailers["Source-Revision"] == source
+        assert int(trailers["Episodes"]) >= 1 and trailers["Knowledge-Notes"] == "1"
+        assert int(trailers["Tokens"]) > 0
+        assert git(org, "log", "-1", "--format=%an").strip() == repos.BOT_NAME
+        touched = git(org, "show", "--name-only", "--format=", "HEAD").split()
+        assert touched and all(p.startswith("animas/alice/memory/") for p in touched)
+        assert f"animas/alice/memory/knowledge/{day.stem}.md" in touched
+        assert f"animas/alice/memory/episodes/{day.stem}.md" in touched
+
+        status = json.loads(run_cli("status", str(org), "--json").output)
+        alice_row = next(a for a in status["animas"] if a["name"] == "alice")
+        assert alice_row["heartbeats"] >= 1 and alice_row["last_heartbeat"]
+        assert [a["name"] for a in status["animas"]] == ["alice"]  # disabled and never hired: not in the inventory
+    finally:
+        down = run_cli("down", str(org))
+    assert down.exit_code == 0, down.output
+    time.sleep(0.5)
+    assert orgctl_pids(state) == []
+    assert not any(pid_alive(p.pid) for p in load_runtime(state.runtime).animas.values() if p.pid)
