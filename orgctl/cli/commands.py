@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from orgctl.cli import rendering
 from orgctl.cli.main import cli
 from orgctl.cli.options import lock_timeout_option, org_dir_argument, resolve, revision_option
 from orgctl.errors import OrgctlError
@@ -40,6 +39,7 @@ def _warn_uncommitted(root: Path, revision: str) -> None:
 @click.option("--name", help="Org name (default: the directory's name).")
 def init(directory: Path, name: str | None) -> None:
     """Create a new org repo in DIRECTORY from the template: three Animas and one commit."""
+    from orgctl.cli import rendering
     from orgctl.gitops.bootstrapping import init_org
     from orgctl.paths import template_dir
 
@@ -81,6 +81,7 @@ def _observe(root: Path):  # type: ignore[no-untyped-def]
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool) -> None:
     """Show what apply would do: desired state (git) against observed state (what runs)."""
+    from orgctl.cli import rendering
     from orgctl.gitops.planning import compute_plan
 
     root, _ = resolve(org_dir)
@@ -103,6 +104,7 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool) -
 @lock_timeout_option
 def apply(org_dir: Path, revision: str, auto_approve: bool, lock_timeout: float) -> None:
     """Converge the running organization on the desired state (hire, change, restart, retire)."""
+    from orgctl.cli import rendering
     from orgctl.gitops.applying import apply_plan
     from orgctl.gitops.planning import compute_plan
     from orgctl.state.locking import state_lock
@@ -133,6 +135,7 @@ def apply(org_dir: Path, revision: str, auto_approve: bool, lock_timeout: float)
 @click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
 def status(org_dir: Path, as_json: bool) -> None:
     """Show each Anima's state, applied revision, last heartbeat and restart count."""
+    from orgctl.cli import rendering
     from orgctl.llm.servers import describe_for_status
     from orgctl.state.observing import observe_status
 
