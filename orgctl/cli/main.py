@@ -30,7 +30,7 @@ class OrgctlGroup(click.Group):
         try:
             return super().invoke(ctx)
         except OrgctlError as e:
-            if os.environ.get(DEBUG_ENV):
+            if os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes"):
                 raise
             report_error(e)
             ctx.exit(e.exit_code)

@@ -22,6 +22,8 @@ def init_org(*, dest: Path, template: Path, name: str | None = None) -> str:
     import git
 
     dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise OrgctlError(f"{dest} exists and is not a directory", hint="choose a new directory")
     if dest.exists() and any(dest.iterdir()):
         raise OrgctlError(f"{dest} exists and is not empty", hint="choose a new directory")
     org_name = name or dest.resolve().name

@@ -139,12 +139,23 @@ class Supervisor:
         self.start(name, fresh=True)
 
     def reload(self, name: str) -> None:
-        """Tell ``name`` to re-read its spec snapshot (SIGHUP), for in-place changes."""
+        """Make ``name`` re-read its spec snapshot, for in-place changes.
+
+        A running child gets SIGHUP. A child in backoff reads the new snapshot
+        when it is respawned, so nothing is needed; a child still starting may
+        not have its SIGHUP handler yet (SIGHUP would kill it) and may have
+        read the old snapshot, so it is respawned.
+        """
         with self._lock:
             child = self._children.get(name)
-            if child is None or child.proc is None or child.proc.poll() is not None:
-                raise KeyError(f"{name} is not running")
-            child.proc.send_signal(signal.SIGHUP)
+            if child is None:
+                raise KeyError(f"{name} is not supervised")
+            if child.proc is None or child.proc.poll() is not None:
+                return
+            if child.status.state in ("running", "resting"):
+                child.proc.send_signal(signal.SIGHUP)
+                return
+        self.restart(name)
 
     def _check_children(self) -> None:
         """One supervision pass: notice exits, schedule and perform restarts."""

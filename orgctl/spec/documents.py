@@ -30,6 +30,8 @@ class Located:
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
     key_lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
     base_line: int = 1
+    duplicates: list[tuple[str, int, int]] = field(default_factory=list)
+    """(key, line, first line) of keys repeated in one mapping (YAML loaders keep the last silently)."""
 
     def line_of(self, loc: tuple[Any, ...]) -> int:
         """Best line for ``loc``: its key, else its value, else the nearest parent's."""
@@ -46,9 +48,14 @@ class Located:
 def _index(node: yaml.Node, path: tuple[Any, ...], out: Located, offset: int) -> None:
     out.lines[path] = node.start_mark.line + 1 + offset
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value
-            out.key_lines[path + (key,)] = key_node.start_mark.line + 1 + offset
+            line = key_node.start_mark.line + 1 + offset
+            if key in seen:
+                out.duplicates.append((str(key), line, seen[key]))
+            seen.setdefault(key, line)
+            out.key_lines[path + (key,)] = line
             _index(value_node, path + (key,), out, offset)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
@@ -76,7 +83,9 @@ def parse_yaml(text: str, *, file: str, first_line: int = 1) -> tuple[Located | 
     located = Located(data=data, base_line=first_line)
     if node is not None:
         _index(node, (), located, offset)
-    return located, []
+    dups = [Diagnostic(file, line, f"duplicate key {key!r} (first on line {first})")
+            for key, line, first in located.duplicates]
+    return (None, dups) if dups else (located, [])
 
 
 @dataclass

@@ -8,6 +8,7 @@ Validation collects *every* problem before failing, so one run of
 from __future__ import annotations
 
 import hashlib
+import json
 import unicodedata
 from typing import Any, TypeVar
 
@@ -89,11 +90,11 @@ class _Loaded:
     """One Anima's files, parsed but not yet placed in the org chart."""
 
     def __init__(self, name: str, spec: AnimaFile, located: Located, texts: dict[str, str],
-                 permissions: PermissionsFrontmatter, permissions_text: str,
+                 bodies: dict[str, str], permissions: PermissionsFrontmatter, permissions_text: str,
                  cron: list[CronTask]) -> None:
         self.name, self.spec, self.located = name, spec, located
-        self.texts, self.permissions, self.permissions_text, self.cron = (
-            texts, permissions, permissions_text, cron)
+        self.texts, self.bodies, self.permissions, self.permissions_text, self.cron = (
+            texts, bodies, permissions, permissions_text, cron)
 
 
 def _load_anima(source: Source, name: str, diags: list[Diagnostic]) -> _Loaded | None:
@@ -111,7 +112,8 @@ def _load_anima(source: Source, name: str, diags: list[Diagnostic]) -> _Loaded |
         spec, errs = validate_model(AnimaFile, located, file=spec_file)
         diags.extend(errs)
 
-    texts: dict[str, str] = {}
+    texts: dict[str, str] = {}  # raw file text (hashed)
+    bodies: dict[str, str] = {}  # text without frontmatter (what the prompt gets)
     permissions, permissions_text, cron = PermissionsFrontmatter(), "", []
     ok = True
     for fname in ("identity.md", "injection.md", "permissions.md", "cron.md"):
@@ -121,7 +123,7 @@ def _load_anima(source: Source, name: str, diags: list[Diagnostic]) -> _Loaded |
             if fname == "identity.md":
                 diags.append(Diagnostic(path, 0, "missing identity.md (the Anima's personality)"))
                 ok = False
-            texts[fname] = ""
+            texts[fname] = bodies[fname] = ""
             continue
         texts[fname] = body
         doc, errs = parse_markdown(body, file=path)
@@ -129,6 +131,7 @@ def _load_anima(source: Source, name: str, diags: list[Diagnostic]) -> _Loaded |
             diags.extend(errs)
             ok = False
             continue
+        bodies[fname] = doc.body
         if fname == "permissions.md":
             permissions_text = doc.body.strip()
             if doc.frontmatter is not None:
@@ -142,7 +145,7 @@ def _load_anima(source: Source, name: str, diags: list[Diagnostic]) -> _Loaded |
             ok = ok and not errs
     if spec is None or located is None or not ok:
         return None
-    return _Loaded(name, spec, located, texts, permissions, permissions_text, cron)
+    return _Loaded(name, spec, located, texts, bodies, permissions, permissions_text, cron)
 
 
 def _check_hierarchy(loaded: dict[str, _Loaded], all_names: set[str],
@@ -235,22 +238,27 @@ def load_org(source: Source) -> OrgSpec:
     animas: dict[str, AnimaSpec] = {}
     for name, a in loaded.items():
         s = a.spec
+        # Resolved values, so writing an inherited default explicitly is no change (no empty diffs).
+        settings = {"role": s.role, "supervisor": s.supervisor, "model": s.model or d.model,
+                    "heartbeat_interval": s.heartbeat_interval or d.heartbeat_interval,
+                    "active_hours": s.active_hours or d.active_hours,
+                    "timezone": s.timezone or d.timezone, "enabled": s.enabled}
         animas[name] = AnimaSpec(
             name=name,
             role=s.role,
-            model=s.model or d.model,
-            heartbeat_interval=s.heartbeat_interval or d.heartbeat_interval,
-            active_hours=s.active_hours or d.active_hours,
-            timezone=s.timezone or d.timezone,
+            model=settings["model"],
+            heartbeat_interval=settings["heartbeat_interval"],
+            active_hours=settings["active_hours"],
+            timezone=settings["timezone"],
             enabled=s.enabled,
-            identity=a.texts["identity.md"].strip(),
-            injection=a.texts["injection.md"].strip(),
+            identity=a.bodies["identity.md"].strip(),
+            injection=a.bodies["injection.md"].strip(),
             permissions=a.permissions,
             permissions_text=a.permissions_text,
             cron=a.cron,
             org=_placement(name, loaded),
             files={f: hashlib.sha256(t.encode()).hexdigest()
                    for f, t in sorted(a.texts.items())}
-            | {ANIMA_FILE: hashlib.sha256(s.model_dump_json().encode()).hexdigest()},
+            | {ANIMA_FILE: hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()},
         )
     return OrgSpec(name=org.name, defaults=d, revision=source.revision, animas=animas)

@@ -72,8 +72,8 @@ class GitRevisionSource:
         except git.NoSuchPathError as e:
             raise GitError(f"{root} does not exist") from e
         except (git.BadName, ValueError) as e:
-            raise GitError(f"unknown revision {rev!r}: {e}",
-                           hint="the repository may have no commits yet") from e
+            raise GitError(f"unknown revision {rev!r}",
+                           hint="check the name with `git log --oneline`; a new repository needs a first commit") from e
         self.revision = commit.hexsha
         self._tree = commit.tree
 

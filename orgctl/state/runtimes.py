@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 
 from orgctl.errors import StateError
+from orgctl.processes import is_orgctl_process
 from orgctl.state.files import pid_alive, read_json, write_json
 
 ProcessState = Literal["starting", "running", "resting", "backoff", "stopped"]
@@ -47,7 +48,10 @@ class RuntimeStatus(BaseModel):
     animas: dict[str, ProcessStatus] = {}
 
     def supervisor_alive(self) -> bool:
-        return pid_alive(self.supervisor_pid)
+        """True when the recorded supervisor pid is alive *and* still runs orgctl's supervisor
+        (a crashed supervisor's pid may have been reused by a stranger)."""
+        pid = self.supervisor_pid
+        return bool(pid) and pid_alive(pid) and is_orgctl_process(pid or 0, "orgctl.runtime.supervisor")
 
 
 def load_runtime(path: Path) -> RuntimeStatus:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from orgctl.gitops.applying import inventory_entry
 from orgctl.gitops.planning import Action, compute_plan
@@ -20,10 +24,26 @@ def applied(spec: OrgSpec, status: str = "active") -> Inventory:
                                             for n, a in spec.animas.items()})
 
 
-def running(spec: OrgSpec) -> RuntimeStatus:
-    """A runtime whose supervisor is this test process (alive) running every Anima."""
-    return RuntimeStatus(supervisor_pid=os.getpid(),
-                         animas={n: ProcessStatus(name=n, state="running", pid=1) for n in spec.animas})
+@pytest.fixture(scope="module")
+def supervisor_pid() -> Iterator[int]:
+    """A live process whose command line names the supervisor module, as a real one's does.
+
+    Planning only reads observed state; this stands in for a running supervisor
+    without starting Animas (the integration tests start real ones).
+    """
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "orgctl.runtime.supervisor"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def running(supervisor_pid: int):  # type: ignore[no-untyped-def]
+    def make(spec: OrgSpec) -> RuntimeStatus:
+        """A runtime whose live supervisor runs every Anima."""
+        return RuntimeStatus(supervisor_pid=supervisor_pid,
+                             animas={n: ProcessStatus(name=n, state="running", pid=1) for n in spec.animas})
+    return make
 
 
 def actions(plan) -> dict[str, Action]:  # type: ignore[no-untyped-def]
@@ -41,14 +61,14 @@ def test_empty_observed_state_hires_everyone(org: Path) -> None:
     assert plan.changes[0].reasons == ["new in the repo"]
 
 
-def test_converged_has_no_changes(org: Path) -> None:
+def test_converged_has_no_changes(org: Path, running) -> None:  # type: ignore[no-untyped-def]
     spec = load(org)
     plan = compute_plan(spec, applied(spec), running(spec))
     assert not plan.has_changes
     assert plan.summary().startswith("No changes.")
 
 
-def test_restart_field_change_restarts_only_that_anima(org: Path) -> None:
+def test_restart_field_change_restarts_only_that_anima(org: Path, running) -> None:  # type: ignore[no-untyped-def]
     spec = load(org)
     inventory, runtime = applied(spec), running(spec)
     edit(org / "animas/bob/anima.yaml", "enabled: true", "enabled: true\nheartbeat_interval: 10s")
@@ -58,7 +78,7 @@ def test_restart_field_change_restarts_only_that_anima(org: Path) -> None:
     assert plan.summary() == "Plan: 0 to hire, 1 to change, 0 to retire."
 
 
-def test_prompt_file_change_is_in_place(org: Path) -> None:
+def test_prompt_file_change_is_in_place(org: Path, running) -> None:  # type: ignore[no-untyped-def]
     spec = load(org)
     inventory, runtime = applied(spec), running(spec)
     (org / "animas/carol/identity.md").write_text("# Carol\n\nNow terse.\n")
@@ -67,7 +87,7 @@ def test_prompt_file_change_is_in_place(org: Path) -> None:
     assert plan.changes[0].reasons == ["identity.md changed"]
 
 
-def test_org_chart_change_reaches_the_supervisor_in_place(org: Path) -> None:
+def test_org_chart_change_reaches_the_supervisor_in_place(org: Path, running) -> None:  # type: ignore[no-untyped-def]
     spec = load(org)
     inventory, runtime = applied(spec), running(spec)
     edit(org / "animas/carol/anima.yaml", "supervisor: alice", "supervisor: bob")
@@ -77,7 +97,7 @@ def test_org_chart_change_reaches_the_supervisor_in_place(org: Path) -> None:
     assert "org chart: supervisor alice → bob" in carol.reasons
 
 
-def test_removed_anima_is_retired(org: Path) -> None:
+def test_removed_anima_is_retired(org: Path, running) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
     spec = load(org)
@@ -103,7 +123,7 @@ def test_stopped_by_down_is_hired_again(org: Path) -> None:
     assert "stopped by `orgctl down`" in plan.changes[0].reasons[0]
 
 
-def test_disable_and_enable(org: Path) -> None:
+def test_disable_and_enable(org: Path, running) -> None:  # type: ignore[no-untyped-def]
     spec = load(org)
     inventory, runtime = applied(spec), running(spec)
     edit(org / "animas/bob/anima.yaml", "enabled: true", "enabled: false")
@@ -122,3 +142,15 @@ def test_plan_json_shape(org: Path) -> None:
     assert data["summary"] == {"hire": 3, "change": 0, "restart": 0, "retire": 0}
     assert data["changes"][0] | {"spec_hash": None} == {
         "name": "alice", "action": "hire", "symbol": "+", "reasons": ["new in the repo"], "spec_hash": None}
+
+
+def test_writing_an_inherited_default_explicitly_is_no_change(org: Path, running) -> None:  # type: ignore[no-untyped-def]
+    spec = load(org)
+    inventory, runtime = applied(spec), running(spec)
+    edit(org / "animas/bob/anima.yaml", "enabled: true", "enabled: true\nmodel: local/smollm2\ntimezone: UTC")
+    assert not compute_plan(load(org), inventory, runtime).has_changes
+
+
+def test_identity_frontmatter_stays_out_of_the_prompt(org: Path) -> None:
+    (org / "animas/bob/identity.md").write_text("---\nauthor: hr\n---\n# Bob\n\nCareful.\n")
+    assert load(org).animas["bob"].identity == "# Bob\n\nCareful."

@@ -50,3 +50,16 @@ def test_durations_and_hours_parse(org: Path) -> None:
     assert parse_duration(45) == 45
     assert parse_active_hours("22:00-06:00") == "22:00-06:00"
     assert parse_active_hours("9:00-24:00") == "09:00-24:00"
+
+
+def test_pid_reused_by_a_stranger_is_not_a_live_supervisor() -> None:
+    import subprocess
+
+    from orgctl.state.runtimes import RuntimeStatus
+
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        assert not RuntimeStatus(supervisor_pid=stranger.pid).supervisor_alive()
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -203,3 +203,9 @@ def test_real_process_shows_no_traceback_and_changes_nothing(org: Path, tmp_path
         assert "Traceback" not in proc.stderr + proc.stdout
         assert "animas/bob/anima.yaml:2: unknown supervisor 'ghost'" in proc.stderr
     assert not (tmp_path / "state").exists()
+
+
+def test_duplicate_yaml_keys(org: Path) -> None:
+    (org / "animas/bob/anima.yaml").write_text("role: engineer\nsupervisor: alice\nrole: manager\n")
+    d = only(org)
+    assert (d.line, d.reason) == (3, "duplicate key 'role' (first on line 1)")
