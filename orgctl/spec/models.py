@@ -94,10 +94,16 @@ def parse_role(value: Any) -> str:
     return value
 
 
+EMBEDDED_MODELS = ("local/smollm2",)
+"""Models served by orgctl itself (see orgctl.llm.servers); anything else goes through LiteLLM."""
+
 def parse_model(value: Any) -> str:
     """A LiteLLM-style model string ``provider/model`` (``local/smollm2`` is the embedded default)."""
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+/\S+", value):
         raise ValueError(f"expected a model string like local/smollm2 or anthropic/claude-sonnet-4-5, got {value!r}")
+    if value.startswith("local/") and value not in EMBEDDED_MODELS:
+        raise ValueError(f"unknown embedded model {value!r}; embedded models: {', '.join(EMBEDDED_MODELS)} "
+                         "(use a LiteLLM string such as ollama/llama3 for other local servers)")
     return value
 
 

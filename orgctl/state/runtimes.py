@@ -35,8 +35,6 @@ class ProcessStatus(BaseModel):
     last_exit_code: int | None = None
     started_at: str | None = None
     backoff_seconds: float = 0.0
-    revision: str | None = None
-    spec_hash: str | None = None
 
 
 class RuntimeStatus(BaseModel):

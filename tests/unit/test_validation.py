@@ -209,3 +209,9 @@ def test_duplicate_yaml_keys(org: Path) -> None:
     (org / "animas/bob/anima.yaml").write_text("role: engineer\nsupervisor: alice\nrole: manager\n")
     d = only(org)
     assert (d.line, d.reason) == (3, "duplicate key 'role' (first on line 1)")
+
+
+def test_unknown_embedded_model(org: Path) -> None:
+    edit(org / "animas/bob/anima.yaml", "enabled: true", "enabled: true\nmodel: local/llama3")
+    d = only(org)
+    assert d.line == 4 and "unknown embedded model 'local/llama3'" in d.reason
