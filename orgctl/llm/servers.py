@@ -72,10 +72,6 @@ class LocalModelServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] | None = None
 
-    @property
-    def owned(self) -> bool:
-        return self.proc is not None
-
     def find_running(self) -> dict[str, Any] | None:
         """The recorded server if its process lives and runs our serving module; else None.
 
