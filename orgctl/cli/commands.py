@@ -11,6 +11,7 @@ import click
 from orgctl.cli.main import cli
 from orgctl.cli.options import lock_timeout_option, org_dir_argument, resolve, revision_option
 from orgctl.errors import OrgctlError
+from orgctl.paths import StatePaths
 
 
 def _load(root: Path, revision: str | None):  # type: ignore[no-untyped-def]
@@ -64,13 +65,13 @@ def validate(org_dir: Path, revision: str | None) -> None:
                f"{sum(len(a.cron) for a in spec.animas.values())} cron tasks, in the {where}.")
 
 
-def _observe(root: Path):  # type: ignore[no-untyped-def]
+def _observe(root: Path, paths: StatePaths):  # type: ignore[no-untyped-def]
+    """The local backend, the inventory and the runtime status (refreshed from a live supervisor)."""
     from orgctl.runtime.local import LocalBackend
     from orgctl.state.inventories import load_inventory
 
-    _, paths = resolve(root)
     backend = LocalBackend(paths=paths, org_dir=root)
-    return paths, backend, load_inventory(paths.inventory), backend.observe()
+    return backend, load_inventory(paths.inventory), backend.observe()
 
 
 @cli.command()
@@ -84,10 +85,10 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool) -
     from orgctl.cli import rendering
     from orgctl.gitops.planning import compute_plan
 
-    root, _ = resolve(org_dir)
+    root, paths = resolve(org_dir)
     desired = _load(root, revision)
     _warn_uncommitted(root, revision)
-    _, _, inventory, runtime = _observe(root)
+    _, inventory, runtime = _observe(root, paths)
     the_plan = compute_plan(desired, inventory, runtime)
     if as_json:
         click.echo(json.dumps(the_plan.to_json(), indent=2))
@@ -114,7 +115,7 @@ def apply(org_dir: Path, revision: str, auto_approve: bool, lock_timeout: float)
     _warn_uncommitted(root, revision)
     paths.ensure()
     with state_lock(paths.lock, operation="apply", timeout=lock_timeout):
-        paths_, backend, inventory, runtime = _observe(root)
+        backend, inventory, runtime = _observe(root, paths)
         the_plan = compute_plan(desired, inventory, runtime)
         rendering.echo_plan(the_plan)
         if not the_plan.has_changes:
@@ -124,7 +125,7 @@ def apply(org_dir: Path, revision: str, auto_approve: bool, lock_timeout: float)
                 raise OrgctlError("apply needs confirmation", hint="pass --auto-approve when running non-interactively")
             click.confirm("\nDo you want to perform these actions?", abort=True)
         result = apply_plan(plan=the_plan, desired=desired, inventory=inventory, org_dir=root,
-                            paths=paths_, backend=backend)
+                            paths=paths, backend=backend)
     for name, archive in result.archives.items():
         click.echo(f"Archived the memory of {name} to {archive}")
     click.secho(f"\n{result.summary()}", fg="green", bold=True)

@@ -106,16 +106,9 @@ def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: P
     if any(c.action != Action.RETIRE for c in plan.changes):
         backend.prepare()
 
-    def snapshot(spec: AnimaSpec) -> None:
-        memory = org_dir / "animas" / spec.name / "memory"
-        memory.mkdir(parents=True, exist_ok=True)
-        write_snapshot(paths.spec_snapshot(spec.name), Snapshot(
-            spec=spec, revision=desired.revision, org_name=desired.name,
-            memory_dir=str(memory), applied_at=now_iso()))
-
     for change in plan.changes:
         _apply_one(change, desired=desired, inventory=inventory, org_dir=org_dir, paths=paths,
-                   backend=backend, result=result, snapshot=snapshot)
+                   backend=backend, result=result)
         save_inventory(paths.inventory, inventory)
     inventory.revision = desired.revision
     inventory.applied_at = now_iso()
@@ -123,8 +116,17 @@ def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: P
     return result
 
 
+def _write_snapshot(spec: AnimaSpec, *, desired: OrgSpec, org_dir: Path, paths: StatePaths) -> None:
+    """Hand ``spec`` to the runtime: its snapshot, and its memory folder made sure of."""
+    memory = org_dir / "animas" / spec.name / "memory"
+    memory.mkdir(parents=True, exist_ok=True)
+    write_snapshot(paths.spec_snapshot(spec.name), Snapshot(
+        spec=spec, revision=desired.revision, org_name=desired.name,
+        memory_dir=str(memory), applied_at=now_iso()))
+
+
 def _apply_one(change: Change, *, desired: OrgSpec, inventory: Inventory, org_dir: Path,
-               paths: StatePaths, backend: Backend, result: ApplyResult, snapshot) -> None:  # type: ignore[no-untyped-def]
+               paths: StatePaths, backend: Backend, result: ApplyResult) -> None:
     name = change.name
     if change.action == Action.RETIRE:
         entry = inventory.animas[name]
@@ -140,7 +142,7 @@ def _apply_one(change: Change, *, desired: OrgSpec, inventory: Inventory, org_di
             backend.stop(name)
             inventory.animas[name] = inventory_entry(spec, revision=desired.revision, status="disabled")
         else:
-            snapshot(spec)
+            _write_snapshot(spec, desired=desired, org_dir=org_dir, paths=paths)
             previous = inventory.animas.get(name)
             if change.action == Action.RESTART:
                 backend.restart(name)

@@ -147,8 +147,8 @@ class LocalModelServer:
 
 def describe_for_status(paths: StatePaths) -> str:
     """One line about the model server for ``orgctl status``."""
-    info = read_json(paths.model_server, default=None)
-    if isinstance(info, dict) and pid_alive(info.get("pid")):
+    info = LocalModelServer(paths=paths).find_running()
+    if info:
         return f"{info.get('model')} at {info.get('url')} (pid {info.get('pid')})"
     return "not running (starts on the first model call)"
 
