@@ -3,7 +3,7 @@
 Data flows one way, and each step is a package that imports only the steps
 before it (plus the small shared modules at this level: ``errors``, ``paths``)::
 
-    spec (desired, git) -> gitops (plan/apply) -> state (observed)
+    desired (the spec, git) -> gitops (plan/apply) -> state (observed)
         -> runtime (supervisor, Anima loop) -> llm / memory -> commit
 
 This module imports nothing: the Anima child processes import ``orgctl`` and

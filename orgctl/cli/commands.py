@@ -16,8 +16,8 @@ from orgctl.paths import StatePaths
 
 def _load(root: Path, revision: str | None):  # type: ignore[no-untyped-def]
     """Load and validate the spec: the work tree when ``revision`` is None, else that revision."""
-    from orgctl.spec.loading import load_org
-    from orgctl.spec.sources import GitRevisionSource, WorkTreeSource
+    from orgctl.desired.loading import load_org
+    from orgctl.desired.sources import GitRevisionSource, WorkTreeSource
 
     source = WorkTreeSource(root) if revision is None else GitRevisionSource(root, revision)
     return load_org(source)

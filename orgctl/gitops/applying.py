@@ -18,7 +18,7 @@ from orgctl.gitops import repos
 from orgctl.gitops.backends import Backend
 from orgctl.gitops.planning import Action, Change, Plan
 from orgctl.paths import StatePaths
-from orgctl.spec.models import AnimaSpec, OrgSpec
+from orgctl.desired.models import AnimaSpec, OrgSpec
 from orgctl.state.inventories import Inventory, InventoryEntry, now_iso, save_inventory
 from orgctl.state.snapshots import Snapshot, write_snapshot
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from orgctl.errors import OrgctlError
 from orgctl.gitops import repos
-from orgctl.spec.loading import check_name
+from orgctl.desired.loading import check_name
 
 INIT_AUTHOR = ("orgctl init", "orgctl-init@users.noreply.localhost")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from orgctl.spec.models import FILE_FIELDS, AnimaSpec, OrgSpec
+from orgctl.desired.models import FILE_FIELDS, AnimaSpec, OrgSpec
 from orgctl.state.inventories import Inventory, InventoryEntry
 from orgctl.state.runtimes import RuntimeStatus
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from orgctl.memory.consolidation import PassResult, consolidate
 from orgctl.paths import StatePaths
-from orgctl.spec.models import OrgSpec
+from orgctl.desired.models import OrgSpec
 
 
 def run_consolidation(*, repo_dir: Path, paths: StatePaths, spec: OrgSpec, names: list[str],

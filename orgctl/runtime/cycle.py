@@ -19,7 +19,7 @@ from orgctl.llm.requests import ModelClient, Usage
 from orgctl.llm.structured import ask
 from orgctl.memory.stores import MemoryStore
 from orgctl.runtime.prompts import context_block, system_prompt
-from orgctl.spec.models import AnimaSpec
+from orgctl.desired.models import AnimaSpec
 
 RECENT_EPISODES = 3
 

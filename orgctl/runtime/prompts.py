@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from orgctl.spec.models import AnimaSpec
-from orgctl.spec.roles import ROLES
+from orgctl.desired.models import AnimaSpec
+from orgctl.desired.roles import ROLES
 
 IDENTITY_BUDGET = 900  # characters
 INJECTION_BUDGET = 900

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from orgctl.spec.models import AnimaSpec
+from orgctl.desired.models import AnimaSpec
 from orgctl.state.files import read_json, write_json
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orgctl.spec.loading import load_org
-from orgctl.spec.sources import GitRevisionSource, WorkTreeSource
+from orgctl.desired.loading import load_org
+from orgctl.desired.sources import GitRevisionSource, WorkTreeSource
 from tests.conftest import commit_all, edit
 
 
@@ -44,7 +44,7 @@ def test_spec_hash_ignores_yaml_comments_but_not_values(org: Path) -> None:
 
 
 def test_durations_and_hours_parse(org: Path) -> None:
-    from orgctl.spec.models import parse_active_hours, parse_duration
+    from orgctl.desired.models import parse_active_hours, parse_duration
 
     assert parse_duration("1h30m") == 5400
     assert parse_duration(45) == 45

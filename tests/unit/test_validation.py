@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from orgctl.errors import Diagnostic, SpecError
-from orgctl.spec.loading import load_org
-from orgctl.spec.sources import WorkTreeSource
+from orgctl.desired.loading import load_org
+from orgctl.desired.sources import WorkTreeSource
 from tests.conftest import edit, run_cli
 
 

@@ -1,4 +1,4 @@
-"""Loading and validating the whole org spec from a :class:`~orgctl.spec.sources.Source`.
+"""Loading and validating the whole org spec from a :class:`~orgctl.desired.sources.Source`.
 
 Validation collects *every* problem before failing, so one run of
 ``orgctl validate`` shows them all. ``plan`` and ``apply`` call the same
@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from orgctl.errors import Diagnostic, SpecError
-from orgctl.spec.crontabs import parse_cron_md
-from orgctl.spec.documents import Located, parse_markdown, parse_yaml
-from orgctl.spec.models import (
+from orgctl.desired.crontabs import parse_cron_md
+from orgctl.desired.documents import Located, parse_markdown, parse_yaml
+from orgctl.desired.models import (
     AnimaFile,
     AnimaSpec,
     CronTask,
@@ -26,7 +26,7 @@ from orgctl.spec.models import (
     OrgSpec,
     PermissionsFrontmatter,
 )
-from orgctl.spec.sources import Source
+from orgctl.desired.sources import Source
 
 ORG_FILE = "org.yaml"
 ANIMAS_DIR = "animas"

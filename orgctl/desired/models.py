@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
 
-from orgctl.spec.roles import ROLES
+from orgctl.desired.roles import ROLES
 
 # ---------------------------------------------------------------- value types
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 from orgctl.errors import Diagnostic
-from orgctl.spec.models import CronTask
+from orgctl.desired.models import CronTask
 
 _KEYS = {"schedule", "type", "command"}
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*)$")
