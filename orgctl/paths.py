@@ -1,11 +1,23 @@
 """The one place that resolves every path orgctl uses.
 
 * The **org repo** is the git work tree given on the command line (default:
-  the current directory).
-* The **state directory** holds observed state (inventory, runtime status,
-  locks, sockets, logs, archives). It defaults to ``<org>/.orgctl``, which the
-  org template's ``.gitignore`` keeps out of git; ``ORGCTL_STATE_DIR``
-  overrides it (tests point it at a temporary directory).
+  the current directory). It belongs to a person: orgctl reads it and, until
+  the memory issue lands, writes only ``animas/*/memory/`` there.
+* The **state directory** holds everything the runtime writes that is not
+  memory (DESIGN §2), outside every checkout, so ``git clean -fdx``, a stash
+  or a branch switch in the person's checkout cannot break a running org:
+
+  - operational state: inventory, runtime status, pids, sockets, locks,
+    logs, token usage, spec snapshots, archives;
+  - work in flight, under ``work/``: inboxes, task queues, the Board,
+    approvals, chat transcripts, cron results, the event stream;
+  - each Anima's workspace under ``workspaces/<name>/`` (a clone of the org
+    repo at the applied revision, where its commands run).
+
+  It defaults to ``$XDG_STATE_HOME/orgctl/<org id>/`` (``~/.local/state`` when
+  ``XDG_STATE_HOME`` is unset), where the org id is the repo folder's name
+  plus a hash of its absolute path, so two orgs never share a state dir.
+  ``ORGCTL_STATE_DIR`` overrides it (tests point it at a temporary directory).
 
 Nothing here touches the disk except :meth:`StatePaths.ensure`.
 """
@@ -14,12 +26,60 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 STATE_DIR_ENV = "ORGCTL_STATE_DIR"
-STATE_DIR_NAME = ".orgctl"
+XDG_STATE_ENV = "XDG_STATE_HOME"
+
+
+@dataclass(frozen=True)
+class WorkPaths:
+    """Work in flight (DESIGN §2): durable files the runtime carries between runs. All absolute."""
+
+    root: Path
+
+    def inbox(self, name: str) -> Path:
+        """Maildir of one recipient (an Anima, or ``human``): ``tmp/``, ``new/``, ``cur/``."""
+        return self.root / "inboxes" / name
+
+    def tasks(self, name: str) -> Path:
+        """Append-only task log (JSON lines of events) of one Anima."""
+        return self.root / "tasks" / f"{name}.jsonl"
+
+    @property
+    def board(self) -> Path:
+        """One JSON-lines file per Board channel."""
+        return self.root / "board"
+
+    @property
+    def outbox(self) -> Path:
+        """Every accepted message, one JSON line each: what rate limits and loop guards count."""
+        return self.root / "outbox.jsonl"
+
+    @property
+    def approvals(self) -> Path:
+        return self.root / "approvals"
+
+    @property
+    def chats(self) -> Path:
+        return self.root / "chats"
+
+    @property
+    def cursors(self) -> Path:
+        """Per-Anima read positions (Board, cron results) between beats."""
+        return self.root / "cursors"
+
+    @property
+    def events(self) -> Path:
+        """The operator's event stream (``orgctl events``), JSON lines, bounded by rotation."""
+        return self.root / "events.jsonl"
+
+    @property
+    def proposals(self) -> Path:
+        return self.root / "proposals.jsonl"
 
 
 @dataclass(frozen=True)
@@ -52,6 +112,7 @@ class StatePaths:
 
     @property
     def run(self) -> Path:
+        """Pids and the socket: a private directory (mode 0700)."""
         return self.root / "run"
 
     @property
@@ -77,6 +138,11 @@ class StatePaths:
         return self.run / "model-server.json"
 
     @property
+    def model_server_lock(self) -> Path:
+        """Held while a model server is found or started: one server per org, whoever asks."""
+        return self.run / "model-server.lock"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -90,17 +156,36 @@ class StatePaths:
         """Memory of retired Animas, copied here when they are retired."""
         return self.root / "archive"
 
+    @property
+    def work(self) -> WorkPaths:
+        return WorkPaths(root=self.root / "work")
+
+    def workspace(self, name: str) -> Path:
+        """The Anima's own folder: commands run here; it holds a clone of the org repo."""
+        return self.root / "workspaces" / name
+
     def ensure(self) -> StatePaths:
-        for d in (self.root, self.specs, self.run, self.logs, self.archive):
+        for d in (self.root, self.specs, self.logs, self.archive, self.work.root):
             d.mkdir(parents=True, exist_ok=True)
+        self.run.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.run, 0o700)
         return self
 
 
+def org_id(org_dir: Path) -> str:
+    """A stable id for the org repo at ``org_dir``: ``<folder name>-<12 hex of sha256(absolute path)>``."""
+    resolved = Path(org_dir).resolve()
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", resolved.name)[:40] or "org"
+    return f"{slug}-{hashlib.sha256(os.fsencode(resolved)).hexdigest()[:12]}"
+
+
 def state_paths(org_dir: Path) -> StatePaths:
-    """Return the state paths for the org repo at ``org_dir`` (env override first)."""
+    """Return the state paths for the org repo at ``org_dir`` (``ORGCTL_STATE_DIR`` first)."""
     override = os.environ.get(STATE_DIR_ENV)
-    root = Path(override) if override else Path(org_dir) / STATE_DIR_NAME
-    return StatePaths(root=root.resolve())
+    if override:
+        return StatePaths(root=Path(override).resolve())
+    base = os.environ.get(XDG_STATE_ENV) or str(Path.home() / ".local" / "state")
+    return StatePaths(root=(Path(base) / "orgctl" / org_id(org_dir)).resolve())
 
 
 def template_dir() -> Path:

@@ -1,7 +1,10 @@
-"""The quick-start demo (`make demo`): init -> apply -> heartbeats -> consolidate -> status -> git log.
+"""The quick-start demo (`make demo`): one real piece of work through the org, end to end.
 
-Runs the real `orgctl` commands a user would type, on the embedded local
-model, in ./demo/acme, and stops everything it started at the end.
+init -> apply -> a person's task to the manager -> delegated to the engineer,
+who runs an allowed command and reports back -> the manager reports to the
+person -> chat -> consolidate (memory commits) -> down. Runs the real
+`orgctl` commands a user would type, on the embedded local model, in
+./demo/acme, and stops everything it started at the end.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ORG = ROOT / "demo" / "acme"
 ORGCTL = str(Path(sys.executable).parent / "orgctl")
-HEARTBEATS = 2  # per awake Anima
 WAIT_LIMIT = 600  # seconds
 ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
        "GIT_AUTHOR_NAME": "Demo User", "GIT_AUTHOR_EMAIL": "demo@example.com",
@@ -39,61 +41,68 @@ def run(*args: str, check: bool = True, quiet: bool = False) -> subprocess.Compl
     return proc
 
 
-def wait_for_heartbeats() -> None:
+TASK = "Find out what changed in the org repo this week and report"
+
+
+def wait_for_task(task_id: str) -> bool:
+    """Print each task transition (alice's and any subtask) until the human task is done; True when it is."""
     deadline = time.monotonic() + WAIT_LIMIT
-    last = ""
+    seen: dict[str, str] = {}
     while time.monotonic() < deadline:
-        status = json.loads(run(ORGCTL, "status", "--json", quiet=True).stdout)
-        awake = [a for a in status["animas"] if a["state"] != "resting"]
-        line = "  ".join(f"{a['name']}: {a['heartbeats']}/{HEARTBEATS}"
-                         if a["state"] != "resting" else f"{a['name']}: resting (outside active hours)"
-                         for a in status["animas"])
-        if line != last:
-            print(f"  heartbeats  {line}", flush=True)
-            last = line
-        if awake and all(a["heartbeats"] >= HEARTBEATS for a in awake):
-            return
-        time.sleep(3)
-    raise SystemExit(f"demo failed: fewer than {HEARTBEATS} heartbeats within {WAIT_LIMIT}s; "
-                     f"see {ORG / '.orgctl' / 'logs'}")
+        tasks = json.loads(run(ORGCTL, "tasks", "--all", "--json", quiet=True).stdout)
+        for t in tasks:
+            if seen.get(t["id"]) != t["status"]:
+                seen[t["id"]] = t["status"]
+                print(f"  {t['id']}  {t['assignee']:<6} {t['status']:<12} (from {t['requester']})", flush=True)
+        mine = next((t for t in tasks if t["id"] == task_id), None)
+        if mine and mine["status"] in ("done", "blocked", "failed"):
+            return mine["status"] == "done"
+        time.sleep(2)
+    return False
 
 
 def main() -> None:
-    if (ORG / ".orgctl").exists():
+    if ORG.exists():
         run(ORGCTL, "down", str(ORG), check=False, quiet=True)
     shutil.rmtree(ORG, ignore_errors=True)
     ORG.parent.mkdir(parents=True, exist_ok=True)
 
     step("Create an org repo from the template (three Animas, one commit)")
     run(ORGCTL, "init", str(ORG))
-    step("A human change, committed to git: heartbeat every 20s, awake all day")
+    step("A human change, committed to git: awake all day")
     org_yaml = ORG / "org.yaml"
-    text = org_yaml.read_text()
-    text = text.replace("heartbeat_interval: 30m ", "heartbeat_interval: 20s ")
-    text = text.replace('active_hours: "08:00-20:00"', 'active_hours: always       ')
-    org_yaml.write_text(text)
-    run("git", "commit", "-qam", "Demo: heartbeat every 20s, awake all day")
+    org_yaml.write_text(org_yaml.read_text().replace('active_hours: "08:00-20:00"', 'active_hours: always       '))
+    run("git", "commit", "-qam", "Demo: awake all day")
     run("git", "log", "--oneline")
     try:
         step("Validate and plan (desired state: HEAD; observed: nothing runs yet)")
         run(ORGCTL, "validate")
         run(ORGCTL, "plan")
-        step("Apply: start the supervisor and one process per Anima")
+        step("Apply: start the supervisor and one process per Anima (they introduce themselves on the Board)")
         run(ORGCTL, "apply", "--auto-approve")
-        step(f"Let them run {HEARTBEATS} heartbeats each on the embedded model (SmolLM2-135M, local)")
-        wait_for_heartbeats()
-        run(ORGCTL, "status")
+        run(ORGCTL, "can-i", "bob", "run", "git log --oneline --since=1.week")
+        run(ORGCTL, "can-i", "bob", "run", "rm -rf /", check=False)
+        step("A person gives the manager real work")
+        added = json.loads(run(ORGCTL, "task", "add", "alice", TASK, "--json", quiet=True).stdout)
+        print(f"$ orgctl task add alice {TASK!r}\n  queued {added['id']}", flush=True)
+        step("The org works on it: alice delegates to bob, bob runs an allowed command and reports, "
+             "alice reports to the person (embedded model, SmolLM2-135M, local)")
+        done = wait_for_task(added["id"])
+        run(ORGCTL, "tasks", "--all")
+        step("What the person received")
+        run(ORGCTL, "inbox", "human")
+        step("The Board and the event stream")
+        run(ORGCTL, "board")
+        run(ORGCTL, "events", "--limit", "25")
+        step("Chat with the manager")
+        run(ORGCTL, "chat", "alice", "What did bob find this week?", "--timeout", "180", check=False)
         step("Consolidate: distil the day's episodes into knowledge, one commit per Anima")
         run(ORGCTL, "consolidate")
-        step("Observed state after the run")
-        run(ORGCTL, "status")
-        run(ORGCTL, "plan")
         step("The memory commits, reviewable like any other change")
         run("git", "log", "--stat", "-n", "3", "--author=orgctl-bot")
-        notes = sorted(ORG.glob("animas/*/memory/knowledge/*.md"))
-        if notes:
-            step(f"One knowledge note: {notes[0].relative_to(ORG)}")
-            print(notes[0].read_text())
+        run(ORGCTL, "status")
+        if not done:
+            raise SystemExit("demo failed: the task did not complete")
     finally:
         step("Stop everything orgctl started")
         run(ORGCTL, "down")

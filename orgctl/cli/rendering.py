@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from orgctl.gitops.planning import Action, Plan
 from orgctl.desired.models import OrgSpec
+from orgctl.gitops.planning import Action, Plan
 from orgctl.state.observing import StatusReport
 
 _COLORS = {Action.HIRE: "green", Action.CHANGE: "yellow", Action.RESTART: "magenta", Action.RETIRE: "red"}

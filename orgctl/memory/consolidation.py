@@ -59,15 +59,15 @@ def _budgeted(episodes: list[str], budget: int) -> str:
 
 
 def _digest_input(store: MemoryStore, day: date, episodes: list[str]) -> str:
-    """What the model reads: one line per cycle from the activity log (goal, summary,
-    lesson), which is shorter and cleaner than the episode Markdown; the episodes
+    """What the model reads: one line per cycle from the activity log (what was observed
+    and done), which is shorter and cleaner than the episode Markdown; the episodes
     themselves when there is no activity log."""
     lines = []
     for rec in store.activity(day):
-        plan, reflect = rec.get("plan") or {}, rec.get("reflect") or {}
         at = str(rec.get("at", ""))[11:16]
-        lines.append(f"- {at} goal: {plan.get('goal', '')}; what happened: "
-                     f"{reflect.get('summary', '')}; lesson: {reflect.get('lesson', '')}")
+        observed = "; ".join(str(x) for x in rec.get("observed") or [])[:300]
+        did = "; ".join(str(x) for x in rec.get("did") or [])[:300]
+        lines.append(f"- {at} {rec.get('trigger', '')}: saw {observed or 'nothing new'}; did {did or 'nothing'}")
     text = "\n".join(lines) if lines else _budgeted(episodes, EPISODE_BUDGET)
     return text[-EPISODE_BUDGET:]
 

@@ -12,9 +12,9 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from orgctl.desired.models import OrgSpec
 from orgctl.memory.consolidation import PassResult, consolidate
 from orgctl.paths import StatePaths
-from orgctl.desired.models import OrgSpec
 
 
 def run_consolidation(*, repo_dir: Path, paths: StatePaths, spec: OrgSpec, names: list[str],

@@ -4,14 +4,19 @@ Started by the supervisor, one per Anima. It:
 
 1. connects to the supervisor (``hello``) and keeps that connection; EOF on
    it means the supervisor died, and the Anima exits;
-2. wakes every ``heartbeat_interval`` seconds (first wake one interval after
-   start, offset by a per-name fraction so Animas don't all wake at once);
-3. outside its active hours it rests (reports ``resting``, runs nothing);
-   inside, it runs one agent cycle and reports the heartbeat;
-4. SIGHUP re-reads the spec snapshot (in-place change), SIGTERM stops it.
+2. on first boot introduces itself on the Board (#general) and records a
+   survey of its place in the org (no model call);
+3. wakes every ``heartbeat_interval`` seconds (offset per name so Animas do
+   not all wake at once), and at once on SIGUSR1, which the supervisor sends
+   when a DM, an @mention, a task or an approval arrives: a wake during a
+   cycle is handled right after it;
+4. runs a heartbeat (:mod:`orgctl.runtime.cycle`), then more cycles while a
+   decision is still pending (bounded), and hands in-progress tasks to the
+   task runner (:mod:`orgctl.runtime.tasking`); fires cron tasks on time;
+5. outside its active hours it rests; SIGHUP re-reads the spec snapshot;
+   SIGTERM stops it.
 
-Lean on purpose (ROADMAP: <= 25 MB per idle Anima): no litellm, no
-chromadb; model calls go to the supervisor's gateway over the socket.
+Lean on purpose: no litellm, no chromadb; model calls go to the supervisor.
 """
 
 from __future__ import annotations
@@ -29,14 +34,20 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from orgctl.errors import OrgctlError
 from orgctl.llm.requests import CompletionRequest, CompletionResult
 from orgctl.memory.stores import MemoryStore
 from orgctl.paths import StatePaths
 from orgctl.processes import die_with_parent
 from orgctl.runtime import protocol
-from orgctl.runtime.cycle import run_cycle
+from orgctl.runtime.cycle import Agent, Trace
+from orgctl.runtime.organization import Organization
+from orgctl.runtime.permissions import Policy
+from orgctl.runtime.scheduling import CronSchedule, fire
+from orgctl.runtime.tasking import TaskRunner
+from orgctl.state.files import write_json
 from orgctl.state.snapshots import Snapshot, read_snapshot
+
+MAX_CYCLES_PER_WAKE = 5
 
 
 class SupervisorModel:
@@ -69,7 +80,7 @@ def first_wake_offset(name: str, interval: float) -> float:
 
 
 class AnimaProcess:
-    """The heartbeat loop of one Anima. See the module docstring."""
+    """The loop of one Anima. See the module docstring."""
 
     def __init__(self, *, name: str, paths: StatePaths) -> None:
         self.name = name
@@ -77,8 +88,23 @@ class AnimaProcess:
         self.wake = threading.Event()
         self.stopping = False
         self.reload_requested = False
+        self.woken = False
         self.snapshot: Snapshot = read_snapshot(paths.spec_snapshot(name))
         self.model = SupervisorModel(paths.socket)
+        self.org = Organization(paths=paths)
+        self.runner = TaskRunner(self.agent, now=self.now)
+        self.runner.on_done = lambda task_id: self._poke()
+        self.cron = CronSchedule(self.snapshot.spec.cron, now=self.now())
+
+    def now(self) -> datetime:
+        return datetime.now(ZoneInfo(self.snapshot.spec.timezone))
+
+    def agent(self) -> Agent:
+        spec = self.snapshot.spec
+        workspace = self.paths.workspace(self.name)
+        return Agent(spec=spec, org=self.org, client=self.model,
+                     store=MemoryStore(Path(self.snapshot.memory_dir), anima=self.name),
+                     policy=Policy(spec.permissions, workspace=workspace), revision=self.snapshot.revision)
 
     # signals only set flags and wake the loop
     def _on_term(self, signum: int, frame: Any) -> None:
@@ -87,6 +113,13 @@ class AnimaProcess:
 
     def _on_hup(self, signum: int, frame: Any) -> None:
         self.reload_requested = True
+        self.wake.set()
+
+    def _on_usr1(self, signum: int, frame: Any) -> None:
+        self._poke()
+
+    def _poke(self) -> None:
+        self.woken = True
         self.wake.set()
 
     def _watch_supervisor(self, conn: socket.socket) -> None:
@@ -109,45 +142,88 @@ class AnimaProcess:
     def report(self, *, state: str, ran_cycle: bool) -> None:
         protocol.request(self.paths.socket, "heartbeat", name=self.name, state=state, ran_cycle=ran_cycle)
 
-    def beat(self) -> None:
+    def first_boot(self) -> None:
+        """Introduce itself on #general and record a survey of its environment, once per Anima."""
+        marker = self.paths.work.cursors / f"{self.name}.booted.json"
+        if marker.exists():
+            return
         spec = self.snapshot.spec
-        now = datetime.now(ZoneInfo(spec.timezone))
+        agent = self.agent()
+        first = next((ln.strip() for ln in spec.identity.splitlines() if ln.strip() and not ln.startswith("#")), "")
+        sup = f"I report to {spec.org.supervisor}." if spec.org.supervisor else "I lead this organization."
+        self.org.post("general", f"Hello, I am {self.name}, the {spec.role}. {sup} {first[:160]}".strip(),
+                      sender=self.name)
+        trace = Trace(trigger="first boot", at=self.now())
+        trace.observed.append(f"org chart: supervisor {spec.org.supervisor or 'none'}, reports "
+                              f"{', '.join(spec.org.reports) or 'none'}, peers {', '.join(spec.org.peers) or 'none'}")
+        trace.observed.append(f"tools: {', '.join(spec.permissions.tools) or 'none'}; commands: "
+                              f"{', '.join(r.command for r in agent.policy.runnable()) or 'none'}")
+        trace.did.append("introduced myself in #general")
+        agent.remember(trace)
+        write_json(marker, {"at": self.now().isoformat(timespec="seconds")})
+
+    def cycles(self, trigger: str) -> bool:
+        """Heartbeat, then more cycles while a decision is pending. Returns True when one ran."""
+        spec = self.snapshot.spec
+        now = self.now()
         if not in_active_hours(spec.active_hours, now):
             self.report(state="resting", ran_cycle=False)
-            return
-        store = MemoryStore(Path(self.snapshot.memory_dir), anima=self.name)
-        try:
-            episode = run_cycle(spec=spec, store=store, client=self.model, now=now,
-                                revision=self.snapshot.revision)
-        except OrgctlError as e:
-            print(f"{self.name}: heartbeat failed: {e.message}", file=sys.stderr)
-            self.report(state="running", ran_cycle=False)
-            return
-        print(f"{self.name}: heartbeat done in {episode.duration_s:.1f}s "
-              f"({episode.usage.total_tokens} tokens)", file=sys.stderr)
-        self.report(state="running", ran_cycle=True)
+            return False
+        agent = self.agent()
+        ran = False
+        for fired in self.cron.due(now):
+            print(f"{self.name}: {fire(agent, fired)}", file=sys.stderr)
+        for _ in range(MAX_CYCLES_PER_WAKE):
+            started = time.monotonic()
+            trace = agent.heartbeat(now=self.now(), trigger=trigger)
+            ran = ran or trigger == "heartbeat" or not trace.empty  # an idle wake-up is not a heartbeat
+            if not trace.empty:
+                print(f"{self.name}: {trigger} in {time.monotonic() - started:.1f}s, "
+                      f"{trace.usage.calls} calls{' FAILED: ' + trace.failed if trace.failed else ''}",
+                      file=sys.stderr)
+            if trace.failed or not agent.pending_focus():
+                break
+            trigger = "follow-up"
+        self.runner.poll()
+        self.report(state="running", ran_cycle=ran)
+        return ran
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, self._on_hup)
+        signal.signal(signal.SIGUSR1, self._on_usr1)
         self.connect()
+        self.first_boot()
         interval = float(self.snapshot.spec.heartbeat_interval)
         next_beat = time.monotonic() + interval + first_wake_offset(self.name, interval)
         print(f"{self.name}: up (pid {os.getpid()}), heartbeat every {interval:.0f}s, "
               f"first in {next_beat - time.monotonic():.1f}s", file=sys.stderr)
+        self._poke()  # work may have arrived while it was down
         while not self.stopping:
-            self.wake.wait(max(0.0, next_beat - time.monotonic()))
+            wait = next_beat - time.monotonic()
+            cron_wait = self.cron.seconds_until_next(self.now())
+            if cron_wait is not None:
+                wait = min(wait, cron_wait + 0.5)
+            self.wake.wait(max(0.0, wait))
             self.wake.clear()
             if self.stopping:
                 break
             if self.reload_requested:
                 self.reload_requested = False
                 self.snapshot = read_snapshot(self.paths.spec_snapshot(self.name))
+                self.org.reload()
+                self.cron = CronSchedule(self.snapshot.spec.cron, now=self.now())
                 print(f"{self.name}: reloaded spec at {self.snapshot.revision}", file=sys.stderr)
+            if self.woken:
+                self.woken = False
+                self.cycles("message")
             if time.monotonic() >= next_beat:
-                self.beat()
+                self.cycles("heartbeat")
                 next_beat = max(next_beat + interval, time.monotonic() + 1.0)
+            elif self.cron.seconds_until_next(self.now()) == 0.0:
+                self.cycles("cron")
+        self.runner.shutdown()
         print(f"{self.name}: stopping", file=sys.stderr)
 
 
@@ -162,4 +238,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -49,7 +49,7 @@ def system_prompt(spec: AnimaSpec) -> str:
     parts.append(" ".join(org_chart_lines(spec)))
     tools = ", ".join(spec.permissions.tools) or "none"
     parts.append(f"Tools you may use: {tools}.")
-    parts.append("Always answer with JSON that fits the requested schema.")
+    parts.append("You choose among the listed choices; the organization carries them out.")
     return "\n\n".join(p for p in parts if p)
 
 

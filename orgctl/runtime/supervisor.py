@@ -43,6 +43,7 @@ BACKOFF_BASE = 1.0  # seconds
 BACKOFF_CAP = 30.0  # seconds
 STABLE_AFTER = 60.0  # seconds of running that reset the backoff
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+SWEEP_EVERY = 30.0  # seconds between overdue-task sweeps
 
 
 def backoff_delay(failures: int) -> float:
@@ -185,10 +186,14 @@ class Supervisor:
                 self._save()
 
     def monitor(self) -> None:
-        """Run supervision passes every 0.2 s until shutdown."""
+        """Run supervision passes every 0.2 s, and the overdue sweep every 30 s, until shutdown."""
+        last_sweep = time.monotonic()
         while not self._stopping.wait(0.2):
             try:
                 self._check_children()
+                if time.monotonic() - last_sweep >= SWEEP_EVERY:
+                    last_sweep = time.monotonic()
+                    self.sweep_overdue()
             except Exception:  # keep supervising whatever one pass hit
                 log.exception("supervision pass failed")
 
@@ -213,6 +218,26 @@ class Supervisor:
                 child.status.heartbeats += 1
                 child.status.last_heartbeat = now_iso()
             self._save()
+
+    def wake(self, name: str) -> bool:
+        """Signal ``name`` (SIGUSR1) to run a cycle now. Only once it has said hello: before that it has
+        no handler (the signal would kill it), and it runs a cycle at start anyway."""
+        with self._lock:
+            child = self._children.get(name)
+            if child is None or child.proc is None or child.proc.poll() is not None:
+                return False
+            if child.status.state not in ("running", "resting"):
+                return False
+            child.proc.send_signal(signal.SIGUSR1)
+            return True
+
+    def sweep_overdue(self) -> None:
+        """Delegated tasks past their deadline with no update go back to the delegator as overdue,
+        then up the chain to the delegator's supervisor if still ignored."""
+        from orgctl.runtime.escalating import escalate_overdue
+
+        for name in escalate_overdue(self.paths):
+            self.wake(name)
 
     def gateway(self) -> Any:
         with self._gateway_lock:
@@ -291,6 +316,8 @@ class _Handler(socketserver.StreamRequestHandler):
             return {"ok": True}
         if op == "status":
             return {"ok": True, "animas": sup.status()}
+        if op == "wake":
+            return {"ok": True, "woken": sup.wake(str(msg["name"]))}
         if op == "hello":
             if sup.hello(str(msg["name"]), int(msg["pid"])):
                 return {"ok": True}

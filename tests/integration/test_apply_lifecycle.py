@@ -34,7 +34,7 @@ def pids(state: StatePaths) -> dict[str, int]:
     """Pids of Animas once all have said hello to the supervisor."""
     def ready() -> dict[str, int] | None:
         rt = load_runtime(state.runtime)
-        if rt.animas and all(p.state == "running" and p.pid for p in rt.animas.values()):
+        if rt.animas and all(p.state in ("running", "resting") and p.pid for p in rt.animas.values()):
             return {n: p.pid for n, p in rt.animas.items() if p.pid}
         return None
     return wait_for(ready)

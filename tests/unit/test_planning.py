@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orgctl.gitops.applying import inventory_entry
-from orgctl.gitops.planning import Action, compute_plan
 from orgctl.desired.loading import load_org
 from orgctl.desired.models import OrgSpec
 from orgctl.desired.sources import WorkTreeSource
+from orgctl.gitops.applying import inventory_entry
+from orgctl.gitops.planning import Action, compute_plan
 from orgctl.state.inventories import Inventory
 from orgctl.state.runtimes import ProcessStatus, RuntimeStatus
 from tests.conftest import edit

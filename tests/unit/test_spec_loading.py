@@ -20,7 +20,8 @@ def test_template_loads_with_defaults_and_org_chart(org: Path) -> None:
     assert bob.heartbeat_interval == 1800  # "30m"
     assert carol.active_hours == "09:00-17:00"  # own override beats the org default
     assert bob.active_hours == "08:00-20:00"
-    assert alice.permissions.tools == ["send_message", "delegate_task", "read_memory"]
+    assert "delegate_task" in alice.permissions.tools and "call_human" in alice.permissions.tools
+    assert [r.command for r in bob.permissions.commands][0] == "git log --oneline --since=1.week"
     assert [t.title for t in alice.cron] == ["Weekly priorities"]
     assert bob.cron[0].type == "command" and bob.cron[0].command == "git status"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orgctl.errors import Diagnostic, SpecError
 from orgctl.desired.loading import load_org
 from orgctl.desired.sources import WorkTreeSource
+from orgctl.errors import Diagnostic, SpecError
 from tests.conftest import edit, run_cli
 
 

@@ -1,0 +1,337 @@
+"""Commands that hand the organization work and read what it did.
+
+``task add``, ``chat``, ``send``, ``board post``, ``approve``/``deny`` write
+work in flight (durable once the command returns) and wake the recipient;
+``tasks``, ``inbox``, ``board``, ``events``, ``approvals`` read it, each with
+``--json``. ``can-i`` answers a permission question through the runtime's
+own policy code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orgctl.cli.main import cli
+from orgctl.cli.options import resolve
+from orgctl.errors import OrgctlError
+
+org_option = click.option("--org", "-C", "org_dir", default=".", show_default=True,
+                          type=click.Path(file_okay=False, path_type=Path), help="The org repo.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _org(org_dir: Path):  # type: ignore[no-untyped-def]
+    from orgctl.runtime.organization import Organization
+
+    _, paths = resolve(org_dir)
+    paths.ensure()
+    return Organization(paths=paths)
+
+
+def _dump(items: list[Any]) -> None:
+    click.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
+
+
+def _parse_due(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d+)([smhd])", value.strip())
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        return datetime.now(UTC) + timedelta(**{unit: int(m.group(1))})
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use a duration like 30m, 2h, 1d or an ISO time") from None
+    return dt if dt.tzinfo else dt.astimezone()
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@cli.group()
+def task() -> None:
+    """Give an Anima work (human tasks always come first in its queue)."""
+
+
+@task.command("add")
+@click.argument("name")
+@click.argument("text")
+@click.option("--priority", type=click.Choice(["urgent", "high", "normal", "low"]), default="high", show_default=True)
+@click.option("--due", default=None, metavar="WHEN", help="A duration (30m, 2h, 1d) or an ISO time.")
+@click.option("--detail", default="", help="More context for the task.")
+@org_option
+@json_option
+def task_add(name: str, text: str, priority: str, due: str | None, detail: str, org_dir: Path, as_json: bool) -> None:
+    """Queue TEXT as a task for the Anima NAME."""
+    created = _org(org_dir).add_task(name, text, priority=priority, due=_parse_due(due), detail=detail)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(created.model_dump_json(indent=2))
+    else:
+        click.echo(f"Task {created.id} queued for {name} ({priority}). Follow it with `orgctl tasks {name}`.")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Include finished tasks.")
+@org_option
+@json_option
+def tasks(name: str | None, show_all: bool, org_dir: Path, as_json: bool) -> None:
+    """Show task queues (one Anima's, or everyone's), with stale and overdue flags."""
+    org = _org(org_dir)
+    names = [name] if name else sorted(org.specs)
+    now = datetime.now(UTC)
+    rows = [t for n in names for t in org.queue(n).all() if show_all or t.is_open]
+    if as_json:
+        _dump(rows)
+        return
+    if not rows:
+        click.echo("No open tasks." if not show_all else "No tasks.")
+        return
+    for t in rows:
+        flags = "".join(f" [{f}]" for f, on in (("overdue", t.overdue(now)), ("stale", t.stale(now))) if on)
+        click.echo(f"{t.id}  {t.assignee:<10} {t.status:<16} {t.priority:<6} from {t.requester:<8} "
+                   f"{t.title[:60]}{flags}")
+        if t.result and t.status in ("done", "blocked", "failed"):
+            for line in (t.reason or t.result).splitlines()[:6]:
+                click.echo(f"      {line[:110]}")
+
+
+# ---------------------------------------------------------------- messages
+
+
+def _transcript(org: Any, name: str, record: dict[str, Any]) -> None:
+    from orgctl.state.files import append_jsonl
+
+    append_jsonl(org.work.chats / f"{name}.jsonl", record)
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("text")
+@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(min=1), help="Seconds to wait.")
+@org_option
+@json_option
+def chat(name: str, text: str, timeout: float, org_dir: Path, as_json: bool) -> None:
+    """Say TEXT to NAME and wait for its answer (the transcript is kept in the state dir)."""
+    from orgctl.work.messages import HUMAN
+
+    org = _org(org_dir)
+    asked = org.human_message(name, text, intent="chat")
+    _transcript(org, name, {"at": asked.at, "from": HUMAN, "text": text, "id": asked.id})
+    deadline = time.monotonic() + timeout
+    human = org.inbox(HUMAN)
+    while time.monotonic() < deadline:
+        answer = next((m for m in human.unread() if m.in_reply_to == asked.id), None)
+        if answer is not None:
+            human.mark_read(answer.id)
+            _transcript(org, name, {"at": answer.at, "from": name, "text": answer.text, "id": answer.id})
+            if as_json:
+                click.echo(answer.model_dump_json(indent=2))
+            else:
+                click.echo(f"{name}: {answer.text}")
+            return
+        time.sleep(0.2)
+    raise OrgctlError(f"{name} did not answer within {timeout:.0f}s (the message {asked.id} stays in its inbox)",
+                      hint="is it running? `orgctl status`; read the answer later with `orgctl inbox`")
+
+
+@cli.command()
+@click.argument("sender")
+@click.argument("recipient")
+@click.argument("text")
+@click.option("--intent", type=click.Choice(["report", "question", "delegation", "reply"]), default="question",
+              show_default=True)
+@org_option
+@json_option
+def send(sender: str, recipient: str, text: str, intent: str, org_dir: Path, as_json: bool) -> None:
+    """Send a DM: from `human` to an Anima, or as an Anima (under the messaging rules)."""
+    from orgctl.work.messages import HUMAN
+
+    org = _org(org_dir)
+    if sender == HUMAN:
+        message = org.human_message(recipient, text, intent=intent)  # type: ignore[arg-type]
+    else:
+        result = org.send(sender, recipient, intent, text)
+        if not result.accepted:
+            raise OrgctlError(f"refused: {result.reason}")
+        message = result.message
+    if as_json:
+        click.echo(message.model_dump_json(indent=2))
+    else:
+        click.echo(f"Sent {message.id}: {sender} -> {recipient} ({intent}).")
+
+
+@cli.command()
+@click.argument("name", default="human")
+@click.option("--unread", is_flag=True, help="Only unread messages.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@org_option
+@json_option
+def inbox(name: str, unread: bool, limit: int, org_dir: Path, as_json: bool) -> None:
+    """Show NAME's inbox (default: `human`, where Animas report to people)."""
+    org = _org(org_dir)
+    items = [(m, new) for m, new in org.inbox(name).all() if new or not unread][-limit:]
+    if as_json:
+        click.echo(json.dumps([{**m.model_dump(mode="json"), "unread": new} for m, new in items], indent=2))
+        return
+    if not items:
+        click.echo(f"{name}'s inbox is empty.")
+    for m, new in items:
+        mark = "*" if new else " "
+        click.echo(f"{mark} {m.at[11:19]} {m.sender} -> {m.recipient} ({m.intent}, {m.trust}) {m.id}")
+        for line in m.text.splitlines()[:8]:
+            click.echo(f"    {line[:110]}")
+
+
+# ---------------------------------------------------------------- board
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--channel", default=None, help="Only this channel.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@org_option
+@json_option
+@click.pass_context
+def board(ctx: click.Context, channel: str | None, limit: int, org_dir: Path, as_json: bool) -> None:
+    """Read the Board (or `board post CHANNEL TEXT`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    org = _org(org_dir)
+    try:
+        channels = [channel] if channel else org.board.channels()
+        posts = sorted((p for c in channels for p in org.board.read(c)), key=lambda p: p.at)[-limit:]
+    except ValueError as e:
+        raise OrgctlError(str(e)) from e
+    if as_json:
+        _dump(posts)
+        return
+    if not posts:
+        click.echo("The Board is empty.")
+    for p in posts:
+        click.echo(f"#{p.channel:<8} {p.at[11:19]} {p.sender}: {p.text[:140]}")
+
+
+@board.command("post")
+@click.argument("channel")
+@click.argument("text")
+@click.option("--as", "sender", default="human", show_default=True, help="Post as this name.")
+@org_option
+def board_post(channel: str, text: str, sender: str, org_dir: Path) -> None:
+    """Post TEXT to CHANNEL; @mentioned Animas are woken at once."""
+    org = _org(org_dir)
+    try:
+        woken = org.post(channel, text, sender=sender, trust="trusted" if sender == "human" else "medium")
+    except ValueError as e:
+        raise OrgctlError(str(e)) from e
+    click.echo(f"Posted to #{channel.lstrip('#').lower()}" + (f"; woke {', '.join(woken)}." if woken else "."))
+
+
+# ---------------------------------------------------------------- events and approvals
+
+
+@cli.command()
+@click.option("--anima", default=None, help="Only events about this Anima.")
+@click.option("--reason", default=None, help="Only this reason (e.g. MessageRefused).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events.")
+@org_option
+@json_option
+def events(anima: str | None, reason: str | None, limit: int, follow: bool, org_dir: Path, as_json: bool) -> None:
+    """Show what happened: messages, task transitions, commands, refusals (newest last)."""
+    from orgctl.state.events import read_events
+
+    _, paths = resolve(org_dir)
+    shown = read_events(paths.work.events, anima=anima, reason=reason, limit=limit)
+    if as_json and not follow:
+        _dump(shown)
+        return
+    while True:
+        for e in shown:
+            if as_json:
+                click.echo(e.model_dump_json())
+            else:
+                color = "yellow" if e.type == "Warning" else None
+                click.secho(f"{e.at[11:19]}  {e.type:<7} {e.reason:<16} {e.object:<20} {e.message}", fg=color)
+        if not follow:
+            return
+        last = shown[-1].at if shown else ""
+        time.sleep(1.0)
+        shown = [e for e in read_events(paths.work.events, anima=anima, reason=reason, since=last)
+                 if not last or e.at > last]
+        sys.stdout.flush()
+
+
+@cli.command()
+@org_option
+@json_option
+def approvals(org_dir: Path, as_json: bool) -> None:
+    """Actions waiting for a person's decision (commands under an `ask` rule)."""
+    items = _org(org_dir).approvals.all()
+    pending = [a for a in items if a.status == "pending"]
+    if as_json:
+        _dump(items)
+        return
+    if not pending:
+        click.echo("Nothing waits for approval.")
+    for a in pending:
+        click.echo(f"{a.id}  {a.anima:<10} {a.kind}: {a.detail}   ({a.rule}; task {a.task_id})")
+
+
+def _decide(approval_id: str, *, approve: bool, org_dir: Path) -> None:
+    org = _org(org_dir)
+    try:
+        decided = org.approvals.decide(approval_id, approve=approve, by="human")
+    except KeyError:
+        raise OrgctlError(f"no approval {approval_id!r}", hint="list them with `orgctl approvals`") from None
+    except ValueError as e:
+        raise OrgctlError(str(e)) from e
+    org.event(reason="ApprovalDecided", object=f"approval/{decided.id}", anima=decided.anima,
+              message=f"a person {decided.status} {decided.anima}'s {decided.detail!r}")
+    org.wake(decided.anima)
+    click.echo(f"{decided.id} {decided.status}; {decided.anima} is told.")
+
+
+@cli.command()
+@click.argument("approval_id")
+@org_option
+def approve(approval_id: str, org_dir: Path) -> None:
+    """Approve a held action; the Anima runs it and is told."""
+    _decide(approval_id, approve=True, org_dir=org_dir)
+
+
+@cli.command()
+@click.argument("approval_id")
+@org_option
+def deny(approval_id: str, org_dir: Path) -> None:
+    """Deny a held action; the Anima is told and it does not run."""
+    _decide(approval_id, approve=False, org_dir=org_dir)
+
+
+@cli.command("can-i")
+@click.argument("name")
+@click.argument("verb", type=click.Choice(["run", "use", "read", "write"]))
+@click.argument("what")
+@org_option
+def can_i(name: str, verb: str, what: str, org_dir: Path) -> None:
+    """Would NAME be allowed to run COMMAND, use TOOL, read or write PATH? Exit 0 yes, 1 no.
+
+    Answers from the Anima's permissions.md in the work tree, through the runtime's own policy.
+    """
+    from orgctl.runtime.permissions import policy_for
+
+    root, paths = resolve(org_dir)
+    policy = policy_for(root, name, workspace=paths.workspace(name))
+    verdict = {"run": policy.can_run, "use": policy.can_use, "read": policy.can_read,
+               "write": policy.can_write}[verb](what)
+    answer = {"allow": "yes", "ask": "ask (held for a person's approval)", "deny": "no"}[verdict.outcome]
+    click.echo(f"{answer}: {verdict.rule}")
+    sys.exit(0 if verdict.allowed else 1)

@@ -1,0 +1,244 @@
+"""Spend controls and usage summaries, computed from the usage log.
+
+The gateway appends one JSON line per model call to ``<state>/usage.jsonl``
+(:mod:`orgctl.llm.gateways`)::
+
+    {"at": "2025-01-31T12:00:00+00:00", "model", "anima", "purpose",
+     "prompt_tokens", "completion_tokens", "latency_s", "cost_usd"?}
+
+This module reads that log and answers two questions: *may this Anima make
+another call?* (:func:`evaluate` against the ``budgets:`` section of
+``org.yaml``) and *who spent what?* (:func:`spend`, :func:`summarize`, for
+``orgctl`` status commands). The log is the single source of truth, so there is
+no counter to drift or to lose in a crash; it is read tolerantly because a
+writer may be mid-append. Limits are per UTC calendar day and month, the
+windows provider invoices use. Standard library + pydantic only: Anima
+processes import this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Level = Literal["ok", "soft", "hard"]
+_RANK: dict[str, int] = {"ok": 0, "soft": 1, "hard": 2}
+
+
+class BudgetLimits(BaseModel):
+    """Limits for one scope; ``None`` means unlimited, 0 forbids calls. Tokens are prompt + completion tokens.
+
+    At ``soft_fraction`` (0 < x <= 1) of any limit the soft limit trips
+    (warn, slow down, prefer cheap models); at 100 % the hard limit trips (stop calling).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    tokens_per_month: int | None = Field(default=None, ge=0)
+    cost_per_day_usd: float | None = Field(default=None, ge=0)
+    cost_per_month_usd: float | None = Field(default=None, ge=0)
+    soft_fraction: float = Field(default=0.8, gt=0, le=1)
+
+
+class Budgets(BaseModel):
+    """``budgets:`` in ``org.yaml``.
+
+    ``org`` limits the whole org's usage (all Animas together); ``per_anima``
+    is the default limit for each Anima on its own.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    org: BudgetLimits = BudgetLimits()
+    per_anima: BudgetLimits = BudgetLimits()
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What some calls consumed: prompt + completion ``tokens``, ``cost_usd`` (0 when unpriced), ``calls``."""
+
+    tokens: int
+    cost_usd: float
+    calls: int
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """The verdict of :func:`evaluate`.
+
+    ``reason`` is '' when ok, else one sentence naming the limit, e.g. "alice
+    used 81,234 of 100,000 tokens today (soft limit 80%)". ``scope`` is
+    ``"org"``, ``"anima:<name>"``, or '' when ok.
+    """
+
+    level: Level
+    reason: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One line of a usage summary: an Anima's calls to one model."""
+
+    anima: str
+    model: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _at(record: dict[str, Any]) -> datetime | None:
+    """The record's timestamp in UTC (naive ones are taken as UTC); None when missing or unparseable."""
+    raw = record.get("at")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return _utc(datetime.fromisoformat(raw))
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _float(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 0.0
+
+
+def _within(record: dict[str, Any], since: datetime | None, until: datetime | None) -> bool:
+    if since is None and until is None:
+        return True
+    at = _at(record)
+    if at is None:
+        return False  # cannot place it in a window
+    return (since is None or at >= _utc(since)) and (until is None or at < _utc(until))
+
+
+def read_usage(path: Path, *, since: datetime | None = None) -> list[dict[str, Any]]:
+    """The usage records in ``path`` (JSON objects, file order), those at or after ``since`` when given.
+
+    Tolerant: a missing file gives ``[]``; torn, corrupt or non-object lines
+    are skipped (a writer may be mid-append); with ``since``, records without
+    a readable ``at`` are skipped too. Naive datetimes are taken as UTC.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and _within(record, since, None):
+            records.append(record)
+    return records
+
+
+def spend(records: Iterable[dict[str, Any]], *, anima: str | None = None, since: datetime | None = None,
+          until: datetime | None = None) -> Spend:
+    """Total :class:`Spend` of ``records`` in ``[since, until)``, only ``anima``'s when given.
+
+    Missing or invalid token and cost fields count as 0.
+    """
+    tokens = calls = 0
+    cost = 0.0
+    for record in records:
+        if (anima is not None and record.get("anima") != anima) or not _within(record, since, until):
+            continue
+        tokens += _int(record.get("prompt_tokens")) + _int(record.get("completion_tokens"))
+        cost += _float(record.get("cost_usd"))
+        calls += 1
+    return Spend(tokens=tokens, cost_usd=cost, calls=calls)
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:,.4f}" if 0 < amount < 0.01 else f"${amount:,.2f}"
+
+
+def _check(*, who: str, used: Spend, limits: BudgetLimits, period: str) -> list[tuple[Level, float, str]]:
+    """``(level, used/limit, reason)`` for each limit of ``period`` ("day" or "month") that has tripped."""
+    when = "today" if period == "day" else "this month"
+    token_limit: int | None = getattr(limits, f"tokens_per_{period}")
+    cost_limit: float | None = getattr(limits, f"cost_per_{period}_usd")
+    found: list[tuple[Level, float, str]] = []
+    for amount, limit, is_cost in ((used.tokens, token_limit, False), (used.cost_usd, cost_limit, True)):
+        if limit is None:
+            continue
+        share = amount / limit if limit > 0 else float("inf")
+        if share >= 1:
+            level: Level = "hard"
+            note = "hard limit"
+        elif share >= limits.soft_fraction:
+            level = "soft"
+            note = f"soft limit {limits.soft_fraction * 100:g}%"
+        else:
+            continue
+        what = (f"spent {_usd(amount)} of {_usd(limit)}" if is_cost
+                else f"used {int(amount):,} of {int(limit):,} tokens")
+        found.append((level, share, f"{who} {what} {when} ({note})"))
+    return found
+
+
+def evaluate(records: Sequence[dict[str, Any]], *, budgets: Budgets, anima: str, now: datetime,
+             anima_limits: BudgetLimits | None = None) -> BudgetState:
+    """Whether ``anima`` may make another call at ``now``, given the usage ``records``.
+
+    Day is the UTC calendar day of ``now``, month the UTC calendar month.
+    Checks ``anima``'s own usage against ``anima_limits`` (when its own file
+    overrides them) or ``budgets.per_anima``, and all Animas' usage against
+    ``budgets.org``. The worst level wins (hard > soft > ok); among equals,
+    the limit used the most, then the Anima's before the org's, day before
+    month, tokens before cost. The reason names that limit.
+    """
+    now = _utc(now)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    windows = {"day": (day, day + timedelta(days=1)),
+               "month": (month, (month + timedelta(days=32)).replace(day=1))}
+    month_records = [r for r in records if _within(r, *windows["month"])]
+    scopes = [(f"anima:{anima}", anima, anima_limits or budgets.per_anima, anima),
+              ("org", None, budgets.org, "the org")]
+    worst = BudgetState(level="ok", reason="", scope="")
+    worst_share = 0.0
+    for scope, only, limits, who in scopes:
+        for period, (since, until) in windows.items():
+            used = spend(month_records, anima=only, since=since, until=until)
+            for level, share, reason in _check(who=who, used=used, limits=limits, period=period):
+                if (_RANK[level], share) > (_RANK[worst.level], worst_share):
+                    worst, worst_share = BudgetState(level=level, reason=reason, scope=scope), share
+    return worst
+
+
+def summarize(records: Iterable[dict[str, Any]], *, anima: str | None = None,
+              since: datetime | None = None) -> list[UsageRow]:
+    """Usage grouped by (anima, model), sorted by anima then model; only ``anima``'s rows when given.
+
+    Calls without an Anima label (e.g. the supervisor's own) have ``anima`` ''.
+    """
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for record in records:
+        if (anima is not None and record.get("anima") != anima) or not _within(record, since, None):
+            continue
+        key = (str(record.get("anima") or ""), str(record.get("model") or ""))
+        row = groups.setdefault(key, [0, 0, 0, 0.0])
+        row[0] += 1
+        row[1] += _int(record.get("prompt_tokens"))
+        row[2] += _int(record.get("completion_tokens"))
+        row[3] += _float(record.get("cost_usd"))
+    return [UsageRow(anima=a, model=m, calls=c, prompt_tokens=p, completion_tokens=t, cost_usd=cost)
+            for (a, m), (c, p, t, cost) in sorted(groups.items())]

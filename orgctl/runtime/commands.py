@@ -1,0 +1,79 @@
+"""Running an allowed command: no shell unless needed, a timeout, an output cap, a minimal environment.
+
+Called by the task cycle and cron after :class:`~orgctl.runtime.permissions.Policy`
+said ``allow``. The command runs in the Anima's workspace (a clone of the org
+repo in the state dir) with an environment that carries no model keys or
+tokens: only ``PATH``, ``HOME`` (the workspace), ``LANG`` and git's identity.
+A line without pipes or redirections runs as one argv with no shell; one
+with them runs under ``/bin/sh -c`` (every segment was checked already).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orgctl.runtime import guards
+
+DEFAULT_TIMEOUT = 30.0  # seconds
+OUTPUT_CAP = 8 * 1024  # bytes of stdout+stderr kept
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command did: exit code (None when it timed out), output (capped), seconds taken."""
+
+    command: str
+    exit_code: int | None
+    output: str
+    truncated: bool
+    duration_s: float
+    timed_out: bool = False
+
+    def summary(self, *, lines: int = 12) -> str:
+        """``$ cmd`` / ``exit 0`` / the first ``lines`` lines of output, for reports and episodes."""
+        status = "timed out" if self.timed_out else f"exit {self.exit_code}"
+        body = "\n".join(self.output.strip().splitlines()[:lines]) or "(no output)"
+        more = "\n…" if self.truncated or len(self.output.strip().splitlines()) > lines else ""
+        return f"$ {self.command}\n{status}\n{body}{more}"
+
+
+def minimal_env(workspace: Path) -> dict[str, str]:
+    """The environment commands get: nothing secret, nothing of the user's shell."""
+    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": str(workspace),
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "GIT_TERMINAL_PROMPT": "0",
+            "GIT_AUTHOR_NAME": "orgctl-anima", "GIT_AUTHOR_EMAIL": "orgctl-anima@users.noreply.localhost",
+            "GIT_COMMITTER_NAME": "orgctl-anima", "GIT_COMMITTER_EMAIL": "orgctl-anima@users.noreply.localhost",
+            "GIT_CONFIG_NOSYSTEM": "1", "GIT_PAGER": "cat", "PAGER": "cat"}
+
+
+def run_command(command: str, *, cwd: Path, timeout: float = DEFAULT_TIMEOUT, cap: int = OUTPUT_CAP) -> CommandResult:
+    """Run ``command`` (already permitted) in ``cwd``. Never raises for the command's own failure.
+
+    Raises :class:`guards.CommandParseError` only if the line cannot be split (callers checked it first).
+    """
+    segments, needs_shell = guards.split_segments(command)
+    argv = ["/bin/sh", "-c", command] if needs_shell else list(segments[0]) if segments else shlex.split(command)
+    cwd.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=minimal_env(cwd), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        return CommandResult(command, 127, f"cannot start: {e.strerror or e}", False, 0.0)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: a shell's children too
+        out, _ = proc.communicate()
+        timed_out = True
+    data = out or b""
+    return CommandResult(command=command, exit_code=None if timed_out else proc.returncode,
+                         output=data[:cap].decode("utf-8", errors="replace"), truncated=len(data) > cap,
+                         duration_s=round(time.monotonic() - started, 3), timed_out=timed_out)

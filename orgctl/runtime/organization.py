@@ -1,0 +1,277 @@
+"""The runtime's handle on one organization's work: who is in it, and how work moves between them.
+
+Used by the CLI (people hand work in: tasks, chat, sends, Board posts,
+approvals), by the inbound webhook, and by each Anima process (its actions).
+Every step is a durable write first and a wake-up second: a message or task
+is accepted when its file write returns; waking the recipient (the
+supervisor signals its process) is best effort, since the recipient's next
+heartbeat reads the same files anyway.
+
+The org chart comes from the applied spec snapshots (what runs), not from
+the work tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from orgctl.desired.models import AnimaSpec
+from orgctl.errors import OrgctlError, RuntimeFailure
+from orgctl.paths import StatePaths
+from orgctl.runtime import protocol
+from orgctl.runtime.messaging import MessageRules, OutboxView
+from orgctl.state import events
+from orgctl.state.snapshots import read_snapshot
+from orgctl.work.approvals import Approvals
+from orgctl.work.board import Board, mentions
+from orgctl.work.messages import HUMAN, Inbox, Intent, Message, Trust, lowest_trust, record_sent
+from orgctl.work.tasks import FINAL, Priority, Task, TaskQueue
+
+DELEGATION_DEADLINE = 30 * 60  # seconds a delegated task may go without an update before it is overdue
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """``message`` when accepted; otherwise ``reason`` says why it was refused."""
+
+    message: Message | None
+    reason: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.message is not None
+
+
+class Organization:
+    """Work in flight of one org. Thread-safe for the calls an Anima process makes from several threads."""
+
+    def __init__(self, *, paths: StatePaths, specs: dict[str, AnimaSpec] | None = None, wake: bool = True) -> None:
+        self.paths = paths
+        self.work = paths.work
+        self._specs = specs
+        self._wake = wake
+        self._queues: dict[str, TaskQueue] = {}
+        self._lock = threading.RLock()
+        self.rules = MessageRules(outbox=OutboxView(self.work.outbox))
+        self.board = Board(self.work.board)
+        self.approvals = Approvals(self.work.approvals)
+
+    # ------------------------------------------------------------ who is here
+
+    @property
+    def specs(self) -> dict[str, AnimaSpec]:
+        """Applied specs by name, read from the snapshots (cached; :meth:`reload` re-reads)."""
+        if self._specs is None:
+            specs = {}
+            for path in sorted(self.paths.specs.glob("*.json")):
+                with contextlib.suppress(OSError, ValueError):
+                    specs[path.stem] = read_snapshot(path).spec
+            self._specs = specs
+        return self._specs
+
+    def reload(self) -> None:
+        self._specs = None
+
+    def spec(self, name: str) -> AnimaSpec:
+        """Raises OrgctlError naming the known Animas when ``name`` is not applied."""
+        if name not in self.specs:
+            raise OrgctlError(f"no applied Anima named {name!r}",
+                              hint=f"known: {', '.join(sorted(self.specs)) or 'none (run `orgctl apply`)'}")
+        return self.specs[name]
+
+    # ------------------------------------------------------------ stores
+
+    def inbox(self, name: str) -> Inbox:
+        return Inbox(self.work.inbox(name))
+
+    def queue(self, name: str) -> TaskQueue:
+        with self._lock:
+            if name not in self._queues:
+                self._queues[name] = TaskQueue(self.work.tasks(name))
+            return self._queues[name]
+
+    def event(self, *, reason: str, object: str, message: str, anima: str | None = None,
+              warning: bool = False, **fields: object) -> None:
+        events.emit(self.work.events, reason=reason, object=object, message=message, anima=anima,
+                    type="Warning" if warning else "Normal", **fields)
+
+    def wake(self, name: str) -> bool:
+        """Ask the supervisor to wake ``name`` now; False when no supervisor answered (the work still waits)."""
+        if not self._wake or name == HUMAN:
+            return False
+        try:
+            protocol.request(self.paths.socket, "wake", name=name, timeout=2.0)
+        except RuntimeFailure:
+            return False
+        return True
+
+    def _deliver(self, message: Message) -> Message:
+        self.inbox(message.recipient).deliver(message)
+        record_sent(self.work.outbox, message)
+        self.wake(message.recipient)
+        return message
+
+    # ------------------------------------------------------------ work from people and the outside
+
+    def add_task(self, name: str, title: str, *, priority: Priority = "high", due: datetime | None = None,
+                 detail: str = "", requester: str = HUMAN) -> Task:
+        """A person's task for ``name`` (human tasks always sort first); wakes it."""
+        self.spec(name)
+        task = self.queue(name).create(Task(title=title, detail=detail, assignee=name, requester=requester,
+                                            source="human", priority=priority,
+                                            due=due.astimezone(UTC).isoformat(timespec="seconds") if due else None))
+        self.event(reason="TaskCreated", object=f"task/{task.id}", anima=name,
+                   message=f"{requester} gave {name} task {task.id}: {title}")
+        self.wake(name)
+        return task
+
+    def human_message(self, to: str, text: str, *, intent: Intent = "question", source: str = "cli",
+                      sender: str = HUMAN, trust: Trust = "trusted") -> Message:
+        """A message from a person (or, with ``trust="untrusted"``, from outside) into ``to``'s inbox."""
+        self.spec(to)
+        message = self._deliver(Message(sender=sender, recipient=to, intent=intent, text=text, trust=trust,
+                                        chain=[sender], source=source))
+        self.event(reason="MessageReceived" if trust == "untrusted" else "MessageSent", object=f"message/{message.id}",
+                   anima=to, message=f"{sender} -> {to} ({intent}, {trust}): {text[:120]}")
+        return message
+
+    def post(self, channel: str, text: str, *, sender: str, trust: Trust = "medium") -> list[str]:
+        """Post to the Board; wakes every @mentioned Anima at once. Returns who was woken."""
+        post = self.board.post(channel=channel, sender=sender, text=text, trust=trust)
+        self.event(reason="BoardPost", object=f"board/{post.channel}", anima=sender if sender in self.specs else None,
+                   message=f"{sender} in #{post.channel}: {text[:120]}")
+        woken = [n for n in mentions(text) if n in self.specs and n != sender]
+        for name in woken:
+            self.wake(name)
+        return woken
+
+    # ------------------------------------------------------------ Animas' actions
+
+    def send(self, sender: str, recipient: str, intent: str, text: str, *, parent: Message | None = None,
+             task_id: str | None = None, trust: Trust = "medium") -> SendResult:
+        """An Anima's DM, checked by the messaging rules; a refusal is an event and comes back with its reason.
+
+        ``parent`` is the message being answered or acted on: the chain and the trust carry over from it.
+        """
+        spec = self.spec(sender)
+        chain = [*(parent.chain if parent else []), sender]
+        trust = lowest_trust(trust, parent.trust) if parent else trust
+        with self._lock:
+            refusal = self.rules.check(spec=spec, recipient=recipient, intent=intent, text=text, chain=chain,
+                                       reply_to_sender=parent.sender if parent and intent == "reply" else None,
+                                       known=set(self.specs))
+            if refusal:
+                self.event(reason="MessageRefused", object=f"anima/{sender}", anima=sender, warning=True,
+                           message=f"{sender} -> {recipient} ({intent}) refused: {refusal}")
+                return SendResult(None, refusal)
+            self.rules.accepted(sender=sender, recipient=recipient, text=text)
+            message = self._deliver(Message(sender=sender, recipient=recipient, intent=intent,  # type: ignore[arg-type]
+                                            text=text, trust=trust, chain=chain, task_id=task_id,
+                                            in_reply_to=parent.id if parent else None))
+        self.event(reason="MessageSent", object=f"message/{message.id}", anima=sender,
+                   message=f"{sender} -> {recipient} ({intent}): {text[:120]}")
+        return SendResult(message)
+
+    def delegate(self, delegator: str, task_id: str, to: str, *, note: str = "") -> tuple[Task | None, str]:
+        """Hand ``task_id`` of ``delegator`` to its direct report ``to``: a subtask in ``to``'s queue and a DM.
+
+        Returns ``(subtask, "")``, or ``(None, reason)`` when refused (not a direct report, rules).
+        """
+        spec = self.spec(delegator)
+        parent = self.queue(delegator).get(task_id)
+        if parent is None:
+            return None, f"no task {task_id} in {delegator}'s queue"
+        if to not in spec.org.reports:
+            return None, f"delegation goes to direct reports only ({', '.join(spec.org.reports) or 'none'})"
+        due = datetime.now(UTC) + timedelta(seconds=DELEGATION_DEADLINE)
+        sub = Task(title=parent.title, detail=parent.detail, assignee=to, requester=delegator, source="anima",
+                   priority=parent.priority, parent=parent.id, trust=parent.trust,
+                   due=min(filter(None, [parent.due, due.isoformat(timespec="seconds")])))
+        text = f"Please do task {sub.id}: {parent.title}" + (f"\n{note}" if note else "")
+        sent = self.send(delegator, to, "delegation", text, task_id=sub.id, trust=parent.trust)
+        if not sent.accepted:
+            return None, sent.reason
+        self.queue(to).create(sub)
+        self.queue(delegator).update(task_id, by=delegator, status="delegated",
+                                     subtasks=[*parent.subtasks, {"id": sub.id, "assignee": to}],
+                                     note=f"delegated to {to} as {sub.id}")
+        self.event(reason="TaskDelegated", object=f"task/{parent.id}", anima=delegator,
+                   message=f"{delegator} delegated {parent.id} to {to} as {sub.id}")
+        self.wake(to)
+        return sub, ""
+
+    def plan_tasks(self, anima: str, steps: list[dict[str, object]], *, requester: str | None = None) -> list[Task]:
+        """Queue a plan: ``steps`` are ``{"key", "title", "after": [keys]}``; a DAG, refused when cyclic.
+
+        Tasks are created in_progress with ``depends_on`` set, so the task runner starts each one as soon
+        as everything it depends on is done, at most three at once. Raises ValueError naming the cycle or
+        an unknown key; nothing is queued then.
+        """
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        for step in steps:
+            graph.add_node(str(step["key"]))
+        for step in steps:
+            for before in step.get("after", []) or []:  # type: ignore[union-attr]
+                if str(before) not in graph:
+                    raise ValueError(f"step {step['key']!r} depends on unknown step {before!r}")
+                graph.add_edge(str(before), str(step["key"]))
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            raise ValueError("the plan has a cycle: " + " -> ".join([str(a) for a, _ in cycle] + [str(cycle[0][0])]))
+        ids = {str(step["key"]): Task(title=str(step["title"]), assignee=anima, requester=anima).id for step in steps}
+        created = []
+        for key in nx.topological_sort(graph):
+            step = next(s for s in steps if str(s["key"]) == key)
+            created.append(self.queue(anima).create(Task(
+                id=ids[key], title=str(step["title"]), detail=str(step.get("detail", "")), assignee=anima,
+                requester=requester or anima, source="self", status="in_progress",
+                depends_on=[ids[str(b)] for b in step.get("after", []) or []])))  # type: ignore[union-attr]
+        self.event(reason="TasksPlanned", object=f"anima/{anima}", anima=anima,
+                   message=f"{anima} planned {len(created)} tasks")
+        self.wake(anima)
+        return created
+
+    def subtasks_of(self, task: Task) -> list[Task]:
+        return [t for s in task.subtasks if (t := self.queue(s["assignee"]).get(s["id"])) is not None]
+
+    def finish(self, anima: str, task_id: str, *, status: str, result: str = "", reason: str = "") -> Task:
+        """Close a task (done, failed, blocked) and make sure the result reaches whoever asked.
+
+        A person gets it in the ``human`` inbox; a delegating Anima gets a report DM (or, if the rules
+        refuse it, a framework notice: results are never dropped) and is woken.
+        """
+        queue = self.queue(anima)
+        task = queue.update(task_id, by=anima, status=status, result=result[:4000], reason=reason[:500],
+                            note=f"{status}: {(reason or result)[:200]}")
+        self.event(reason={"done": "TaskCompleted", "failed": "TaskFailed"}.get(status, "TaskBlocked"),
+                   object=f"task/{task.id}", anima=anima, warning=status != "done",
+                   message=f"{anima} {status} {task.id} ({task.title[:80]})")
+        body = f"Task {task.id} \"{task.title}\": {status}." + (f"\n{reason}" if reason else "") + (
+            f"\n{result}" if result else "")
+        if task.requester == HUMAN:
+            self._deliver(Message(sender=anima, recipient=HUMAN, intent="report", text=body[:4000],
+                                  trust=task.trust, chain=[anima], task_id=task.id, source="anima"))
+        elif task.requester in self.specs and task.parent:
+            sent = self.send(anima, task.requester, "report", body[:4000], task_id=task.parent, trust=task.trust)
+            if not sent.accepted:
+                self._deliver(Message(sender="orgctl", recipient=task.requester, intent="notice", text=body[:4000],
+                                      trust=task.trust, chain=[anima], task_id=task.parent, source="framework"))
+            self.queue(task.requester).update(task.parent, by=anima, note=f"{anima} {status} {task.id}")
+            self.wake(task.requester)
+        return task
+
+    def all_subtasks_final(self, task: Task) -> bool:
+        subs = self.subtasks_of(task)
+        return bool(subs) and all(s.status in FINAL or s.status == "blocked" for s in subs)
+
+    def workspace(self, name: str) -> Path:
+        return self.paths.workspace(name)

@@ -1,0 +1,192 @@
+"""The task cycle: executing one task with the Anima's tools, on a path apart from the heartbeat.
+
+A task's only exits are **done**, **blocked** with a reason, or a
+**question** to whoever asked (delegation is the heartbeat's choice, before
+the task starts). Each step offers the model the commands it may run that it
+has not run yet for this task (narrowed to the ones whose descriptions match
+the task), and the exits that make sense now; a command that is allowed runs,
+one marked ``ask`` waits for a person, one denied is refused with its rule.
+After :data:`MAX_STEPS` the framework closes the task with what was
+observed, so no task can stall on a small model's indecision.
+
+The result sent back is built from what was observed (each command's exit
+code and output); the model's words, if any, are one extra line.
+
+:class:`TaskRunner` runs ready tasks on up to :data:`PARALLEL` threads, so
+independent tasks of a plan run concurrently and dependent ones in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+
+from orgctl.errors import ModelError
+from orgctl.runtime import deciding
+from orgctl.runtime.commands import run_command
+from orgctl.runtime.cycle import Agent, Trace
+from orgctl.runtime.deciding import Option
+from orgctl.work.approvals import Approval
+from orgctl.work.tasks import Task
+
+log = logging.getLogger("orgctl.tasks")
+
+MAX_STEPS = 4
+PARALLEL = 3
+
+
+def _commands_run(task: Task) -> list[str]:
+    """Commands already tried for this task: run, refused or denied (none is offered twice)."""
+    return [line.split("$ ", 1)[1].split("\n", 1)[0].split(":", 1)[0] if line.startswith("refused $ ")
+            else line.split("$ ", 1)[1].split("\n", 1)[0]
+            for line in task.log if line.startswith(("ran $ ", "refused $ ", "denied $ "))]
+
+
+def _options(agent: Agent, task: Task) -> list[Option]:
+    done = set(_commands_run(task))
+    privileged_ok = task.trust != "untrusted"
+    commands = [Option(f"run {r.command}", r.description or f"run {r.command}", "run", {"command": r.command})
+                for r in agent.policy.runnable() if r.command not in done] if privileged_ok else []
+    commands = deciding.narrow(commands, f"{task.title} {task.detail}", keep=3)
+    exits: list[Option] = []
+    if done or not commands:
+        exits.append(Option("done", "the task is finished: report what you found", "done"))
+    if done:
+        exits.append(Option("blocked", "you cannot finish it: say why", "blocked"))
+    asked = any(line.startswith("asked ") for line in task.log)
+    if not asked and task.requester in agent.org.specs and not done:
+        exits.append(Option(f"ask {task.requester}", "ask whoever gave you the task a question first", "question"))
+    return commands + exits
+
+
+def run_task(agent: Agent, task_id: str, *, now: Callable[[], datetime]) -> Trace:
+    """Run the task cycle for ``task_id`` until an exit (or a held approval); returns the trace."""
+    queue = agent.org.queue(agent.name)
+    trace = Trace(trigger=f"task {task_id}", at=now())
+    try:
+        for _ in range(MAX_STEPS):
+            task = queue.get(task_id)
+            if task is None or task.status != "in_progress":
+                break
+            if _step(agent, task, trace):
+                break
+        else:
+            task = queue.get(task_id)
+            if task is not None and task.status == "in_progress":
+                _finish(agent, task, trace, status="done", note="")
+    except ModelError as e:
+        trace.failed = e.message
+        agent.org.event(reason="TaskCycleFailed", object=f"task/{task_id}", anima=agent.name, warning=True,
+                        message=f"{agent.name}: {e.message}")
+    agent.remember(trace)
+    return trace
+
+
+def _step(agent: Agent, task: Task, trace: Trace) -> bool:
+    """One step; True when the cycle ends here."""
+    options = _options(agent, task)
+    observed = "\n".join(task.log[-4:])
+    situation = f"Your task {task.id}: {task.title}\n{task.detail[:300]}" + (f"\nSo far:\n{observed[-900:]}"
+                                                                            if observed else "")
+    choice, usage = deciding.choose(agent.client, model=agent.spec.model, system=agent.system, situation=situation,
+                                    options=options, anima=agent.name, purpose="task")
+    trace.usage += usage
+    if choice.action == "run":
+        return _run(agent, task, trace, choice.args["command"])
+    if choice.action == "question":
+        text, usage = deciding.say(agent.client, model=agent.spec.model, system=agent.system, anima=agent.name,
+                                   prompt=f"{situation}\n\nWrite one short question to {task.requester}.",
+                                   purpose="question")
+        trace.usage += usage
+        text = text or f"What exactly do you need for {task.title!r}?"
+        sent = agent.org.send(agent.name, task.requester, "question", f"About {task.id}: {text}", task_id=task.id,
+                              trust=task.trust)
+        if sent.accepted:
+            agent.org.queue(agent.name).update(task.id, by=agent.name, status="blocked",
+                                               reason=f"waiting for an answer from {task.requester}",
+                                               note=f"asked {task.requester}: {text}")
+            trace.did.append(f"asked {task.requester}: {text}")
+            return True
+        agent.org.queue(agent.name).update(task.id, by=agent.name, note=f"asked (refused: {sent.reason})")
+        return False
+    _finish(agent, task, trace, status=choice.action, note=situation)
+    return True
+
+
+def _run(agent: Agent, task: Task, trace: Trace, command: str) -> bool:
+    queue = agent.org.queue(agent.name)
+    verdict = agent.policy.can_run(command)
+    if verdict.outcome == "deny":
+        queue.update(task.id, by=agent.name, note=f"refused $ {command}: {verdict.rule}")
+        agent.org.event(reason="CommandRefused", object=f"task/{task.id}", anima=agent.name, warning=True,
+                        message=f"{agent.name} may not run {command!r}: {verdict.rule}")
+        trace.did.append(f"was refused {command!r}: {verdict.rule}")
+        return False
+    if verdict.outcome == "ask":
+        approval = agent.org.approvals.request(Approval(anima=agent.name, detail=command, rule=verdict.rule,
+                                                        task_id=task.id))
+        queue.update(task.id, by=agent.name, status="waiting_approval", note=f"waiting for approval {approval.id}")
+        agent.org.event(reason="ApprovalRequested", object=f"approval/{approval.id}", anima=agent.name,
+                        message=f"{agent.name} asks to run {command!r} ({verdict.rule}); "
+                                f"`orgctl approve {approval.id}` or `orgctl deny {approval.id}`")
+        trace.did.append(f"asked a person to approve {command!r} ({approval.id})")
+        return True
+    result = run_command(command, cwd=agent.org.workspace(agent.name))
+    queue.update(task.id, by=agent.name, steps=task.steps + 1, note=f"ran {result.summary()}")
+    agent.org.event(reason="CommandRun", object=f"task/{task.id}", anima=agent.name,
+                    message=f"{agent.name} ran {command!r}: exit {result.exit_code}", exit_code=result.exit_code,
+                    duration_s=result.duration_s)
+    trace.did.append(f"ran {command!r}: exit {result.exit_code}, {len(result.output.splitlines())} lines")
+    return False
+
+
+def _finish(agent: Agent, task: Task, trace: Trace, *, status: str, note: str) -> None:
+    current = agent.org.queue(agent.name).get(task.id) or task
+    runs = [line[4:] for line in current.log if line.startswith("ran $ ")]
+    result = "\n\n".join(runs)[:3000]
+    reason = ""
+    words, usage = deciding.say(agent.client, model=agent.spec.model, system=agent.system, anima=agent.name,
+                                prompt=f"{note[:600]}\n\nIn one sentence, say what you found.",
+                                purpose="report")
+    trace.usage += usage
+    if status == "blocked":
+        reason = words or "could not finish"
+    elif words:
+        result = f"{result}\n\nNote: {words}" if result else words
+    agent.org.finish(agent.name, task.id, status=status, result=result or "(nothing to report)", reason=reason)
+    trace.did.append(f"{status} {task.id}; result sent to {task.requester}")
+
+
+class TaskRunner:
+    """Runs the Anima's in-progress tasks that are ready, at most :data:`PARALLEL` at once."""
+
+    def __init__(self, agent_factory: Callable[[], Agent], *, now: Callable[[], datetime],
+                 parallel: int = PARALLEL) -> None:
+        self._agent_factory = agent_factory
+        self._now = now
+        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="task")
+        self._running: dict[str, Future[Trace]] = {}
+        self._lock = threading.Lock()
+        self.on_done: Callable[[str], None] = lambda task_id: None
+
+    def poll(self) -> int:
+        """Start every ready in-progress task not yet running; returns how many run now."""
+        agent = self._agent_factory()
+        with self._lock:
+            self._running = {k: f for k, f in self._running.items() if not f.done()}
+            for task in agent.org.queue(agent.name).ready():
+                if task.status == "in_progress" and task.id not in self._running:
+                    future = self._pool.submit(run_task, self._agent_factory(), task.id, now=self._now)
+                    future.add_done_callback(lambda f, tid=task.id: self.on_done(tid))
+                    self._running[task.id] = future
+            return len(self._running)
+
+    def busy(self) -> bool:
+        with self._lock:
+            return any(not f.done() for f in self._running.values())
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

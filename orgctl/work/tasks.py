@@ -1,0 +1,167 @@
+"""Task queues: one append-only log per Anima, folded into current tasks.
+
+Each line is an event, ``{"op": "create", "task": {...}}`` or
+``{"op": "update", "id": ..., "set": {...}, "by": ..., "note": ...}`` (the
+AnimaWorks seed keeps its queue the same way). The log is the history;
+:class:`TaskQueue` folds it incrementally (it remembers its file offset), so
+reading a queue after a change costs the new lines, not the whole file.
+Many processes may append (a person adding, a manager delegating, the Anima
+itself); each append is a single ``O_APPEND`` write.
+
+Ordering: human tasks first, then by priority, then oldest first. A task is
+*stale* when it is open and has had no update for :data:`STALE_AFTER`
+seconds, *overdue* when it is open past ``due``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from orgctl.state.files import append_jsonl
+from orgctl.state.inventories import now_iso
+from orgctl.work.messages import Trust, new_id
+
+STALE_AFTER = 30 * 60  # seconds without an update
+Priority = Literal["urgent", "high", "normal", "low"]
+PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+Status = Literal["pending", "in_progress", "delegated", "waiting_approval", "blocked", "done", "failed", "cancelled"]
+OPEN = frozenset({"pending", "in_progress", "delegated", "waiting_approval", "blocked"})
+FINAL = frozenset({"done", "failed", "cancelled"})
+
+
+class Task(BaseModel):
+    """One task in its assignee's queue.
+
+    ``requester`` is who gets the result (``human``, an Anima, or ``cron``);
+    ``parent`` is the requester's task this one was delegated from;
+    ``subtasks`` the tasks this one was delegated into (each ``{"id", "assignee"}``);
+    ``depends_on`` ids in the same queue that must be done first (a DAG);
+    ``log`` what happened, one line per step (commands with exit codes, messages).
+    Times are ISO 8601 UTC.
+    """
+
+    id: str = Field(default_factory=lambda: new_id("t"))
+    title: str = Field(max_length=300)
+    detail: str = Field(default="", max_length=4000)
+    assignee: str
+    requester: str
+    source: Literal["human", "anima", "cron", "self"] = "anima"
+    priority: Priority = "normal"
+    status: Status = "pending"
+    due: str | None = None
+    parent: str | None = None
+    subtasks: list[dict[str, str]] = []
+    depends_on: list[str] = []
+    result: str = ""
+    reason: str = ""
+    trust: Trust = "trusted"
+    log: list[str] = []
+    steps: int = 0
+    escalations: int = 0
+    created_at: str = Field(default_factory=now_iso)
+    updated_at: str = Field(default_factory=now_iso)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN
+
+    def sort_key(self) -> tuple[int, int, str]:
+        """Human tasks first, then priority, then age."""
+        return (0 if self.source == "human" else 1, PRIORITY_RANK[self.priority], self.created_at)
+
+    def stale(self, now: datetime) -> bool:
+        return self.is_open and (now - _parse(self.updated_at)).total_seconds() > STALE_AFTER
+
+    def overdue(self, now: datetime) -> bool:
+        return self.is_open and self.due is not None and now > _parse(self.due)
+
+    def brief(self) -> str:
+        """``t-3f2a1c9b "title" (pending, high, from human)`` for prompts and logs."""
+        return f'{self.id} "{self.title}" ({self.status}, {self.priority}, from {self.requester})'
+
+
+def _parse(stamp: str) -> datetime:
+    dt = datetime.fromisoformat(stamp)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class TaskQueue:
+    """The task log of one Anima at ``path``, folded. Not thread-safe: one per thread or a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._offset = 0
+        self._tasks: dict[str, Task] = {}
+
+    def _refresh(self) -> None:
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return
+        if size < self._offset:  # replaced (tests, restores): fold again
+            self._offset, self._tasks = 0, {}
+        if size == self._offset:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read(size - self._offset)
+        end = chunk.rfind(b"\n") + 1  # a torn last line waits for its writer
+        for line in chunk[:end].splitlines():
+            try:
+                self._apply(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue
+        self._offset += end
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        if event["op"] == "create":
+            task = Task.model_validate(event["task"])
+            self._tasks[task.id] = task
+        elif event["op"] == "update" and event["id"] in self._tasks:
+            old = self._tasks[event["id"]]
+            changes = dict(event.get("set", {}))
+            if event.get("note"):
+                changes["log"] = [*old.log, str(event["note"])][-50:]
+            changes["updated_at"] = event.get("at", old.updated_at)
+            self._tasks[old.id] = old.model_copy(update=changes)
+
+    # ------------------------------------------------------------ reading
+
+    def get(self, task_id: str) -> Task | None:
+        self._refresh()
+        return self._tasks.get(task_id)
+
+    def all(self) -> list[Task]:
+        self._refresh()
+        return sorted(self._tasks.values(), key=Task.sort_key)
+
+    def open(self) -> list[Task]:
+        return [t for t in self.all() if t.is_open]
+
+    def ready(self) -> list[Task]:
+        """Open tasks whose dependencies are all done (a task whose dependency failed is not ready)."""
+        self._refresh()
+        return [t for t in self.open()
+                if all((d := self._tasks.get(dep)) is not None and d.status == "done" for dep in t.depends_on)]
+
+    # ------------------------------------------------------------ writing
+
+    def create(self, task: Task) -> Task:
+        append_jsonl(self.path, {"op": "create", "at": task.created_at, "task": task.model_dump(mode="json")})
+        return task
+
+    def update(self, task_id: str, *, by: str, note: str | None = None, **changes: Any) -> Task:
+        """Record changes to a task; returns the new task. Raises KeyError for an unknown id."""
+        if self.get(task_id) is None:
+            raise KeyError(task_id)
+        append_jsonl(self.path, {"op": "update", "at": now_iso(), "id": task_id, "by": by,
+                                 "set": changes, "note": note})
+        task = self.get(task_id)
+        assert task is not None
+        return task

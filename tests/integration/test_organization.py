@@ -1,0 +1,202 @@
+"""Work in flight on real files and real processes: messaging rules, durable inboxes, task graphs, permissions.
+
+No model is called here: these are the framework's guarantees, which must hold whatever a model answers.
+The org comes from the real template via `orgctl init`; specs are loaded from its HEAD.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from orgctl.desired.loading import load_org
+from orgctl.desired.sources import GitRevisionSource
+from orgctl.paths import StatePaths
+from orgctl.runtime.organization import Organization
+from orgctl.runtime.permissions import policy_for
+from orgctl.work.messages import Inbox, Message
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def work(org: Path, state: StatePaths) -> Organization:
+    spec = load_org(GitRevisionSource(org, "HEAD"))
+    return Organization(paths=state.ensure(), specs=spec.animas, wake=False)
+
+
+def test_acknowledgement_loop_is_cut_at_once_and_a_ping_pong_within_six(work: Organization) -> None:
+    refused = work.send("bob", "alice", "report", "Thanks, great job! Really appreciate it.")
+    assert not refused.accepted and "Board" in refused.reason
+
+    accepted = 0
+    for i in range(10):  # two Animas bouncing content back and forth: report up, question down
+        a = work.send("bob", "alice", "report", f"Status update number {i}: the build is green")
+        b = work.send("alice", "bob", "question", f"Question number {i}: what is the next step?")
+        accepted += a.accepted + b.accepted
+        if not (a.accepted and b.accepted):
+            break
+    assert accepted <= 6
+    reasons = [e for e in work_events(work) if e["reason"] == "MessageRefused"]
+    assert any("depth limit" in e["message"] for e in reasons)
+
+
+def work_events(work: Organization) -> list[dict]:  # type: ignore[type-arg]
+    from orgctl.state.events import read_events
+
+    return [e.model_dump() for e in read_events(work.work.events)]
+
+
+def test_a_chain_through_a_third_anima_is_cut(work: Organization) -> None:
+    first = work.send("bob", "carol", "question", "Can you look into the flaky deploy?").message
+    assert first is not None
+    second = work.send("carol", "alice", "question", "Bob asks about the flaky deploy: who owns it?",
+                       parent=first).message
+    assert second is not None and second.chain == ["bob", "carol", "alice"] or second.chain == ["bob", "carol"]
+    third = work.send("alice", "bob", "question", "Who owns the flaky deploy?", parent=second)
+    assert not third.accepted and "loop cut" in third.reason
+
+
+def test_hierarchy_discipline_explains_the_refusal(work: Organization) -> None:
+    assert "direct reports" in work.send("bob", "carol", "delegation", "Please do the report").reason
+    assert "supervisor" in work.send("alice", "bob", "report", "Here is my report").reason
+    assert work.send("bob", "alice", "report", "Tests pass on main").accepted
+    assert "intent" in work.send("bob", "alice", "fyi", "Just so you know").reason
+
+
+def test_duplicate_send_in_one_run_is_refused(work: Organization) -> None:
+    assert work.send("bob", "alice", "question", "Should I upgrade the parser?").accepted
+    again = work.send("bob", "alice", "question", "Should I upgrade the parser?")
+    assert not again.accepted and "already sent" in again.reason
+
+
+def test_hourly_cap(org: Path, state: StatePaths) -> None:
+    spec = load_org(GitRevisionSource(org, "HEAD"))
+    bob = spec.animas["bob"].model_copy(update={"messaging": spec.animas["bob"].messaging.model_copy(
+        update={"per_hour": 3, "pair_depth": 50})})
+    work = Organization(paths=state.ensure(), specs={**spec.animas, "bob": bob}, wake=False)
+    results = [work.send("bob", "alice", "report", f"Report {i}: step {i} is done") for i in range(5)]
+    assert [r.accepted for r in results] == [True, True, True, False, False]
+    assert "hourly limit" in results[3].reason
+
+
+def test_a_sender_killed_mid_delivery_loses_no_accepted_message(tmp_path: Path) -> None:
+    """A real child process delivers messages and is SIGKILLed; every message it reported accepted is there."""
+    inbox_dir = tmp_path / "inbox"
+    script = textwrap.dedent(f"""
+        import sys
+        from orgctl.work.messages import Inbox, Message
+        inbox = Inbox({str(inbox_dir)!r})
+        for i in range(100000):
+            m = inbox.deliver(Message(sender="bob", recipient="alice", intent="report", text="x" * 2000 + str(i)))
+            print(m.name.split(".")[1], flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert proc.stdout is not None
+    accepted = [proc.stdout.readline().strip() for _ in range(50)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    accepted += [line.strip() for line in proc.stdout.read().splitlines() if line.strip()]
+    proc.stdout.close()
+    ids = {m.id for m in Inbox(inbox_dir).unread()}
+    assert set(accepted) <= ids and len(ids) >= 50
+    assert all(m.text.startswith("x" * 2000) for m in Inbox(inbox_dir).unread())  # nothing torn in new/
+
+
+def test_unread_survives_until_the_cycle_marks_it_read(tmp_path: Path) -> None:
+    inbox = Inbox(tmp_path / "inbox")
+    m = Message(sender="human", recipient="alice", intent="question", text="Where are we?")
+    inbox.deliver(m)
+    assert [x.id for x in Inbox(tmp_path / "inbox").unread()] == [m.id]  # a new reader (restarted process) sees it
+    assert inbox.mark_read(m.id) and inbox.unread() == [] and [x.id for x in inbox.read()] == [m.id]
+
+
+def test_a_task_graph_runs_in_dependency_order_and_a_cycle_is_refused(work: Organization) -> None:
+    with pytest.raises(ValueError, match="cycle: a -> b -> a|cycle: b -> a -> b"):
+        work.plan_tasks("bob", [{"key": "a", "title": "A", "after": ["b"]}, {"key": "b", "title": "B", "after": ["a"]}])
+    assert work.queue("bob").all() == []
+    planned = work.plan_tasks("bob", [{"key": "test", "title": "Run the tests", "after": ["build"]},
+                                      {"key": "build", "title": "Build"},
+                                      {"key": "lint", "title": "Lint"}])
+    by_title = {t.title: t for t in planned}
+    ready = {t.title for t in work.queue("bob").ready()}
+    assert ready == {"Build", "Lint"}  # independent tasks are ready together
+    work.finish("bob", by_title["Build"].id, status="done", result="built")
+    assert "Run the tests" in {t.title for t in work.queue("bob").ready()}
+
+
+def test_delegation_goes_down_and_the_result_comes_back_up(work: Organization) -> None:
+    task = work.add_task("alice", "Find out what changed this week")
+    sub, reason = work.delegate("alice", task.id, "bob")
+    assert sub is not None, reason
+    assert work.queue("alice").get(task.id).status == "delegated"  # type: ignore[union-attr]
+    assert [m.intent for m in work.inbox("bob").unread()] == ["delegation"]
+    refused, why = work.delegate("alice", task.id, "dave")
+    assert refused is None and "direct reports" in why
+    work.finish("bob", sub.id, status="done", result="$ git log\nexit 0\nabc123 a change")
+    reports = work.inbox("alice").unread()
+    assert reports[-1].intent == "report" and "abc123" in reports[-1].text
+    assert work.all_subtasks_final(work.queue("alice").get(task.id))  # type: ignore[arg-type]
+    work.finish("alice", task.id, status="done", result="one change: abc123")
+    human = work.inbox("human").unread()
+    assert human[-1].task_id == task.id and "one change" in human[-1].text
+
+
+def test_invalid_permissions_deny_everything(org: Path, state: StatePaths) -> None:
+    (org / "animas/bob/permissions.md").write_text("---\ntools: [run_command\ncommands: [git log]\n---\n")
+    policy = policy_for(org, "bob", workspace=state.workspace("bob"))
+    assert not policy.can_run("git log").allowed and "invalid" in policy.can_run("git log").rule
+    assert not policy.can_use("send_message").allowed
+    result = run_cli("can-i", "bob", "run", "git log", "-C", str(org))
+    assert result.exit_code == 1 and result.output.startswith("no:") and "invalid" in result.output
+
+
+def test_can_i_uses_the_runtime_policy(org: Path) -> None:
+    yes = run_cli("can-i", "bob", "run", "git log --oneline --since=1.week", "-C", str(org))
+    assert yes.exit_code == 0 and yes.output.startswith("yes:") and "commands: git log" in yes.output
+    push = run_cli("can-i", "bob", "run", "git push origin main", "-C", str(org))
+    assert push.exit_code == 1 and push.output.startswith("ask")
+    force = run_cli("can-i", "bob", "run", "git push --force origin main", "-C", str(org))
+    assert force.exit_code == 1 and "hard block" in force.output  # deny rule too, but the hard block is checked first
+    wipe = run_cli("can-i", "bob", "run", "git log; rm -rf /", "-C", str(org))
+    assert wipe.exit_code == 1 and "hard block" in wipe.output
+    assert run_cli("can-i", "alice", "use", "call_human", "-C", str(org)).exit_code == 0
+    assert run_cli("can-i", "carol", "use", "call_human", "-C", str(org)).exit_code == 1
+    escape = run_cli("can-i", "carol", "read", "common_knowledge/../../etc/passwd", "-C", str(org))
+    assert escape.exit_code == 1 and "outside every file root" in escape.output
+
+
+def test_human_work_via_cli(org: Path, state: StatePaths) -> None:
+    from orgctl.desired.models import AnimaSpec
+    from orgctl.state.snapshots import Snapshot, write_snapshot
+
+    spec = load_org(GitRevisionSource(org, "HEAD"))
+    for name, a in spec.animas.items():
+        assert isinstance(a, AnimaSpec)
+        write_snapshot(state.ensure().spec_snapshot(name), Snapshot(spec=a, revision=spec.revision, org_name="acme",
+                                                                   memory_dir=str(org / "animas" / name / "memory"),
+                                                                   applied_at="now"))
+    added = run_cli("task", "add", "alice", "Write the weekly report", "--due", "2h", "-C", str(org))
+    assert added.exit_code == 0 and "queued for alice" in added.output
+    listed = run_cli("tasks", "alice", "-C", str(org))
+    assert "Write the weekly report" in listed.output and "pending" in listed.output
+    assert run_cli("task", "add", "nobody", "x", "-C", str(org)).exit_code == 1
+    posted = run_cli("board", "post", "#general", "Welcome @bob", "-C", str(org))
+    assert posted.exit_code == 0
+    assert "Welcome @bob" in run_cli("board", "-C", str(org)).output
+    bad = run_cli("board", "post", "../etc", "x", "-C", str(org))
+    assert bad.exit_code == 1 and "invalid channel" in bad.output
+    sent = run_cli("send", "human", "bob", "How are the tests?", "-C", str(org))
+    assert sent.exit_code == 0
+    refused = run_cli("send", "bob", "carol", "Do this", "--intent", "delegation", "-C", str(org))
+    assert refused.exit_code == 1 and "direct reports" in refused.output
+    events = run_cli("events", "-C", str(org)).output
+    assert "TaskCreated" in events and "MessageRefused" in events and "BoardPost" in events
+    time.sleep(0)
