@@ -52,14 +52,18 @@ def _options(agent: Agent, task: Task) -> list[Option]:
                 for r in agent.policy.runnable() if r.command not in done] if privileged_ok else []
     commands = deciding.narrow(commands, f"{task.title} {task.detail}", keep=3)
     exits: list[Option] = []
+    succeeded = any(line.startswith("ran $ ") and "\nexit 0\n" in line for line in task.log)
+    failed = any(line.startswith(("ran $ ", "refused $ ", "denied $ ")) and "\nexit 0\n" not in line
+                 for line in task.log)
     if done or not commands:
         exits.append(Option("done", "the task is finished: report what you found", "done"))
-    if done:
+    if failed and not succeeded:  # "blocked" only when something really failed: never a coin flip of the model
         exits.append(Option("blocked", "you cannot finish it: say why", "blocked"))
     asked = any(line.startswith("asked ") for line in task.log)
     if not asked and task.requester in agent.org.specs and not done:
         exits.append(Option(f"ask {task.requester}", "ask whoever gave you the task a question first", "question"))
-    return commands + exits
+    # Once a command succeeded, finishing comes first and one more command at most is offered.
+    return exits + commands[:1] if succeeded else commands + exits
 
 
 def run_task(agent: Agent, task_id: str, *, now: Callable[[], datetime]) -> Trace:
@@ -180,9 +184,14 @@ class TaskRunner:
             for task in agent.org.queue(agent.name).ready():
                 if task.status == "in_progress" and task.id not in self._running:
                     future = self._pool.submit(run_task, self._agent_factory(), task.id, now=self._now)
-                    future.add_done_callback(lambda f, tid=task.id: self.on_done(tid))
+                    future.add_done_callback(lambda f, tid=task.id: self._done(tid, f))
                     self._running[task.id] = future
             return len(self._running)
+
+    def _done(self, task_id: str, future: Future[Trace]) -> None:
+        if future.exception() is not None:  # a bug, not a model failure: keep it visible in the Anima's log
+            log.error("task cycle of %s crashed", task_id, exc_info=future.exception())
+        self.on_done(task_id)
 
     def busy(self) -> bool:
         with self._lock:
