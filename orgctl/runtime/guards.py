@@ -395,7 +395,8 @@ def _braces(word: str) -> list[str]:
             if depth == 0:
                 break
         if depth == 0 and len(cuts) > 2:
-            done = [w for a, b in zip(cuts, cuts[1:]) for w in _braces(word[:i] + word[a + 1:b] + word[cuts[-1] + 1:])]
+            pairs = zip(cuts, cuts[1:], strict=False)
+            done = [w for a, b in pairs for w in _braces(word[:i] + word[a + 1:b] + word[cuts[-1] + 1:])]
             return done if len(done) <= 256 else [_fail("brace expansion too large")]
     return [word]
 
@@ -568,7 +569,8 @@ def _rule(cmd: _Cmd, prog: str, args: list[str]) -> str:
                                                                               and args[k - 1] not in ("-s", "-n"))]
         return R_KILL if not {"-l", "-L"} & set(args) and {"1", "-1"} & set(pids) else ""
     if prog in ("pkill", "killall"):
-        return R_KILL if re.search(r"(?:^| )(?:-[uU] ?|--(?:e?uid|user)[= ])(?:root|0)(?:[ ,]|$)", " ".join(args)) else ""
+        root_user = r"(?:^| )(?:-[uU] ?|--(?:e?uid|user)[= ])(?:root|0)(?:[ ,]|$)"
+        return R_KILL if re.search(root_user, " ".join(args)) else ""
     if prog == "crontab":
         return R_CRONTAB if _flag(opts, "r") else ""
     if prog == "git":
