@@ -78,7 +78,9 @@ _WRAPPERS = {w.split()[0]: (int(w.split()[1]), frozenset(w.split()[2:])) for w i
     "doas 0 -u -C", "env 0 -u -C -S --unset --chdir --split-string", "nice 0 -n --adjustment", "nohup 0",
     "timeout 1 -s -k --signal --kill-after", "command 0", "exec 0 -a", "time 0 -f -o --format --output",
     "builtin 0", "stdbuf 0 -i -o -e --input --output --error", "ionice 0 -c -n -t --class --classdata",
-    "setsid 0", "chroot 1 --userspec --groups", "busybox 0",
+    "setsid 0", "chroot 1 --userspec --groups", "busybox 0", "flock 1 -w -E --timeout --conflict-exit-code",
+    "watch 0 -n -q --interval --equexit", "ssh 1 -B -b -c -D -E -e -F -I -i -J -L -l -m -O -o -p -Q -R -S -W -w",
+    "parallel 0 -j -N -n -P -S -a -d -I -E --jobs --arg-file --delimiter --max-procs",
     "xargs 0 -a -d -E -I -L -n -P -s --arg-file --delimiter --eof --max-lines --max-args --max-procs")}
 
 R_FORK_BOMB = "hard block: fork bomb (:(){ :|:& };:)"
@@ -218,9 +220,11 @@ def _parse(text: str, scope: _Scope) -> tuple[list[_Cmd], bool]:
     redirects: list[tuple[str, str]] = []
     piped, pending = scope.piped, ""
     for tok in (o for t in raw for o in (_operators(t) if t[:1] and t[0] in "|;&<>()" else [t])):
+        if pending and isinstance(tok, _Op):
+            raise CommandParseError(f"redirection {pending} without a target")
         if pending:
             redirects.append((pending, tok))
-            pending = "" if not isinstance(tok, _Op) else _fail(f"redirection {pending} without a target")
+            pending = ""
         elif isinstance(tok, _Op) and tok in _SEPARATORS:
             if tok == "(" and words:
                 raise CommandParseError("function definitions are not supported")
@@ -269,16 +273,14 @@ def _parse(text: str, scope: _Scope) -> tuple[list[_Cmd], bool]:
     return cmds, ctx.shell or len(segs) > 1
 
 
-def _fail(message: str) -> str:
-    raise CommandParseError(message)
-
-
 def _operators(run: str) -> list[str]:
     """Split a run of operator characters (``;&&``, ``)|(``) into operators."""
     ops: list[str] = []
     while run:
         op = next((o for o in _OPS if run.startswith(o)), "<<")
-        ops.append(_Op(op) if op != "<<" else _fail(f"unsupported operator {run!r}"))
+        if op == "<<":
+            raise CommandParseError(f"unsupported operator {run!r}")
+        ops.append(_Op(op))
         run = run[len(op):]
     return ops
 
@@ -295,12 +297,13 @@ def _prepass(text: str, ctx: _Ctx) -> str:
         elif c == "\\":
             if not nxt:
                 raise CommandParseError("trailing backslash")
-            if quote and nxt not in '"\\$`\n':  # a backslash that stays, inside "..."
+            if quote and nxt not in '"\\$`\n':  # inside "...", this backslash is a plain character
                 out.append(c)
-            elif nxt != "\n":  # backslash-newline continues the line
+                i += 1
+                continue
+            if nxt != "\n":  # backslash-newline continues the line
                 out.append(_LIT.get(nxt, nxt if nxt == "`" else c + nxt))
-            i += 1 if quote and nxt not in '"\\$`\n' else 2
-            continue
+            i += 1
         elif c == '"' or (c == "'" and not quote):
             quote = "" if quote == c else c
             out.append(c)
@@ -312,7 +315,8 @@ def _prepass(text: str, ctx: _Ctx) -> str:
         elif quote:
             out.append(_LIT.get(c, c))
         elif c == "#" and (not out or out[-1][-1] in " \t;|&()<>"):
-            i = text.find("\n", i) % (n + 1)  # a comment runs to the end of the line
+            i = text.find("\n", i)  # a comment runs to the end of the line
+            i = n if i < 0 else i
             continue
         elif c == "\n":
             out.append(" " if "".join(out).rstrip()[-1:] in ("", "|", "&", ";", "(") else ";")
@@ -372,14 +376,19 @@ def _expand(word: str, ctx: _Ctx, env: Mapping[str, str]) -> list[str]:
         name, op, default, quoted = ctx.refs[k]
         value = env.get(name)
         unset = value is None or (op.startswith(":") and value == "")
-        if (op.endswith(("-", "=")) and unset) or op.endswith("+"):
-            value = default if unset != op.endswith("+") else ""
+        if op.endswith(("-", "=")) and unset:  # ${X:-word}
+            value = default
+        elif op.endswith("+"):  # ${X:+word}
+            value = "" if unset else default
         value = "".join(protect(c, c) for c in value or "")
         if quoted:
             cur, keep_empty = cur + value, True
             continue
-        first, *rest = re.split(r"[ \t\n]+", value)
-        fields, cur = fields + [cur + first, *rest[:-1]] if rest else fields, rest[-1] if rest else cur + first
+        first, *rest = re.split(r"[ \t\n]+", value)  # unquoted: split into fields
+        cur += first
+        for piece in rest:
+            fields.append(cur)
+            cur = piece
     expanded = [b for f in [*fields, cur] if f or keep_empty for b in _braces(f)]
     ctx.shell = ctx.shell or len(expanded) > len(fields) + 1
     return ["".join(_UNLIT.get(c, c) for c in f) for f in expanded]
@@ -395,9 +404,11 @@ def _braces(word: str) -> list[str]:
             if depth == 0:
                 break
         if depth == 0 and len(cuts) > 2:
-            pairs = zip(cuts, cuts[1:], strict=False)
-            done = [w for a, b in pairs for w in _braces(word[:i] + word[a + 1:b] + word[cuts[-1] + 1:])]
-            return done if len(done) <= 256 else [_fail("brace expansion too large")]
+            prefix, suffix = word[:i], word[cuts[-1] + 1:]
+            done = [w for a, b in zip(cuts, cuts[1:], strict=False) for w in _braces(prefix + word[a + 1:b] + suffix)]
+            if len(done) > 256:
+                raise CommandParseError("brace expansion too large")
+            return done
     return [word]
 
 
@@ -414,9 +425,10 @@ def _unwrap(argv: tuple[str, ...], scope: _Scope) -> list[_Cmd]:
         return _parse(rest[0], replace(deeper, env={**scope.env, **params}))[0] if rest else here
     if prog == "eval":
         return _parse(" ".join(args), deeper)[0]
-    if prog in ("su", "runuser"):
+    if prog in ("su", "runuser", "script", "flock"):  # -c CODE, anywhere
         k = next((k for k, a in enumerate(args[:-1]) if a == "--command" or re.fullmatch(r"-[a-z]*c", a)), None)
-        return here if k is None else _parse(args[k + 1], deeper)[0]
+        if k is not None or prog != "flock":
+            return here if k is None else _parse(args[k + 1], deeper)[0]
     if prog == "find":
         roots, execs, _ = _find_parts(args)
         return here + [c for e in execs if e for r in roots for c in _unwrap(tuple(e), replace(deeper, fill=r))]
@@ -429,9 +441,14 @@ def _unwrap(argv: tuple[str, ...], scope: _Scope) -> list[_Cmd]:
     if prog == "env" and {"-S", "--split-string"} & opts.keys():
         split = opts.get("-S", opts.get("--split-string", ""))
         return _parse(" ".join([split, *map(shlex.quote, rest)]), deeper)[0]
-    if prog == "xargs":
-        repl = opts.get("-I") or opts.get("--replace") or ("{}" if {"-i", "--replace"} & opts.keys() else "")
-        rest = [a.replace(repl, _UNKNOWN) for a in rest or ["echo"]] if repl else [*(rest or ["echo"]), _UNKNOWN]
+    if prog in ("ssh", "watch"):  # they run their words as shell code
+        return _parse(" ".join(rest), deeper)[0] if rest else here
+    if prog in ("xargs", "parallel"):  # input words become arguments
+        rest = (rest[:rest.index(":::")] if ":::" in rest else rest) or ["echo"]
+        default = prog == "parallel" or bool({"-i", "--replace"} & opts.keys())
+        repl = opts.get("-I") or opts.get("--replace") or ("{}" if default else "")
+        has_repl = bool(repl) and any(repl in a for a in rest)
+        rest = [a.replace(repl, _UNKNOWN) for a in rest] if has_repl else [*rest, _UNKNOWN]
     if not rest and prog == "sudo" and {"-s", "-i"} & opts.keys():
         rest = ["sh"]
     return _unwrap(tuple(rest), deeper) if rest else here
@@ -476,14 +493,16 @@ def _wrapper_args(prog: str, args: Sequence[str]) -> tuple[dict[str, str], dict[
         elif a == "-" and prog == "env":
             opts["-i"] = ""
         elif a.startswith("--"):
-            key, eq, opts[a.partition("=")[0]] = a.partition("=")
-            if key in takes and not eq:
-                opts[key], i = (args[i + 1] if i + 1 < len(args) else ""), i + 1
+            key, eq, value = a.partition("=")
+            if key in takes and not eq:  # --user root
+                value, i = (args[i + 1] if i + 1 < len(args) else ""), i + 1
+            opts[key] = value
         elif a.startswith("-") and len(a) > 1:
-            for k, ch in enumerate(a[1:], 2):
+            for k, ch in enumerate(a[1:], 2):  # a cluster: -nu root, -uroot
                 opts["-" + ch] = ""
                 if "-" + ch in takes:
-                    opts["-" + ch], i = a[k:] or (args[i + 1] if i + 1 < len(args) else ""), i + (k == len(a))
+                    opts["-" + ch] = a[k:] or (args[i + 1] if i + 1 < len(args) else "")
+                    i += k == len(a)  # the value was the next word
                     break
         else:
             break
@@ -498,7 +517,8 @@ def _find_parts(args: Sequence[str]) -> tuple[list[str], list[list[str]], bool]:
         i += 2 if args[i] == "-D" else 1
     roots = []
     while i < len(args) and not args[i].startswith("-") and args[i] not in ("(", "!", ","):
-        roots, i = [*roots, args[i]], i + 1
+        roots.append(args[i])
+        i += 1
     execs, delete = [], False
     while i < len(args):
         delete = delete or args[i] == "-delete"
@@ -506,7 +526,8 @@ def _find_parts(args: Sequence[str]) -> tuple[list[str], list[list[str]], bool]:
             j = i + 1
             while j < len(args) and args[j] != ";" and not (args[j] == "+" and args[j - 1] == "{}"):
                 j += 1
-            execs, i = [*execs, list(args[i + 1:j])], j
+            execs.append(list(args[i + 1:j]))
+            i = j
         i += 1
     return roots or ["."], execs, delete
 
@@ -539,7 +560,10 @@ def _rule(cmd: _Cmd, prog: str, args: list[str]) -> str:
     opts, operands = _options(args)
     kinds = [_kind(o, cmd) for o in operands]
     last = kinds[-1] if kinds else ""
-    hit = lambda letters, among=kinds: any(set(k) & set(letters) for k in among)  # noqa: E731
+
+    def hit(letters: str, among: Sequence[str] = kinds) -> bool:
+        return any(set(k) & set(letters) for k in among)
+
     if prog == "rm" and _flag(opts, "", "no-preserve-root"):
         return R_NO_PRESERVE
     if prog == "rm" and _flag(opts, "rR", "recursive"):
@@ -565,9 +589,7 @@ def _rule(cmd: _Cmd, prog: str, args: list[str]) -> str:
         deleting = delete or any(p in ("rm", "unlink", "shred") for p in ran)
         return R_FIND if deleting and hit("p", [_kind(r, cmd) for r in roots]) else ""
     if prog == "kill":
-        pids = [a for k, a in enumerate(args) if not a.startswith("-") or (k and args[k - 1].startswith("-")
-                                                                              and args[k - 1] not in ("-s", "-n"))]
-        return R_KILL if not {"-l", "-L"} & set(args) and {"1", "-1"} & set(pids) else ""
+        return R_KILL if {"1", "-1"} & set(_kill_targets(args)) else ""
     if prog in ("pkill", "killall"):
         root_user = r"(?:^| )(?:-[uU] ?|--(?:e?uid|user)[= ])(?:root|0)(?:[ ,]|$)"
         return R_KILL if re.search(root_user, " ".join(args)) else ""
@@ -583,6 +605,26 @@ def _rule(cmd: _Cmd, prog: str, args: list[str]) -> str:
     return ""
 
 
+def _kill_targets(args: Sequence[str]) -> list[str]:
+    """The pids of ``kill args``: the first option is the signal, later ones (``-1``) are pids."""
+    pids: list[str] = []
+    signal, i = False, 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-l", "-L", "--list", "--table"):
+            return []
+        if a == "--":
+            return pids + list(args[i + 1:])
+        if a in ("-s", "-n", "--signal"):
+            signal, i = True, i + 1
+        elif a.startswith("-") and len(a) > 1 and not signal:
+            signal = True
+        else:
+            pids.append(a)
+        i += 1
+    return pids
+
+
 def _options(args: Sequence[str]) -> tuple[list[str], list[str]]:
     """GNU-style split into options (anywhere before ``--``) and operands."""
     cut = list(args).index("--") if "--" in args else len(args)
@@ -592,8 +634,12 @@ def _options(args: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _flag(opts: Sequence[str], short: str, *long: str) -> bool:
     """Any of the ``short`` letters in a cluster, or a (possibly abbreviated) ``--long`` option."""
-    return any(any(n.startswith(o[2:].split("=")[0]) for n in long) if o.startswith("--") and len(o) > 2
-               else set(o[1:]) & set(short) for o in opts)
+    for o in opts:
+        if o.startswith("--") and len(o) > 2 and any(n.startswith(o[2:].split("=")[0]) for n in long):
+            return True
+        if not o.startswith("--") and set(o[1:]) & set(short):
+            return True
+    return False
 
 
 def _has(args: Sequence[str], flag: str) -> bool:
