@@ -60,6 +60,7 @@ _WRITES = frozenset((">", ">>", ">|", "&>", "&>>", "<>"))
 _KEYWORDS = frozenset("! { } if then else elif fi do done while until esac".split())
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_FD_NUMBER = re.compile(r"\d+(?=[<>])")
 _FORK_BOMB = re.compile(r"([^\s(){}|;&]+)\s*\(\s*\)\s*\{[^}]*\1\s*\|\s*\1")
 _DISK = re.compile(r"/dev/(?:sd|hd|vd|xvd|nvme|mmcblk|loop|md|dm-|nbd|sr|mtdblock|zram|rbd|r?disk|mapper/|k?mem$)")
 _SYSTEM_DIRS = frozenset("bin boot dev etc home lib lib32 lib64 libx32 media mnt opt proc root run sbin snap srv sys"
@@ -168,8 +169,9 @@ class _Ctx:
     shell: bool = False
 
 
-def split_segments(command: str, *, env: Mapping[str, str] | None = None) -> tuple[
-        tuple[tuple[str, ...], ...], bool]:
+def split_segments(
+    command: str, *, env: Mapping[str, str] | None = None
+) -> tuple[tuple[tuple[str, ...], ...], bool]:
     """Split a command line into simple commands (argv tuples) and whether it needs a shell.
 
     Wrappers are unwrapped (``sudo rm x`` gives ``("rm", "x")``), ``VAR=value`` prefixes and
@@ -319,10 +321,11 @@ def _prepass(text: str, ctx: _Ctx) -> str:
             i = n if i < 0 else i
             continue
         elif c == "\n":
-            out.append(" " if "".join(out).rstrip()[-1:] in ("", "|", "&", ";", "(") else ";")
+            last = next((t[-1] for t in reversed(out) if t.strip()), "")
+            out.append(" " if last in ("", "|", "&", ";", "(") else ";")
         elif c in "<>" and nxt == "(" or text.startswith("<<", i):
             raise CommandParseError("process substitution" if nxt == "(" else "here-documents are not supported")
-        elif (m := re.match(r"\d+(?=[<>])", text[i:])) and (not out or out[-1][-1] in " \t;|&()"):
+        elif c.isdigit() and (m := _FD_NUMBER.match(text, i)) and (not out or out[-1][-1] in " \t;|&()"):
             out.append(m.group() + _FD)
             i += len(m.group())
             continue
@@ -425,6 +428,10 @@ def _unwrap(argv: tuple[str, ...], scope: _Scope) -> list[_Cmd]:
         return _parse(rest[0], replace(deeper, env={**scope.env, **params}))[0] if rest else here
     if prog == "eval":
         return _parse(" ".join(args), deeper)[0]
+    if prog in ("alias", "trap"):  # code that runs later: check it now
+        code = [a.partition("=")[2] for a in args if "=" in a] if prog == "alias" else args[:1]
+        code = [text for text in code if text.strip() not in ("", "-")]
+        return here + [c for text in code for c in _parse(text, deeper)[0]]
     if prog in ("su", "runuser", "script", "flock"):  # -c CODE, anywhere
         k = next((k for k, a in enumerate(args[:-1]) if a == "--command" or re.fullmatch(r"-[a-z]*c", a)), None)
         if k is not None or prog != "flock":
@@ -535,6 +542,7 @@ def _find_parts(args: Sequence[str]) -> tuple[list[str], list[list[str]], bool]:
 def _check(cmd: _Cmd) -> str:
     """The hard-block reason for one unwrapped simple command, or ''."""
     for op, target in cmd.redirects:
+        target = target if cmd.scope.fill is None else target.replace("{}", cmd.scope.fill)
         if op in _WRITES or (op == ">&" and not target.isdigit() and target != "-"):
             kind = _kind(target, cmd)
             if "d" in kind or "s" in kind:
@@ -585,7 +593,7 @@ def _rule(cmd: _Cmd, prog: str, args: list[str]) -> str:
         return R_DESTROY
     if prog == "find":
         roots, execs, delete = _find_parts(args)
-        ran = (os.path.basename(c.argv[0]) for e in execs if e for c in _unwrap(tuple(e), cmd.scope))
+        ran = (os.path.basename(c.argv[0]) for e in execs if e for c in _unwrap(tuple(e), cmd.scope) if c.argv)
         deleting = delete or any(p in ("rm", "unlink", "shred") for p in ran)
         return R_FIND if deleting and hit("p", [_kind(r, cmd) for r in roots]) else ""
     if prog == "kill":
