@@ -31,9 +31,9 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from orgctl.desired.models import HumanChannel
 
 MAX_MESSAGE = 2000
 """Characters of a message that are sent; the rest is cut and marked with an ellipsis."""
@@ -44,64 +44,7 @@ MAX_TITLE = 200
 SLACK_API = "https://slack.com/api"
 USER_AGENT = "orgctl"
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_REPLY = 64 * 1024
-
-
-class HumanChannel(BaseModel):
-    """One way to reach a human, declared in org.yaml under ``notifications:`` (a list).
-
-    ``url``: webhook -- the POST URL; ntfy -- server and topic, e.g.
-    ``https://ntfy.sh/acme-alerts``; slack -- optional API base (default
-    ``https://slack.com/api``). ``channel``: the Slack channel id or name
-    (required for slack). ``token_env``: the NAME of the environment variable
-    holding a token (required for slack, an optional bearer token for ntfy and
-    webhook). Raises pydantic's ``ValidationError`` when a required field is
-    missing, a URL is not http(s), or ``token_env`` is not a variable name;
-    inputs are hidden in its message because a URL may carry a secret.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-    type: Literal["webhook", "ntfy", "slack"]
-    url: str | None = None
-    channel: str | None = None
-    token_env: str | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> HumanChannel:
-        if self.type in ("webhook", "ntfy") and not self.url:
-            raise ValueError(f"a {self.type} channel needs `url`")
-        if self.url is not None:
-            try:
-                parts = urllib.parse.urlsplit(self.url)
-                _ = parts.port  # raises ValueError when out of range
-            except ValueError:
-                parts = urllib.parse.urlsplit("")
-            if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in self.url):
-                raise ValueError(f"`url` of a {self.type} channel must be an http:// or https:// URL")
-        if self.type == "slack" and not self.channel:
-            raise ValueError("a slack channel needs `channel` (a channel id or name)")
-        if self.type == "slack" and not self.token_env:
-            raise ValueError("a slack channel needs `token_env` (the environment variable holding the bot token)")
-        if self.token_env is not None and not _ENV_NAME.match(self.token_env):
-            raise ValueError("`token_env` must be the NAME of an environment variable (e.g. SLACK_BOT_TOKEN), "
-                             "not the token itself")
-        return self
-
-    def describe(self) -> str:
-        """A label for logs and :attr:`Delivery.channel`, free of secrets.
-
-        A webhook shows only its origin, since webhook paths often embed a
-        secret; ntfy shows the topic URL; slack shows the channel.
-        """
-        if self.type == "slack":
-            return f"slack {self.channel}"
-        parts = urllib.parse.urlsplit(self.url or "")
-        origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # never the user:password part
-        if self.type == "webhook":
-            return f"webhook {origin}"
-        return f"ntfy {origin}{parts.path}"
 
 
 @dataclass(frozen=True)
