@@ -23,14 +23,13 @@ sender (and into an event), so the Anima learns why:
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orgctl.desired.models import AnimaSpec
+from orgctl.state.files import JsonlTail
 from orgctl.work.messages import HUMAN
 
 ANIMA_INTENTS = ("report", "question", "delegation", "reply")
@@ -51,34 +50,22 @@ def _norm(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
-@dataclass
 class OutboxView:
     """Accepted DMs of the org, read incrementally from the outbox log (``(ts, sender, recipient)``)."""
 
-    path: Path
-    _offset: int = 0
-    sent: list[tuple[float, str, str]] = field(default_factory=list)
+    def __init__(self, path: Path) -> None:
+        self._tail = JsonlTail(path)
+        self.sent: list[tuple[float, str, str]] = []
 
     def refresh(self) -> None:
-        try:
-            size = os.stat(self.path).st_size
-        except FileNotFoundError:
-            return
-        if size < self._offset:
-            self._offset, self.sent = 0, []
-        if size == self._offset:
-            return
-        with open(self.path, "rb") as f:
-            f.seek(self._offset)
-            chunk = f.read(size - self._offset)
-        end = chunk.rfind(b"\n") + 1
-        for line in chunk[:end].splitlines():
+        reset, records = self._tail.read_new()
+        if reset:
+            self.sent = []
+        for rec in records:
             try:
-                rec = json.loads(line)
                 self.sent.append((float(rec["ts"]), str(rec["sender"]), str(rec["recipient"])))
-            except (ValueError, KeyError):
+            except (ValueError, KeyError, TypeError):
                 continue
-        self._offset += end
         cutoff = time.time() - 86400
         if self.sent and self.sent[0][0] < cutoff:
             self.sent = [s for s in self.sent if s[0] >= cutoff]

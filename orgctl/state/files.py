@@ -76,3 +76,42 @@ def pid_alive(pid: int | None) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
+
+
+class JsonlTail:
+    """Reads an append-only JSON-lines file incrementally: each call returns only the lines added since.
+
+    A torn last line (a writer mid-append) is left for the next call; a line that is not a JSON object
+    is skipped. When the file shrank (it was replaced), reading restarts from the top and ``reset`` is
+    True, so the caller drops what it folded so far.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.offset = 0
+
+    def read_new(self) -> tuple[bool, list[dict[str, Any]]]:
+        """``(reset, records)``: whether reading restarted, and the complete new records in order."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return False, []
+        reset = size < self.offset
+        if reset:
+            self.offset = 0
+        if size == self.offset:
+            return reset, []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            chunk = f.read(size - self.offset)
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        records = []
+        for line in chunk[:end].splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return reset, records

@@ -13,7 +13,6 @@ messaging rules (rate limits, pair depth, duplicate sends) count.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
@@ -154,20 +153,3 @@ def record_sent(outbox: Path, message: Message) -> None:
     append_jsonl(outbox, {"at": message.at, "ts": time.time(), "id": message.id, "sender": message.sender,
                           "recipient": message.recipient, "intent": message.intent,
                           "text": message.text[:200], "chain": message.chain})
-
-
-def read_outbox(outbox: Path, *, since_ts: float = 0.0) -> list[dict[str, object]]:
-    """Outbox records newer than ``since_ts`` (Unix seconds), oldest first; torn lines skipped."""
-    out = []
-    try:
-        with open(outbox, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if float(rec.get("ts", 0)) >= since_ts:
-                    out.append(rec)
-    except FileNotFoundError:
-        pass
-    return out

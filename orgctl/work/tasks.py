@@ -15,15 +15,13 @@ seconds, *overdue* when it is open past ``due``.
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from orgctl.state.files import append_jsonl
+from orgctl.state.files import JsonlTail, append_jsonl
 from orgctl.state.inventories import now_iso
 from orgctl.work.messages import Trust, new_id
 
@@ -96,28 +94,18 @@ class TaskQueue:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._offset = 0
+        self._tail = JsonlTail(self.path)
         self._tasks: dict[str, Task] = {}
 
     def _refresh(self) -> None:
-        try:
-            size = os.stat(self.path).st_size
-        except FileNotFoundError:
-            return
-        if size < self._offset:  # replaced (tests, restores): fold again
-            self._offset, self._tasks = 0, {}
-        if size == self._offset:
-            return
-        with open(self.path, "rb") as f:
-            f.seek(self._offset)
-            chunk = f.read(size - self._offset)
-        end = chunk.rfind(b"\n") + 1  # a torn last line waits for its writer
-        for line in chunk[:end].splitlines():
+        reset, events = self._tail.read_new()
+        if reset:  # replaced (tests, restores): fold again
+            self._tasks = {}
+        for event in events:
             try:
-                self._apply(json.loads(line))
+                self._apply(event)
             except (ValueError, KeyError, TypeError):
                 continue
-        self._offset += end
 
     def _apply(self, event: dict[str, Any]) -> None:
         if event["op"] == "create":
