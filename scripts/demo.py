@@ -72,6 +72,8 @@ def main() -> None:
     step("A human change, committed to git: awake all day")
     org_yaml = ORG / "org.yaml"
     org_yaml.write_text(org_yaml.read_text().replace('active_hours: "08:00-20:00"', 'active_hours: always       '))
+    carol = ORG / "animas" / "carol" / "anima.yaml"  # she has her own hours; the demo wants all three awake
+    carol.write_text(carol.read_text().replace('active_hours: "09:00-17:00"', "active_hours: always"))
     run("git", "commit", "-qam", "Demo: awake all day")
     run("git", "log", "--oneline")
     try:

@@ -46,7 +46,8 @@ class Event(BaseModel):
 def emit(path: Path, *, reason: str, object: str, message: str, anima: str | None = None,
          type: EventType = "Normal", **fields: Any) -> Event:
     """Append one event to the stream at ``path`` (rotating first when it is too big); returns it."""
-    event = Event(at=now_iso(), type=type, reason=reason, object=object, message=message[:500],
+    one_line = " ".join(message.split())  # an event is one line in `orgctl events`, whatever the text held
+    event = Event(at=now_iso(), type=type, reason=reason, object=object, message=one_line[:500],
                   anima=anima, fields=fields)
     try:
         if path.stat().st_size > MAX_BYTES:
