@@ -72,6 +72,12 @@ def _digest_input(store: MemoryStore, day: date, episodes: list[str]) -> str:
     return text[-EPISODE_BUDGET:]
 
 
+def _observed_facts(store: MemoryStore, day: date, *, limit: int = 5) -> list[str]:
+    """What the activity log says was done that day: the note's facts when the model gave none."""
+    did = [str(x) for rec in store.activity(day) for x in rec.get("did") or []]
+    return did[-limit:] or [f"{len(store.episodes(day))} episodes, nothing done"]
+
+
 def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: ModelClient,
                 source_revision: str | None) -> PassResult:
     """Run one consolidation pass for ``anima`` over ``day``'s episodes and commit it.
@@ -94,7 +100,8 @@ def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: Mo
     meta = {"anima": anima, "date": day.isoformat(), "title": digest.title.strip(),
             "pass": "consolidation", "episodes": len(episodes), "model": model,
             "source_revision": source_revision, "created": now_iso()}
-    body = f"# {digest.title.strip()}\n\n" + "\n".join(f"- {f.strip()}" for f in digest.facts)
+    facts = [f.strip() for f in digest.facts if f.strip()] or _observed_facts(store, day)
+    body = f"# {digest.title.strip()}\n\n" + "\n".join(f"- {f}" for f in facts)
     if digest.follow_up.strip():
         body += f"\n\nFollow-up: {digest.follow_up.strip()}"
     note = store.write_knowledge(day=day, meta=meta, body=body)
