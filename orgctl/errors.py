@@ -70,3 +70,7 @@ class RuntimeFailure(OrgctlError):
 
 class ModelError(OrgctlError):
     """A model call failed or returned an answer that does not fit its schema."""
+
+
+class BudgetExceeded(ModelError):
+    """A hard spend limit (per Anima or org-wide, per day or month) forbids another model call."""

@@ -9,6 +9,7 @@ own policy code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -52,6 +53,14 @@ def _parse_due(value: str | None) -> datetime | None:
     except ValueError:
         raise click.BadParameter(f"{value!r}: use a duration like 30m, 2h, 1d or an ISO time") from None
     return dt if dt.tzinfo else dt.astimezone()
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    """A duration back from now (``7d``, ``12h``) or an ISO time; None for None."""
+    ahead = _parse_due(value)
+    if ahead is None or not re.fullmatch(r"\d+[smhd]", (value or "").strip()):
+        return ahead
+    return datetime.now(UTC) - (ahead - datetime.now(UTC))
 
 
 # ---------------------------------------------------------------- tasks
@@ -335,3 +344,106 @@ def can_i(name: str, verb: str, what: str, org_dir: Path) -> None:
     answer = {"allow": "yes", "ask": "ask (held for a person's approval)", "deny": "no"}[verdict.outcome]
     click.echo(f"{answer}: {verdict.rule}")
     sys.exit(0 if verdict.allowed else 1)
+
+
+# ---------------------------------------------------------------- spend
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--since", default=None, metavar="WHEN", help="Only calls since then: a duration (7d, 12h) or a date.")
+@org_option
+@json_option
+def usage(name: str | None, since: str | None, org_dir: Path, as_json: bool) -> None:
+    """Model calls, tokens and cost per Anima and model, with each Anima's budget state.
+
+    Read from the usage log the gateway appends to (one line per call); replayed calls
+    cost nothing and are not in it.
+    """
+    from orgctl.llm.budgets import Budgets, evaluate, read_usage, summarize
+    from orgctl.runtime.organization import Organization
+
+    _, paths = resolve(org_dir)
+    start = _parse_since(since)
+    records = read_usage(paths.usage)
+    rows = summarize(records, anima=name, since=start)
+    specs = Organization(paths=paths).specs
+    now = datetime.now(UTC)
+    states = {n: evaluate(records, budgets=Budgets(org=s.org_budget, per_anima=s.budget), anima=n, now=now)
+              for n, s in specs.items() if name in (None, n)}
+    if as_json:
+        click.echo(json.dumps({
+            "usage": [r.__dict__ for r in rows],
+            "budgets": {n: {"level": s.level, "reason": s.reason, "scope": s.scope} for n, s in states.items()},
+        }, indent=2))
+        return
+    if not rows:
+        click.echo("No model calls recorded." if name is None else f"No model calls recorded for {name}.")
+    else:
+        click.echo(f"{'ANIMA':<12} {'MODEL':<28} {'CALLS':>6} {'PROMPT':>9} {'COMPLETION':>10} {'COST':>9}")
+        for r in rows:
+            click.echo(f"{r.anima or '-':<12} {r.model:<28} {r.calls:>6} {r.prompt_tokens:>9} "
+                       f"{r.completion_tokens:>10} {f'${r.cost_usd:.4f}':>9}")
+    for n, state in sorted(states.items()):
+        if state.level != "ok":
+            click.secho(f"{n}: {state.level} limit: {state.reason}", fg="yellow" if state.level == "soft" else "red")
+
+
+# ---------------------------------------------------------------- the outside
+
+
+def _routes(values: tuple[str, ...], option: str) -> dict[str, str]:
+    routes = {}
+    for value in values:
+        key, sep, anima = value.partition("=")
+        if not sep or not key or not anima:
+            raise click.BadParameter(f"{value!r}: use ID=ANIMA", param_hint=option)
+        routes[key] = anima
+    return routes
+
+
+@cli.command()
+@click.option("--listen", default="127.0.0.1:8787", show_default=True, metavar="HOST:PORT",
+              help="Where to listen (loopback by default; put a TLS proxy or tunnel in front).")
+@click.option("--slack-route", multiple=True, metavar="CHANNEL=ANIMA", help="Deliver this Slack channel's events.")
+@click.option("--chatwork-route", multiple=True, metavar="ROOM=ANIMA", help="Deliver this Chatwork room's messages.")
+@org_option
+def receive(listen: str, slack_route: tuple[str, ...], chatwork_route: tuple[str, ...], org_dir: Path) -> None:
+    """Serve the inbound webhook: outside messages into Animas' inboxes, always untrusted.
+
+    \b
+    POST /v1/inbox/NAME   Authorization: Bearer $ORGCTL_INBOUND_TOKEN, body {"text": "...", "from": "..."}
+    POST /slack/events    when SLACK_SIGNING_SECRET is set (and --slack-route maps channels)
+    POST /chatwork        when CHATWORK_WEBHOOK_TOKEN is set (and --chatwork-route maps rooms)
+
+    Tokens come from the environment (or the org's env file), never from arguments or spec files.
+    """
+    import logging
+    import os
+
+    from orgctl.runtime.receiving import InboundMessage, InboundServer
+
+    token = os.environ.get("ORGCTL_INBOUND_TOKEN", "")
+    if not token:
+        raise OrgctlError("ORGCTL_INBOUND_TOKEN is not set", hint="export a long random token, e.g. "
+                          "ORGCTL_INBOUND_TOKEN=$(openssl rand -hex 24), and give it to the sender")
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"{listen!r}: use HOST:PORT", param_hint="--listen")
+    org = _org(org_dir)
+
+    def deliver(inbound: InboundMessage) -> str:
+        if inbound.anima not in org.specs:
+            raise KeyError(inbound.anima)
+        return org.human_message(inbound.anima, inbound.text, intent="question", source=inbound.source,
+                                 sender=f"{inbound.source}:{inbound.sender}"[:120], trust="untrusted").id
+
+    server = InboundServer(deliver=deliver, token=token, host=host or "127.0.0.1", port=int(port),
+                           slack_signing_secret=os.environ.get("SLACK_SIGNING_SECRET") or None,
+                           slack_routes=_routes(slack_route, "--slack-route"),
+                           chatwork_token=os.environ.get("CHATWORK_WEBHOOK_TOKEN") or None,
+                           chatwork_routes=_routes(chatwork_route, "--chatwork-route"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    click.echo(f"Receiving on {server.url} (POST /v1/inbox/NAME); Ctrl-C stops.", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()

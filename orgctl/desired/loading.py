@@ -247,13 +247,20 @@ def load_org(source: Source) -> OrgSpec:
                     "heartbeat_interval": s.heartbeat_interval or d.heartbeat_interval,
                     "active_hours": s.active_hours or d.active_hours,
                     "timezone": s.timezone or d.timezone, "enabled": s.enabled,
-                    "messaging": limits.model_dump(mode="json")}
+                    "messaging": limits.model_dump(mode="json"),
+                    "budget": (s.budget or org.budgets.per_anima).model_dump(mode="json"),
+                    "org_budget": org.budgets.org.model_dump(mode="json"),
+                    "notifications": [c.model_dump(mode="json") for c in org.notifications]
+                    if s.supervisor is None else []}
         animas[name] = AnimaSpec(
             name=name,
             role=s.role,
             model=model,
             background_model=settings["background_model"],
             messaging=limits,
+            budget=s.budget or org.budgets.per_anima,
+            org_budget=org.budgets.org,
+            notifications=list(org.notifications) if s.supervisor is None else [],
             heartbeat_interval=settings["heartbeat_interval"],
             active_hours=settings["active_hours"],
             timezone=settings["timezone"],

@@ -154,6 +154,31 @@ class MessagingConfig(_Strict):
     roles: dict[Role, MessageLimitsOverride] = {}
 
 
+class BudgetLimits(_Strict):
+    """Limits for one scope; ``None`` means unlimited, 0 forbids calls. Tokens are prompt + completion tokens.
+
+    At ``soft_fraction`` (0 < x <= 1) of any limit the soft limit trips
+    (warn, slow down, prefer cheap models); at 100 % the hard limit trips (stop calling).
+    """
+
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    tokens_per_month: int | None = Field(default=None, ge=0)
+    cost_per_day_usd: float | None = Field(default=None, ge=0)
+    cost_per_month_usd: float | None = Field(default=None, ge=0)
+    soft_fraction: float = Field(default=0.8, gt=0, le=1)
+
+
+class Budgets(_Strict):
+    """``budgets:`` in ``org.yaml``.
+
+    ``org`` limits the whole org's usage (all Animas together); ``per_anima``
+    is the default limit for each Anima on its own.
+    """
+
+    org: BudgetLimits = BudgetLimits()
+    per_anima: BudgetLimits = BudgetLimits()
+
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -232,6 +257,7 @@ class OrgFile(_Strict):
     messaging: MessagingConfig = MessagingConfig()
     notifications: list[HumanChannel] = []
     board_channels: list[StrictStr] = ["general", "ops"]
+    budgets: Budgets = Budgets()
 
 
 class AnimaFile(_Strict):
@@ -249,6 +275,8 @@ class AnimaFile(_Strict):
     timezone: TimeZone | None = None
     enabled: StrictBool = True
     messaging: MessageLimitsOverride | None = None
+    budget: BudgetLimits | None = Field(default=None, description="this Anima's own limits; default: "
+                                                                  "org.yaml budgets.per_anima")
 
 
 # ---------------------------------------------------------------- resolved spec
@@ -308,6 +336,10 @@ class AnimaSpec(_Strict):
     cron: list[CronTask]
     org: OrgPlacement
     messaging: MessageLimits = MessageLimits()
+    budget: BudgetLimits = BudgetLimits()
+    org_budget: BudgetLimits = Field(default=BudgetLimits(), description="the whole org's limits (org.yaml)")
+    notifications: list[HumanChannel] = Field(default=[], description="org.yaml's channels, for the top-level "
+                                                                       "Anima only (the one that may call_human)")
     files: dict[str, str] = Field(description="sha256 of each spec file's text, by file name")
 
     def config(self) -> dict[str, Any]:

@@ -19,45 +19,17 @@ processes import this module.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from orgctl.desired.models import BudgetLimits, Budgets
 
 Level = Literal["ok", "soft", "hard"]
 _RANK: dict[str, int] = {"ok": 0, "soft": 1, "hard": 2}
-
-
-class BudgetLimits(BaseModel):
-    """Limits for one scope; ``None`` means unlimited, 0 forbids calls. Tokens are prompt + completion tokens.
-
-    At ``soft_fraction`` (0 < x <= 1) of any limit the soft limit trips
-    (warn, slow down, prefer cheap models); at 100 % the hard limit trips (stop calling).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    tokens_per_day: int | None = Field(default=None, ge=0)
-    tokens_per_month: int | None = Field(default=None, ge=0)
-    cost_per_day_usd: float | None = Field(default=None, ge=0)
-    cost_per_month_usd: float | None = Field(default=None, ge=0)
-    soft_fraction: float = Field(default=0.8, gt=0, le=1)
-
-
-class Budgets(BaseModel):
-    """``budgets:`` in ``org.yaml``.
-
-    ``org`` limits the whole org's usage (all Animas together); ``per_anima``
-    is the default limit for each Anima on its own.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    org: BudgetLimits = BudgetLimits()
-    per_anima: BudgetLimits = BudgetLimits()
 
 
 @dataclass(frozen=True)
@@ -242,3 +214,56 @@ def summarize(records: Iterable[dict[str, Any]], *, anima: str | None = None,
         row[3] += _float(record.get("cost_usd"))
     return [UsageRow(anima=a, model=m, calls=c, prompt_tokens=p, completion_tokens=t, cost_usd=cost)
             for (a, m), (c, p, t, cost) in sorted(groups.items())]
+
+
+LimitsFor = Callable[[str | None], tuple[BudgetLimits, BudgetLimits]]
+"""``limits_for(anima) -> (anima_limits, org_limits)``: the applied limits for a call's Anima."""
+
+
+class BudgetGuard:
+    """Checks each model call against the applied budgets, reading the usage log incrementally.
+
+    The guard keeps this month's usage records in memory and folds in only
+    the lines appended since its last look (:class:`~orgctl.state.files.JsonlTail`),
+    so a check costs O(new lines) plus one pass over this month's records,
+    whoever else (a consolidation pass in another process) appends to the log.
+    ``on_change(anima, state)`` is called when a scope's level changes within a
+    UTC day (ok → soft, soft → hard, and the first time each day), so the
+    supervisor can emit a Warning event or call a human once, not per call.
+    Thread-safe.
+    """
+
+    def __init__(self, usage_log: Path, *, limits_for: LimitsFor,
+                 on_change: Callable[[str | None, BudgetState], None] | None = None) -> None:
+        from orgctl.state.files import JsonlTail
+
+        self._tail = JsonlTail(usage_log)
+        self._limits_for = limits_for
+        self._on_change = on_change
+        self._records: list[dict[str, Any]] = []
+        self._month: tuple[int, int] | None = None
+        self._seen: dict[tuple[str, str], Level] = {}  # (scope, day) -> level last reported
+        self._lock = threading.Lock()
+
+    def check(self, anima: str | None, *, now: datetime | None = None) -> BudgetState:
+        """The level for one more call by ``anima`` (None: an unlabelled call, checked org-wide only)."""
+        now = _utc(now or datetime.now(UTC))
+        anima_limits, org_limits = self._limits_for(anima)
+        with self._lock:
+            reset, new = self._tail.read_new()
+            if reset or self._month != (now.year, now.month):
+                self._records, self._month = [], (now.year, now.month)
+                if not reset:  # month rolled over: re-read the log for this month's records
+                    self._tail.offset = 0
+                    _, new = self._tail.read_new()
+            start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            self._records.extend(r for r in new if _within(r, start, None))
+            state = evaluate(self._records, budgets=Budgets(org=org_limits, per_anima=anima_limits),
+                             anima=anima or "", now=now)
+            key = (state.scope or f"anima:{anima}", now.date().isoformat())
+            changed = state.level != "ok" and self._seen.get(key) != state.level
+            if changed:
+                self._seen[key] = state.level
+        if changed and self._on_change is not None:
+            self._on_change(anima, state)
+        return state

@@ -64,6 +64,7 @@ class CompletionResult(BaseModel):
     model: str
     latency_s: float = 0.0
     replayed: bool = False
+    budget: str = Field(default="ok", description="ok, or soft when a soft spend limit was reached")
 
 
 class ModelClient(Protocol):

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from orgctl.errors import BudgetExceeded, ModelError
 from orgctl.llm.requests import CompletionRequest, CompletionResult
 from orgctl.memory.stores import MemoryStore
 from orgctl.paths import StatePaths
@@ -51,15 +52,26 @@ MAX_CYCLES_PER_WAKE = 5
 
 
 class SupervisorModel:
-    """A :class:`~orgctl.llm.requests.ModelClient` that asks the supervisor's gateway."""
+    """A :class:`~orgctl.llm.requests.ModelClient` that asks the supervisor's gateway.
+
+    ``budget`` is the spend level the last call reported (``ok`` or ``soft``), which the
+    process loop uses to slow its heartbeat.
+    """
 
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
+        self.budget = "ok"
 
     def complete(self, request: CompletionRequest) -> CompletionResult:
+        """Raises :class:`ModelError` (:class:`BudgetExceeded` at a hard limit) as the gateway did."""
         reply = protocol.request(self.socket_path, "complete", timeout=600.0,
                                  request=request.model_dump(mode="json", by_alias=True))
-        return CompletionResult.model_validate(reply["result"])
+        if (error := reply.get("model_error")) is not None:
+            self.budget = "hard" if error.get("budget") else self.budget
+            raise (BudgetExceeded if error.get("budget") else ModelError)(error["message"], hint=error.get("hint"))
+        result = CompletionResult.model_validate(reply["result"])
+        self.budget = result.budget
+        return result
 
 
 def in_active_hours(active_hours: str, now: datetime) -> bool:
@@ -220,7 +232,10 @@ class AnimaProcess:
                 self.cycles("message")
             if time.monotonic() >= next_beat:
                 self.cycles("heartbeat")
-                next_beat = max(next_beat + interval, time.monotonic() + 1.0)
+                # Over a soft spend limit the beat slows to half the rate; at a hard one to a quarter
+                # (it still observes, and a beat with nothing to decide costs nothing).
+                slowdown = {"soft": 2.0, "hard": 4.0}.get(self.model.budget, 1.0)
+                next_beat = max(next_beat + interval * slowdown, time.monotonic() + 1.0)
             elif self.cron.seconds_until_next(self.now()) == 0.0:
                 self.cycles("cron")
         self.runner.shutdown()

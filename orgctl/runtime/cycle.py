@@ -219,6 +219,20 @@ class Agent:
                 trace.did.append("noted an untrusted outside message; no action")
             inbox.mark_read(message.id)
             return
+        if message.sender != HUMAN and self._may_call_human():
+            # At the top of the org a colleague's question may need a person: a choice, never a default.
+            options = [Option(f"answer {message.sender}", "answer it yourself", "answer"),
+                       Option("call a human", "a person must decide or answer this", "call_human")]
+            choice, usage = deciding.choose(self.client, model=self.spec.background_model, system=self.system,
+                                            situation=quote(message), options=options, anima=self.name,
+                                            purpose="heartbeat")
+            trace.usage += usage
+            if choice.action == "call_human":
+                self._call_human(trace, f"{message.sender} asks: {message.text[:400]}", task_id=message.task_id)
+                self.org.send(self.name, message.sender, "reply", "I have asked a person; I will pass the answer on.",
+                              parent=message, task_id=message.task_id)
+                inbox.mark_read(message.id)
+                return
         # A person's chat or question, or a colleague's question, is always answered.
         prompt = (f"{quote(message)}\n\nWrite your answer to {message.sender} in one or two short sentences.")
         text, usage = deciding.say(self.client, model=self.spec.background_model, system=self.system, prompt=prompt,
@@ -283,10 +297,17 @@ class Agent:
             for s in subs:
                 options.append(Option(f"rework with {s.assignee}", "ask for the work again", "rework",
                                       {"to": s.assignee}))
+        stuck = any(s.status != "done" for s in subs)
+        if stuck and self._may_call_human():
+            options.append(Option("call a human", "the work is stuck: report it and notify a person", "call_human"))
         choice, usage = deciding.choose(self.client, model=self.spec.background_model, system=self.system,
                                         situation=f"Your task {task.id}: {task.title}\nResults:\n{results[:800]}",
                                         options=options, anima=self.name, purpose="heartbeat")
         trace.usage += usage
+        if choice.action == "call_human":
+            self._call_human(trace, f"Task {task.id} \"{task.title}\" is stuck: "
+                                    + "; ".join(f"{s.assignee} {s.status}: {(s.reason or s.result)[:120]}"
+                                                for s in subs), task_id=task.id)
         if choice.action == "rework":
             self.org.queue(self.name).update(task.id, by=self.name, status="pending", note="rework requested")
             sub, reason = self.org.delegate(self.name, task.id, choice.args["to"], note="Rework, please.")
@@ -296,6 +317,14 @@ class Agent:
         self.org.finish(self.name, task.id, status=status, result=results,
                         reason="" if status == "done" else "a subtask did not finish")
         trace.did.append(f"reported {task.id} ({status}) to {task.requester}")
+
+    def _may_call_human(self) -> bool:
+        return self.spec.org.supervisor is None and self.policy.can_use("call_human").allowed
+
+    def _call_human(self, trace: Trace, text: str, *, task_id: str | None) -> None:
+        deliveries = self.org.call_human(self.name, text, task_id=task_id)
+        sent = [str(d["channel"]) for d in deliveries if d["ok"]]
+        trace.did.append(f"called a human ({', '.join(sent) or 'human inbox only'}): {text[:160]}")
 
     def _answer_mention(self, trace: Trace, post: Any) -> None:
         trace.observed.append(f"@mentioned in #{post.channel} by {post.sender}: {post.text[:200]}")

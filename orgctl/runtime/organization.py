@@ -115,6 +115,48 @@ class Organization:
         self.wake(message.recipient)
         return message
 
+    def call_human(self, anima: str, text: str, *, title: str = "", task_id: str | None = None
+                   ) -> list[dict[str, object]]:
+        """``call_human``: put ``text`` in the human inbox and notify the org's configured channels.
+
+        Only the top-level Anima may (it is the one whose spec carries the channels). The channels
+        are sent to by the supervisor, which holds the tokens; with no supervisor (a test, a CLI
+        run) they are sent to from this process. The context link points at the Anima's task log.
+        Returns one ``{"channel", "ok", "status", "error"}`` per channel (``[]`` with none
+        configured: the human inbox still has the message). Raises OrgctlError when ``anima``
+        is not at the top of the org chart.
+        """
+        spec = self.spec(anima)
+        if spec.org.supervisor is not None:
+            raise OrgctlError(f"{anima} may not call a human: only the top of the org chart may "
+                              f"(ask {spec.org.supervisor})")
+        context = self.work.tasks(anima).as_uri() + (f"#{task_id}" if task_id else "")
+        self.inbox(HUMAN).deliver(Message(sender=anima, recipient=HUMAN, intent="notice", text=text,
+                                          chain=[anima], task_id=task_id))
+        if self._wake and protocol.reachable(self.paths.socket):
+            deliveries = protocol.request(self.paths.socket, "call_human", name=anima, message=text,
+                                          title=title, context_url=context, timeout=60.0)["deliveries"]
+        else:
+            import os
+
+            from orgctl.runtime.notifying import Notification, notify_human
+
+            note = Notification(anima=anima, message=text, context_url=context,
+                                title=title or f"{anima} needs a human", org=self._org_name(anima))
+            deliveries = [{"channel": d.channel, "ok": d.ok, "status": d.status, "error": d.error}
+                          for d in notify_human(note, channels=spec.notifications, env=os.environ)]
+        sent = sum(1 for d in deliveries if d["ok"])
+        self.event(reason="HumanCalled", object=f"anima/{anima}", anima=anima, warning=sent < len(deliveries),
+                   message=f"{anima} called a human ({sent}/{len(deliveries)} channels): {text[:160]}",
+                   deliveries=deliveries)
+        return deliveries
+
+    def _org_name(self, anima: str) -> str:
+        try:
+            return read_snapshot(self.paths.spec_snapshot(anima)).org_name
+        except (OSError, ValueError):
+            return self.paths.root.name
+
     # ------------------------------------------------------------ work from people and the outside
 
     def add_task(self, name: str, title: str, *, priority: Priority = "high", due: datetime | None = None,

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from orgctl.errors import BudgetExceeded, ModelError
 from orgctl.llm.requests import CompletionRequest
 from orgctl.paths import StatePaths
 from orgctl.processes import child_env
@@ -66,14 +67,15 @@ class Supervisor:
     """Owns the Anima child processes of one org. Thread-safe; see module docstring."""
 
     def __init__(self, *, paths: StatePaths, org_dir: Path,
-                 gateway_factory: Callable[[], Any] | None = None) -> None:
+                 gateway_factory: Callable[[Supervisor], tuple[Any, Any]] | None = None) -> None:
         self.paths = paths
         self.org_dir = org_dir
         self._children: dict[str, _Child] = {}
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._gateway_factory = gateway_factory
-        self._gateway: Any = None
+        self._gateway: Any = None  # the real gateway, when one was built (a replaying cassette needs none)
+        self._model: Any = None
         self._gateway_lock = threading.Lock()
 
     # ------------------------------------------------------------ children
@@ -239,13 +241,31 @@ class Supervisor:
         for name in escalate_overdue(self.paths):
             self.wake(name)
 
-    def gateway(self) -> Any:
+    def model(self) -> Any:
+        """The org's model client: the gateway, or a cassette around it (``ORGCTL_CASSETTE``), built once."""
         with self._gateway_lock:
-            if self._gateway is None:
+            if self._model is None:
                 if self._gateway_factory is None:
                     raise RuntimeError("this supervisor has no model gateway")
-                self._gateway = self._gateway_factory()
-            return self._gateway
+                self._model, self._gateway = self._gateway_factory(self)
+            return self._model
+
+    def call_human(self, name: str, message: str, *, title: str = "", context_url: str | None = None
+                   ) -> list[dict[str, Any]]:
+        """Notify a human on the channels in ``name``'s applied spec (only the top-level Anima has any).
+
+        The channels come from the snapshot, never from the caller, and tokens from this process's
+        environment (the org's env file included), so an Anima process never holds them.
+        Returns one ``{"channel", "ok", "status", "error"}`` per channel.
+        """
+        from orgctl.runtime.notifying import Notification, notify_human
+        from orgctl.state.snapshots import read_snapshot
+
+        snapshot = read_snapshot(self.paths.spec_snapshot(name))
+        note = Notification(anima=name, message=message, context_url=context_url,
+                            title=title or f"{name} needs a human", org=snapshot.org_name)
+        deliveries = notify_human(note, channels=snapshot.spec.notifications, env=os.environ)
+        return [{"channel": d.channel, "ok": d.ok, "status": d.status, "error": d.error} for d in deliveries]
 
     # ------------------------------------------------------------ status and shutdown
 
@@ -327,8 +347,16 @@ class _Handler(socketserver.StreamRequestHandler):
                           ran_cycle=bool(msg.get("ran_cycle", True)))
             return {"ok": True}
         if op == "complete":
-            result = sup.gateway().complete(CompletionRequest.model_validate(msg["request"]))
+            try:
+                result = sup.model().complete(CompletionRequest.model_validate(msg["request"]))
+            except ModelError as e:  # the Anima raises it again: a failed heartbeat, not a crash
+                return {"ok": True, "model_error": {"message": e.message, "hint": e.hint,
+                                                    "budget": isinstance(e, BudgetExceeded)}}
             return {"ok": True, "result": result.model_dump(mode="json")}
+        if op == "call_human":
+            deliveries = sup.call_human(str(msg["name"]), str(msg["message"]), title=str(msg.get("title", "")),
+                                        context_url=msg.get("context_url"))
+            return {"ok": True, "deliveries": deliveries}
         if op == "shutdown":
             sup.shutdown()
             return {"ok": True}
@@ -343,13 +371,53 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         super().__init__(str(path), _Handler)
 
 
-def _gateway_factory(paths: StatePaths) -> Callable[[], Any]:
-    def make() -> Any:
+def _gateway_factory(paths: StatePaths) -> Callable[[Supervisor], tuple[Any, Any]]:
+    """Builds ``(model client, gateway or None)`` on the first model call.
+
+    ``ORGCTL_CASSETTE`` (and ``ORGCTL_CASSETTE_MODE``) put a recording or replaying
+    cassette in front (:mod:`orgctl.llm.cassettes`); replay needs no gateway at all.
+    A budget level reached for the first time in a day is a Warning event; a hard one
+    also calls a human through the top-level Anima's channels.
+    """
+    from orgctl.llm import cassettes
+
+    def on_budget(sup: Supervisor, anima: str | None, state: Any) -> None:
+        from orgctl.state.events import emit
+
+        reason = "BudgetExceeded" if state.level == "hard" else "BudgetSoftLimit"
+        emit(paths.work.events, reason=reason, object=state.scope, anima=anima, type="Warning",
+             message=state.reason + ("; no more model calls" if state.level == "hard" else "; heartbeats slow down"))
+        if state.level == "hard":
+            for top in _top_level(paths):
+                try:
+                    sup.call_human(top, f"Spend limit reached: {state.reason}. Model calls have stopped.",
+                                   title="orgctl budget exceeded")
+                except Exception:  # a notification must never take the gateway down
+                    log.exception("could not call a human about the budget")
+
+    def make(sup: Supervisor) -> tuple[Any, Any]:
+        if os.environ.get(cassettes.ENV_PATH) and os.environ.get(cassettes.ENV_MODE, "replay") == "replay":
+            return cassettes.from_env(None, os.environ), None
         from orgctl.llm.gateways import Gateway  # heavy (litellm): only when a model is first needed
 
-        return Gateway(paths=paths)
+        gateway = Gateway(paths=paths, on_budget=lambda anima, state: on_budget(sup, anima, state))
+        return cassettes.from_env(gateway, os.environ), gateway
 
     return make
+
+
+def _top_level(paths: StatePaths) -> list[str]:
+    """Applied Animas with no supervisor (the ones that may call a human)."""
+    from orgctl.state.snapshots import read_snapshot
+
+    tops = []
+    for path in sorted(paths.specs.glob("*.json")):
+        try:
+            if read_snapshot(path).spec.org.supervisor is None:
+                tops.append(path.stem)
+        except (OSError, ValueError):
+            continue
+    return tops
 
 
 def serve(*, paths: StatePaths, org_dir: Path) -> None:
