@@ -164,6 +164,8 @@ class Agent:
             if not (message.sender == HUMAN or message.intent in ("question", "chat") or message.trust == "untrusted"):
                 trace.observed.append(quote(message))
                 self._resume_on_answer(message)
+                if message.sender == "orgctl" and "overdue" in message.text:
+                    self._audit(trace, message.chain[0] if message.chain else "")
                 inbox.mark_read(message.id)
         board = self.org.board.unseen(reader=self.name, cursors=self.org.work.cursors)
         for post in board[-5:]:
@@ -173,11 +175,14 @@ class Agent:
             flags = [f for f, on in (("overdue", task.overdue(now)), ("stale", task.stale(now))) if on]
             if flags:
                 trace.observed.append(f"task {task.brief()} is {' and '.join(flags)}")
+        troubled = self._look_at_team(trace)
         focus = self._focus()
         if focus is None:
             mentioned = [p for p in board if self.name in mentions(p.text)]
             if mentioned:
                 self._answer_mention(trace, mentioned[-1])
+            elif troubled:
+                self._tend_team(trace, troubled)
             return
         kind, item = focus
         if kind == "message":
@@ -317,6 +322,54 @@ class Agent:
         self.org.finish(self.name, task.id, status=status, result=results,
                         reason="" if status == "done" else "a subtask did not finish")
         trace.did.append(f"reported {task.id} ({status}) to {task.requester}")
+
+    # ------------------------------------------------------------ the team (org tools)
+
+    def _org_tools(self) -> Any:
+        from orgctl.runtime.orgtools import OrgTools
+
+        return OrgTools(paths=self.org.paths, specs=self.org.specs)
+
+    def _look_at_team(self, trace: Trace) -> dict[str, str]:
+        """A manager's look at its subtree each beat (no model call): who is in trouble, by process state."""
+        if not self.spec.org.reports or not self.policy.can_use("org_dashboard").allowed:
+            return {}
+        dashboard = self._org_tools().org_dashboard(self.name, record=False, now=trace.at)
+        troubled = {}
+        for row in getattr(dashboard, "rows", [])[1:]:
+            problems = [p for p, on in ((row.state, row.state in ("backoff", "not running")),
+                                        (f"{row.overdue} overdue", row.overdue), (f"{row.stale} stale", row.stale),
+                                        (f"{row.blocked} blocked", row.blocked)) if on]
+            if problems:
+                trace.observed.append(f"team: {row.name} is {', '.join(problems)} ({row.restarts} restarts)")
+                troubled[row.name] = row.state
+        return troubled
+
+    def _audit(self, trace: Trace, report: str) -> None:
+        """An overdue report: read its recent activity (framework step, no model call) when permitted."""
+        if report not in self.org.specs or not self.policy.can_use("audit_subordinate").allowed:
+            return
+        audit = self._org_tools().audit_subordinate(self.name, report, limit=5)
+        if getattr(audit, "ok", False):
+            trace.observed.append(f"audit of {report}: {audit.text(max_chars=600)}")
+            trace.did.append(f"audited {report}")
+
+    def _tend_team(self, trace: Trace, troubled: dict[str, str]) -> None:
+        """Nothing else to do and a report is in trouble: restart one that crash-loops, or wait."""
+        if not self.policy.can_use("restart_anima").allowed:
+            return
+        stuck = [name for name, state in troubled.items() if state == "backoff"]
+        if not stuck:
+            return
+        options = [Option("wait", "let the supervisor keep restarting it", "nothing")]
+        options += [Option(f"restart {n}", f"restart {n}'s process now", "restart", {"to": n}) for n in stuck]
+        choice, usage = deciding.choose(self.client, model=self.spec.background_model, system=self.system,
+                                        situation="Team: " + "; ".join(trace.observed[-3:]), options=options,
+                                        anima=self.name, purpose="heartbeat")
+        trace.usage += usage
+        if choice.action == "restart":
+            result = self._org_tools().restart(self.name, choice.args["to"])
+            trace.did.append(result.text() if hasattr(result, "text") else f"restarted {choice.args['to']}")
 
     def _may_call_human(self) -> bool:
         return self.spec.org.supervisor is None and self.policy.can_use("call_human").allowed

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from orgctl.desired.sources import GitRevisionSource
 from orgctl.paths import StatePaths
 from orgctl.runtime.organization import Organization
 from orgctl.runtime.permissions import policy_for
+from orgctl.state.events import read_events
 from orgctl.work.messages import Inbox, Message
 from tests.conftest import run_cli
 
@@ -200,3 +202,41 @@ def test_human_work_via_cli(org: Path, state: StatePaths) -> None:
     events = run_cli("events", "-C", str(org)).output
     assert "TaskCreated" in events and "MessageRefused" in events and "BoardPost" in events
     time.sleep(0)
+
+
+class _NoModel:
+    """A model client that fails the test when called: these beats must be framework steps only."""
+
+    def complete(self, request):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"no model call expected, got {request.purpose}")
+
+
+def test_a_manager_sees_an_overdue_report_and_audits_it_without_a_model_call(
+        work: Organization, org: Path, state: StatePaths) -> None:
+    from datetime import timedelta
+
+    from orgctl.memory.stores import MemoryStore
+    from orgctl.runtime.cycle import Agent
+    from orgctl.runtime.escalating import escalate_overdue
+    from orgctl.runtime.permissions import Policy
+    from orgctl.state.inventories import now_iso
+    from orgctl.state.snapshots import Snapshot, write_snapshot
+
+    for name, spec in work.specs.items():  # the runtime reads specs from the applied snapshots
+        write_snapshot(state.spec_snapshot(name), Snapshot(spec=spec, revision=None, org_name="acme",
+                                                           memory_dir=str(org / "animas" / name / "memory"),
+                                                           applied_at=now_iso()))
+    task = work.add_task("alice", "Check the release notes")
+    sub, _ = work.delegate("alice", task.id, "bob")
+    assert sub is not None
+    later = datetime.fromisoformat(sub.due or "") + timedelta(minutes=1)
+    assert escalate_overdue(state, now=later) == ["alice"]
+    spec = work.specs["alice"]
+    alice = Agent(spec=spec, org=work, client=_NoModel(), store=MemoryStore(org / "animas/alice/memory", anima="alice"),
+                  policy=Policy(spec.permissions, workspace=state.workspace("alice")), revision=None)
+    trace = alice.heartbeat(now=later)
+    assert not trace.failed and trace.usage.calls == 0
+    assert any(line.startswith("team: bob is") and "overdue" in line for line in trace.observed), trace.observed
+    assert any(line.startswith("audit of bob:") and sub.id in line for line in trace.observed), trace.observed
+    assert "audited bob" in trace.did
+    assert [e.fields["tool"] for e in read_events(state.work.events, reason="OrgToolUsed")] == ["audit_subordinate"]
