@@ -30,10 +30,10 @@ from orgctl.runtime import deciding
 from orgctl.runtime.deciding import Option
 from orgctl.runtime.organization import Organization
 from orgctl.runtime.permissions import Policy
-from orgctl.runtime.prompts import system_prompt
+from orgctl.runtime.prompts import clip, system_prompt
 from orgctl.work.board import mentions
 from orgctl.work.messages import HUMAN, Message
-from orgctl.work.tasks import Task
+from orgctl.work.tasks import FINAL, Task
 
 MAX_REWORK = 1
 
@@ -239,7 +239,8 @@ class Agent:
                 inbox.mark_read(message.id)
                 return
         # A person's chat or question, or a colleague's question, is always answered.
-        prompt = (f"{quote(message)}\n\nWrite your answer to {message.sender} in one or two short sentences.")
+        prompt = (f"{quote(message)}\n\nWhat you know: {self._facts()}\n\n"
+                  f"Write your answer to {message.sender} in one or two short sentences.")
         text, usage = deciding.say(self.client, model=self.spec.background_model, system=self.system, prompt=prompt,
                                    anima=self.name, purpose="reply")
         trace.usage += usage
@@ -255,6 +256,18 @@ class Agent:
             trace.did.append(f"replied to {message.sender}: {text}" if sent.accepted
                              else f"reply to {message.sender} refused: {sent.reason}")
         inbox.mark_read(message.id)
+
+    def _facts(self, limit: int = 300) -> str:
+        """Real things to answer from (the queue, the last result), so a reply need not invent any."""
+        tasks = self.org.queue(self.name).all()
+        open_ = [f"{t.title} ({t.status})" for t in tasks if t.status not in FINAL][:3]
+        done = [t for t in tasks if t.status == "done" and t.result]
+        facts = [f"open tasks: {'; '.join(open_) or 'none'}"]
+        if done:
+            facts.append(f"last finished: {done[-1].title}: {done[-1].result.splitlines()[0][:120]}")
+        if self.spec.org.reports:
+            facts.append(f"your team: {', '.join(self.spec.org.reports)}")
+        return clip(". ".join(facts), limit)
 
     def _plan_task(self, trace: Trace, task: Task) -> None:
         """A pending task: work on it myself, or delegate it to a direct report. Never 'nothing'."""

@@ -240,3 +240,33 @@ def test_a_manager_sees_an_overdue_report_and_audits_it_without_a_model_call(
     assert any(line.startswith("audit of bob:") and sub.id in line for line in trace.observed), trace.observed
     assert "audited bob" in trace.did
     assert [e.fields["tool"] for e in read_events(state.work.events, reason="OrgToolUsed")] == ["audit_subordinate"]
+
+
+def test_a_reply_is_written_from_real_facts_in_the_prompt(work: Organization, org: Path, state: StatePaths) -> None:
+    """The reply call carries the Anima's real queue and last result (the model is not under test here)."""
+    from orgctl.llm.requests import CompletionResult, Usage
+    from orgctl.memory.stores import MemoryStore
+    from orgctl.runtime.cycle import Agent
+    from orgctl.runtime.permissions import Policy
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.prompts: list[str] = []
+
+        def complete(self, request):  # type: ignore[no-untyped-def]
+            self.prompts.append(request.messages[-1].content)
+            return CompletionResult(content="Bob reported the log.", usage=Usage(calls=1), model=request.model)
+
+    done = work.add_task("bob", "Show the last commits")
+    work.finish("bob", done.id, status="done", result="$ git log --oneline -3 (exit 0)\nabc123 init")
+    work.add_task("bob", "Check the build")
+    work.human_message("bob", "What did you find?", intent="chat")
+    spec = work.specs["bob"]
+    client = Recorder()
+    bob = Agent(spec=spec, org=work, client=client, store=MemoryStore(org / "animas/bob/memory", anima="bob"),
+                policy=Policy(spec.permissions, workspace=state.workspace("bob")), revision=None)
+    trace = bob.heartbeat(now=datetime.now().astimezone())
+    assert not trace.failed
+    [prompt] = [p for p in client.prompts if "What did you find?" in p]
+    assert "open tasks: Check the build (pending)" in prompt
+    assert "last finished: Show the last commits: $ git log --oneline -3 (exit 0)" in prompt
