@@ -16,6 +16,22 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1", **extra}
 
 
+ANIMA_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV",
+                             "LITELLM_LOCAL_MODEL_COST_MAP"})
+ANIMA_ENV_PREFIXES = ("ORGCTL_", "LC_", "XDG_", "GIT_", "PYTHON")
+
+
+def anima_env(**extra: str) -> dict[str, str]:
+    """:func:`child_env` cut down to what an Anima process needs: no model keys, no tokens.
+
+    Model calls and notifications happen in the supervisor, which alone holds the keys (its own
+    environment plus the org's env file); an Anima, and whatever a tool it runs might leak, sees
+    only the names in :data:`ANIMA_ENV_NAMES` and those starting with :data:`ANIMA_ENV_PREFIXES`.
+    """
+    return {k: v for k, v in child_env(**extra).items()
+            if k in ANIMA_ENV_NAMES or k.startswith(ANIMA_ENV_PREFIXES)}
+
+
 def die_with_parent(*, poll_seconds: float = 0.5) -> None:
     """SIGTERM this process as soon as its parent is gone.
 

@@ -416,14 +416,17 @@ def receive(listen: str, slack_route: tuple[str, ...], chatwork_route: tuple[str
     POST /slack/events    when SLACK_SIGNING_SECRET is set (and --slack-route maps channels)
     POST /chatwork        when CHATWORK_WEBHOOK_TOKEN is set (and --chatwork-route maps rooms)
 
-    Tokens come from the environment (or the org's env file), never from arguments or spec files.
+    Tokens come from the environment or the org's env file (.env, git-ignored), never from arguments
+    or spec files.
     """
     import logging
     import os
 
     from orgctl.runtime.receiving import InboundMessage, InboundServer
+    from orgctl.state.envfiles import load_env_file
 
-    token = os.environ.get("ORGCTL_INBOUND_TOKEN", "")
+    env = {**os.environ, **load_env_file(resolve(org_dir)[0])}  # the org's env file; the environment wins
+    token = env.get("ORGCTL_INBOUND_TOKEN", "")
     if not token:
         raise OrgctlError("ORGCTL_INBOUND_TOKEN is not set", hint="export a long random token, e.g. "
                           "ORGCTL_INBOUND_TOKEN=$(openssl rand -hex 24), and give it to the sender")
@@ -439,9 +442,9 @@ def receive(listen: str, slack_route: tuple[str, ...], chatwork_route: tuple[str
                                  sender=f"{inbound.source}:{inbound.sender}"[:120], trust="untrusted").id
 
     server = InboundServer(deliver=deliver, token=token, host=host or "127.0.0.1", port=int(port),
-                           slack_signing_secret=os.environ.get("SLACK_SIGNING_SECRET") or None,
+                           slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
                            slack_routes=_routes(slack_route, "--slack-route"),
-                           chatwork_token=os.environ.get("CHATWORK_WEBHOOK_TOKEN") or None,
+                           chatwork_token=env.get("CHATWORK_WEBHOOK_TOKEN") or None,
                            chatwork_routes=_routes(chatwork_route, "--chatwork-route"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     click.echo(f"Receiving on {server.url} (POST /v1/inbox/NAME); Ctrl-C stops.", err=True)

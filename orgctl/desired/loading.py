@@ -3,6 +3,11 @@
 Validation collects *every* problem before failing, so one run of
 ``orgctl validate`` shows them all. ``plan`` and ``apply`` call the same
 :func:`load_org`, so they fail the same way and change nothing.
+
+Every spec file is scanned once for secrets as it is read
+(:mod:`orgctl.desired.secrets`): ``org.yaml``, each Anima's ``*.md`` and
+``*.yaml`` files (the ones orgctl reads and any others next to them) and its
+declared ``skills/``. A key or token there is a diagnostic like any other.
 """
 
 from __future__ import annotations
@@ -26,13 +31,18 @@ from orgctl.desired.models import (
     OrgSpec,
 )
 from orgctl.desired.permissions import PermissionsFrontmatter
+from orgctl.desired.secrets import scan_text
 from orgctl.desired.sources import Source
 from orgctl.errors import Diagnostic, SpecError
 
 ORG_FILE = "org.yaml"
 ANIMAS_DIR = "animas"
 ANIMA_FILE = "anima.yaml"
+ANIMA_FILES = ("identity.md", "injection.md", "permissions.md", "cron.md")
+SKILLS_DIR = "skills"
+SPEC_SUFFIXES = (".md", ".yaml", ".yml")
 MAX_NAME = 64
+SECRET_ADVICE = "keep secrets in the environment or the org's .env file (not in git)"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -72,6 +82,24 @@ def _reason(err: dict[str, Any]) -> str:
     return f"{loc}: {msg}" if loc else msg
 
 
+def read_spec_file(source: Source, path: str, diags: list[Diagnostic]) -> str | None:
+    """Read one spec file, adding a diagnostic for every line that looks like it holds a secret."""
+    text = source.read_text(path)
+    if text is not None:
+        diags.extend(Diagnostic(path, f.line, f"{f.describe()}; {SECRET_ADVICE}")
+                     for f in scan_text(text, filename=path))
+    return text
+
+
+def _scan_other_files(source: Source, base: str, diags: list[Diagnostic]) -> None:
+    """Scan the Anima's spec files that the loader does not read (notes, declared skills)."""
+    known = {ANIMA_FILE, *ANIMA_FILES}
+    for folder in (base, f"{base}/{SKILLS_DIR}"):
+        for fname in source.list_files(folder):
+            if fname.endswith(SPEC_SUFFIXES) and not (folder == base and fname in known):
+                read_spec_file(source, f"{folder}/{fname}", diags)
+
+
 def validate_model(model: type[M], located: Located, *, file: str) -> tuple[M | None, list[Diagnostic]]:
     """Validate parsed YAML against ``model``; map each pydantic error to a file line."""
     data = located.data
@@ -101,7 +129,8 @@ class _Loaded:
 def _load_anima(source: Source, name: str, diags: list[Diagnostic]) -> _Loaded | None:
     base = f"{ANIMAS_DIR}/{name}"
     spec_file = f"{base}/{ANIMA_FILE}"
-    text = source.read_text(spec_file)
+    _scan_other_files(source, base, diags)
+    text = read_spec_file(source, spec_file, diags)
     if text is None:
         diags.append(Diagnostic(spec_file, 0, f"missing {ANIMA_FILE}: every folder under "
                                               f"{ANIMAS_DIR}/ is an Anima and needs one"))
@@ -117,9 +146,9 @@ def _load_anima(source: Source, name: str, diags: list[Diagnostic]) -> _Loaded |
     bodies: dict[str, str] = {}  # text without frontmatter (what the prompt gets)
     permissions, permissions_text, cron = PermissionsFrontmatter(), "", []
     ok = True
-    for fname in ("identity.md", "injection.md", "permissions.md", "cron.md"):
+    for fname in ANIMA_FILES:
         path = f"{base}/{fname}"
-        body = source.read_text(path)
+        body = read_spec_file(source, path, diags)
         if body is None:
             if fname == "identity.md":
                 diags.append(Diagnostic(path, 0, "missing identity.md (the Anima's personality)"))
@@ -203,7 +232,7 @@ def load_org(source: Source) -> OrgSpec:
     """
     diags: list[Diagnostic] = []
     org: OrgFile | None = None
-    text = source.read_text(ORG_FILE)
+    text = read_spec_file(source, ORG_FILE, diags)
     if text is None:
         diags.append(Diagnostic(ORG_FILE, 0, f"missing {ORG_FILE} at the repo root "
                                              f"(in the {source.describe()})"))

@@ -20,6 +20,7 @@ from orgctl.errors import RuntimeFailure
 from orgctl.paths import StatePaths
 from orgctl.processes import is_orgctl_process
 from orgctl.runtime import protocol
+from orgctl.state.envfiles import load_env_file
 from orgctl.state.files import pid_alive, read_json
 from orgctl.state.runtimes import RuntimeStatus, load_runtime
 
@@ -47,6 +48,7 @@ class LocalBackend:
     def prepare(self) -> None:
         if self.supervisor_alive():
             return
+        load_env_file(self.org_dir)  # a refused env file fails here, with its message, before anything starts
         self.paths.ensure()
         with open(self.paths.logs / "supervisor.log", "ab") as log:
             proc = subprocess.Popen(

@@ -32,7 +32,7 @@ from typing import Any
 from orgctl.errors import BudgetExceeded, ModelError
 from orgctl.llm.requests import CompletionRequest
 from orgctl.paths import StatePaths
-from orgctl.processes import child_env
+from orgctl.processes import anima_env
 from orgctl.runtime import protocol
 from orgctl.state.files import write_json
 from orgctl.state.inventories import now_iso
@@ -87,7 +87,7 @@ class Supervisor:
                 [sys.executable, "-m", "orgctl.runtime.anima", "--name", child.name,
                  "--state-dir", str(self.paths.root)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=child_env(),
+                env=anima_env(),  # no keys: the gateway and the notifiers live here, not in the Anima
             )
         child.started_mono = time.monotonic()
         child.restart_at = None
@@ -421,7 +421,19 @@ def _top_level(paths: StatePaths) -> list[str]:
 
 
 def serve(*, paths: StatePaths, org_dir: Path) -> None:
-    """Run the supervisor in this process until ``shutdown`` or SIGTERM."""
+    """Run the supervisor in this process until ``shutdown`` or SIGTERM.
+
+    First the org's env file (:mod:`orgctl.state.envfiles`) is merged into this
+    process's environment, so the model gateway (LiteLLM reads provider keys
+    from it) and the notifiers see the keys; variables already set win.
+    """
+    from orgctl.errors import OrgctlError
+    from orgctl.state.envfiles import load_env_file
+
+    try:
+        os.environ.update(load_env_file(org_dir))
+    except OrgctlError as e:
+        raise SystemExit(f"{e.message}" + (f"\nHint: {e.hint}" if e.hint else "")) from e
     paths.ensure()
     sock_path = paths.socket
     sock_path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,4 +6,5 @@
   supervisor).
 * :mod:`~orgctl.state.locking` — the state lock every mutating command takes.
 * :mod:`~orgctl.state.observing` — the merged view that ``plan`` and ``status`` read.
+* :mod:`~orgctl.state.envfiles` — the org's env file (keys, outside git), checked and read.
 """

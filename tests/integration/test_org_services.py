@@ -90,6 +90,25 @@ def test_replayed_cassette_missing_a_call_fails_the_heartbeat_not_the_anima(
     assert load_runtime(state.runtime).model_server is None  # replay started no model server
 
 
+def test_keys_stay_in_the_supervisor(running: Path, state: StatePaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider key (from the environment or the org's env file) reaches the supervisor, never an Anima."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-the-shell")
+    env_file = running / ".env"
+    env_file.write_text("OPENAI_API_KEY=sk-from-the-env-file\n")
+    env_file.chmod(0o600)
+    assert run_cli("apply", str(running), "--auto-approve").exit_code == 0
+    alice = pids(state)["alice"]
+    supervisor = json.loads(state.supervisor_pid.read_text())["pid"]
+
+    def environ(pid: int) -> str:
+        return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+
+    assert "sk-ant-from-the-shell" in environ(supervisor)  # (the env file is merged after exec, so not shown here)
+    anima = environ(alice)
+    assert "sk-ant-from-the-shell" not in anima and "sk-from-the-env-file" not in anima
+    assert str(state.root) in anima  # what it needs (its state dir) is still there
+
+
 def test_call_human_goes_through_the_supervisor_to_the_channel(
         running: Path, state: StatePaths, hook: list[dict]) -> None:  # type: ignore[type-arg]
     _with_channel(running, hook[0]["url"])
