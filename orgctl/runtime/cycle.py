@@ -339,9 +339,7 @@ class Agent:
     # ------------------------------------------------------------ the team (org tools)
 
     def _org_tools(self) -> Any:
-        from orgctl.runtime.orgtools import OrgTools
-
-        return OrgTools(paths=self.org.paths, specs=self.org.specs)
+        return self.org.tools()
 
     def _look_at_team(self, trace: Trace) -> dict[str, str]:
         """A manager's look at its subtree each beat (no model call): who is in trouble, by process state."""

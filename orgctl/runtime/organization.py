@@ -24,6 +24,7 @@ from orgctl.errors import OrgctlError, RuntimeFailure
 from orgctl.paths import StatePaths
 from orgctl.runtime import protocol
 from orgctl.runtime.messaging import MessageRules, OutboxView
+from orgctl.runtime.orgtools import OrgTools
 from orgctl.state import events
 from orgctl.state.snapshots import read_snapshot
 from orgctl.work.approvals import Approvals
@@ -55,6 +56,7 @@ class Organization:
         self._specs = specs
         self._wake = wake
         self._queues: dict[str, TaskQueue] = {}
+        self._tools: OrgTools | None = None
         self._lock = threading.RLock()
         self.rules = MessageRules(outbox=OutboxView(self.work.outbox))
         self.board = Board(self.work.board)
@@ -75,6 +77,15 @@ class Organization:
 
     def reload(self) -> None:
         self._specs = None
+        self._tools = None
+
+    def tools(self) -> OrgTools:
+        """The org tools over this org's state, built once, so their folded task queues persist between
+        heartbeats (a fresh one per beat re-read every task log: quadratic, measured by bench/task_overhead.py)."""
+        with self._lock:
+            if self._tools is None:
+                self._tools = OrgTools(paths=self.paths, specs=self.specs)
+            return self._tools
 
     def spec(self, name: str) -> AnimaSpec:
         """Raises OrgctlError naming the known Animas when ``name`` is not applied."""
