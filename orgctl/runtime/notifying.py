@@ -89,6 +89,19 @@ def notify_human(notification: Notification, *, channels: Sequence[HumanChannel]
     return [_deliver(notification, channel=channel, env=env, timeout=timeout) for channel in channels]
 
 
+def call_human_on(channels: Sequence[HumanChannel], *, anima: str, org: str, message: str, title: str = "",
+                  context_url: str | None, env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``call_human`` for ``anima``: :func:`notify_human` with the default title, as JSON-ready dicts.
+
+    Returns one ``{"channel", "ok", "status", "error"}`` per channel, for events and the supervisor's
+    socket. The one place both the supervisor and an in-process Organization send from.
+    """
+    note = Notification(anima=anima, message=message, context_url=context_url,
+                        title=title or f"{anima} needs a human", org=org)
+    return [{"channel": d.channel, "ok": d.ok, "status": d.status, "error": d.error}
+            for d in notify_human(note, channels=channels, env=env)]
+
+
 def _deliver(n: Notification, *, channel: HumanChannel, env: Mapping[str, str], timeout: float) -> Delivery:
     label = channel.describe()
     token = env.get(channel.token_env, "") if channel.token_env else ""

@@ -150,12 +150,10 @@ class Organization:
         else:
             import os
 
-            from orgctl.runtime.notifying import Notification, notify_human
+            from orgctl.runtime.notifying import call_human_on
 
-            note = Notification(anima=anima, message=text, context_url=context,
-                                title=title or f"{anima} needs a human", org=self._org_name(anima))
-            deliveries = [{"channel": d.channel, "ok": d.ok, "status": d.status, "error": d.error}
-                          for d in notify_human(note, channels=spec.notifications, env=os.environ)]
+            deliveries = call_human_on(spec.notifications, anima=anima, org=self._org_name(anima), message=text,
+                                       title=title, context_url=context, env=os.environ)
         sent = sum(1 for d in deliveries if d["ok"])
         self.event(reason="HumanCalled", object=f"anima/{anima}", anima=anima, warning=sent < len(deliveries),
                    message=f"{anima} called a human ({sent}/{len(deliveries)} channels): {text[:160]}",

@@ -258,14 +258,12 @@ class Supervisor:
         environment (the org's env file included), so an Anima process never holds them.
         Returns one ``{"channel", "ok", "status", "error"}`` per channel.
         """
-        from orgctl.runtime.notifying import Notification, notify_human
+        from orgctl.runtime.notifying import call_human_on
         from orgctl.state.snapshots import read_snapshot
 
         snapshot = read_snapshot(self.paths.spec_snapshot(name))
-        note = Notification(anima=name, message=message, context_url=context_url,
-                            title=title or f"{name} needs a human", org=snapshot.org_name)
-        deliveries = notify_human(note, channels=snapshot.spec.notifications, env=os.environ)
-        return [{"channel": d.channel, "ok": d.ok, "status": d.status, "error": d.error} for d in deliveries]
+        return call_human_on(snapshot.spec.notifications, anima=name, org=snapshot.org_name, message=message,
+                             title=title, context_url=context_url, env=os.environ)
 
     # ------------------------------------------------------------ status and shutdown
 
