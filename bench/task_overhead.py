@@ -7,8 +7,9 @@ cloned by ``prepare_workspace``):
     a person adds a task for alice (the manager)
     -> alice's heartbeat plans it and delegates it to bob (a direct report)
     -> bob's heartbeat starts the subtask; his task runner runs the task cycle: the model picks a
-       permitted command, which runs as a real child process in bob's workspace; the model picks
-       ``done`` and says one sentence; the result goes to alice as a report DM
+       permitted command, which runs as a real child process in bob's workspace; its output answered
+       the task, so ``done`` is the only exit left (no model choice) and the model says one sentence;
+       the result goes to alice as a report DM
     -> alice's heartbeat reviews it and reports to the human inbox.
 
 The Animas are the real :class:`~orgctl.runtime.anima.AnimaProcess` objects, each with its own
@@ -42,7 +43,8 @@ goal is on its mean. The run also checks that every task is done with one report
 inbox (exit 1 otherwise), and compares the mean of the first 100 tasks with the last 100: a per-task
 read of something that grows with the number of tasks shows up as a rising mean.
 
-Run:     .venv/bin/python bench/task_overhead.py [--tasks N] [--profile]   (results written for 1,000 only)
+Run:     .venv/bin/python bench/task_overhead.py [--tasks N] [--profile]   (results written for 1,000 only;
+         --profile also dumps the raw stats to $ORGCTL_BENCH_PROFILE, default /tmp/task_overhead.prof)
 Record:  .venv/bin/python bench/task_overhead.py --record   (a few real model calls, seconds each)
 """
 
@@ -352,6 +354,7 @@ def replay(tasks: int, *, profile: bool) -> int:
                 framework.append((wall - (clock.model_s - model_before) - (clock.command_s - command_before)) * 1000)
         completed, reports, done_subtasks = check(org)
     if profiler:
+        profiler.dump_stats(os.environ.get("ORGCTL_BENCH_PROFILE", "/tmp/task_overhead.prof"))
         stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
         stats.sort_stats("cumulative").print_stats(35)
         stats.sort_stats("tottime").print_stats(25)

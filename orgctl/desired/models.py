@@ -133,7 +133,7 @@ class MessageLimits(_Strict):
     per_hour: int = Field(default=30, ge=0)
     per_day: int = Field(default=100, ge=0)
     pair_depth: int = Field(default=6, ge=1)
-    pair_window: Duration = 600
+    pair_window: Duration = Field(default=600, ge=1, le=86400)  # the outbox keeps 24 h
     max_hops: int = Field(default=4, ge=1)
 
 
@@ -143,7 +143,7 @@ class MessageLimitsOverride(_Strict):
     per_hour: int | None = Field(default=None, ge=0)
     per_day: int | None = Field(default=None, ge=0)
     pair_depth: int | None = Field(default=None, ge=1)
-    pair_window: Duration | None = None
+    pair_window: Duration | None = Field(default=None, ge=1, le=86400)
     max_hops: int | None = Field(default=None, ge=1)
 
 

@@ -36,6 +36,7 @@ class MemoryStore:
         self.anima = anima
 
     def ensure(self) -> MemoryStore:
+        """Create the memory folders that are missing; returns self."""
         for d in MEMORY_DIRS:
             (self.root / d).mkdir(parents=True, exist_ok=True)
         return self
@@ -50,8 +51,9 @@ class MemoryStore:
 
     def append_episode(self, *, day: date, markdown: str, record: dict[str, Any]) -> None:
         """Append one cycle: a Markdown section to the day's episodes, a JSON line to its activity log."""
-        self.ensure()
         path = self.episode_file(day)
+        if not path.parent.is_dir():  # one stat per cycle instead of a mkdir per folder
+            self.ensure()
         header = "" if path.exists() else f"# Episodes of {self.anima}, {day.isoformat()}\n\n"
         with open(path, "a", encoding="utf-8") as f:
             f.write(header + markdown.rstrip() + "\n\n")

@@ -19,6 +19,7 @@ is retried once with the error, then raises :class:`~orgctl.errors.ModelError`
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -52,9 +53,10 @@ def _stem(word: str) -> str:
     return word
 
 
-def terms(text: str) -> set[str]:
-    """Lower-cased, crudely stemmed content words of ``text``."""
-    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
+@functools.lru_cache(maxsize=4096)
+def terms(text: str) -> frozenset[str]:
+    """Lower-cased, crudely stemmed content words of ``text`` (cached: option texts repeat every beat)."""
+    return frozenset(_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP)
 
 
 def relevance(query: str, text: str) -> float:
@@ -62,7 +64,8 @@ def relevance(query: str, text: str) -> float:
     q, t = terms(query), terms(text)
     if not q:
         return 0.0
-    hits = sum(1 for w in q if w in t or any(len(w) >= 4 and (x.startswith(w[:4])) for x in t))
+    prefixes = {x[:4] for x in t if len(x) >= 4}
+    hits = sum(1 for w in q if w in t or (len(w) >= 4 and w[:4] in prefixes))
     return hits / len(q)
 
 

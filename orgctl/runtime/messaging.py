@@ -23,6 +23,7 @@ sender (and into an event), so the Anima learns why:
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
 from dataclasses import dataclass, field
@@ -51,24 +52,42 @@ def _norm(text: str) -> str:
 
 
 class OutboxView:
-    """Accepted DMs of the org, read incrementally from the outbox log (``(ts, sender, recipient)``)."""
+    """Accepted DMs of the org in the last 24 h, read incrementally from the outbox log.
+
+    Indexed by sender and by pair, each a sorted list of send times (seconds since the epoch), so a
+    rate check is two binary searches, not a scan of the whole day's traffic on every send.
+    """
+
+    WINDOW = 86400.0
 
     def __init__(self, path: Path) -> None:
         self._tail = JsonlTail(path)
-        self.sent: list[tuple[float, str, str]] = []
+        self.by_sender: dict[str, list[float]] = {}
+        self.by_pair: dict[frozenset[str], list[float]] = {}
 
     def refresh(self) -> None:
         reset, records = self._tail.read_new()
         if reset:
-            self.sent = []
+            self.by_sender, self.by_pair = {}, {}
+        cutoff = time.time() - self.WINDOW
         for rec in records:
             try:
-                self.sent.append((float(rec["ts"]), str(rec["sender"]), str(rec["recipient"])))
+                ts, sender, recipient = float(rec["ts"]), str(rec["sender"]), str(rec["recipient"])
             except (ValueError, KeyError, TypeError):
                 continue
-        cutoff = time.time() - 86400
-        if self.sent and self.sent[0][0] < cutoff:
-            self.sent = [s for s in self.sent if s[0] >= cutoff]
+            if ts >= cutoff:
+                bisect.insort(self.by_sender.setdefault(sender, []), ts)
+                bisect.insort(self.by_pair.setdefault(frozenset((sender, recipient)), []), ts)
+        for index in (self.by_sender, self.by_pair):
+            for times in index.values():
+                if times and times[0] < cutoff:
+                    del times[:bisect.bisect_left(times, cutoff)]
+
+    def count(self, *, since: float, sender: str | None = None, pair: tuple[str, str] | None = None) -> int:
+        """DMs sent at or after ``since`` by ``sender``, or between the two names of ``pair`` (either way)."""
+        times = (self.by_sender.get(sender, []) if sender is not None
+                 else self.by_pair.get(frozenset(pair or ()), []))
+        return len(times) - bisect.bisect_left(times, since)
 
 
 def hierarchy_refusal(spec: AnimaSpec, recipient: str, intent: str, *, reply_to_sender: str | None) -> str | None:
@@ -133,14 +152,11 @@ class MessageRules:
     def _rate_refusal(self, spec: AnimaSpec, recipient: str, now: float) -> str | None:
         self.outbox.refresh()
         limits = spec.messaging
-        mine = [ts for ts, s, _ in self.outbox.sent if s == spec.name]
-        if sum(ts >= now - 3600 for ts in mine) >= limits.per_hour:
+        if self.outbox.count(since=now - 3600, sender=spec.name) >= limits.per_hour:
             return f"hourly limit reached ({limits.per_hour} DMs per hour)"
-        if sum(ts >= now - 86400 for ts in mine) >= limits.per_day:
+        if self.outbox.count(since=now - 86400, sender=spec.name) >= limits.per_day:
             return f"daily limit reached ({limits.per_day} DMs per day)"
-        pair = {spec.name, recipient}
-        depth = sum(ts >= now - limits.pair_window and {s, r} == pair for ts, s, r in self.outbox.sent)
-        if depth >= limits.pair_depth:
+        if self.outbox.count(since=now - limits.pair_window, pair=(spec.name, recipient)) >= limits.pair_depth:
             return (f"conversation depth limit with {recipient} reached ({limits.pair_depth} DMs in "
                     f"{limits.pair_window // 60} min)")
         return None

@@ -64,6 +64,7 @@ class Policy:
         self.workspace = Path(workspace)
         self.source = source
         self.invalid = invalid
+        self._runnable: list[CommandRule] | None = None
 
     @classmethod
     def deny_all(cls, reason: str, *, workspace: Path) -> Policy:
@@ -108,11 +109,15 @@ class Policy:
         return max(verdicts, key=lambda v: _RANK[v.outcome])
 
     def runnable(self) -> list[CommandRule]:
-        """The allowed commands an Anima can run as written (no ``*``), as choices with descriptions."""
-        if self.invalid or "run_command" not in self.permissions.tools:
-            return []
-        return [r for r in self.permissions.commands
-                if "*" not in r.argv() and self.can_run(r.command).allowed]
+        """The allowed commands an Anima can run as written (no ``*``), as choices with descriptions.
+
+        Computed once per policy (a policy never changes; a new spec makes a new one): each
+        check parses the command through the guards, which cost milliseconds per task cycle.
+        """
+        if self._runnable is None:
+            self._runnable = [] if self.invalid or "run_command" not in self.permissions.tools else [
+                r for r in self.permissions.commands if "*" not in r.argv() and self.can_run(r.command).allowed]
+        return list(self._runnable)
 
     # ------------------------------------------------------------ files
 

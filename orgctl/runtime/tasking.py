@@ -62,7 +62,12 @@ def _options(agent: Agent, task: Task) -> list[Option]:
     asked = any(line.startswith("asked ") for line in task.log)
     if not asked and task.requester in agent.org.specs and not done:
         exits.append(Option(f"ask {task.requester}", "ask whoever gave you the task a question first", "question"))
-    # Once a command succeeded, finishing comes first and one more command at most is offered.
+    # A command that succeeded with output answered the task: only its exits remain (a 135M model
+    # otherwise runs every permitted command before it picks "done"). One that succeeded with no
+    # output leaves one more command on offer, after the exits.
+    if any(line.startswith("ran $ ") and "\nexit 0\n" in line and not line.endswith("\n(no output)")
+           for line in task.log):
+        return exits
     return exits + commands[:1] if succeeded else commands + exits
 
 

@@ -82,18 +82,25 @@ class Inbox:
     def deliver(self, message: Message) -> Path:
         """Write ``message`` durably into ``new/``; returns its path. Raises OSError on disk failure."""
         tmp, new, _ = self._dirs()
-        for d in self._dirs():
-            d.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns():020d}.{message.id}.json"
         staged = tmp / name
-        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:  # a first message: make the Maildir (not on every delivery)
+            for d in self._dirs():
+                d.mkdir(parents=True, exist_ok=True)
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, message.model_dump_json().encode())
             os.fsync(fd)
         finally:
             os.close(fd)
         final = new / name
-        os.rename(staged, final)
+        try:
+            os.rename(staged, final)
+        except FileNotFoundError:  # new/ removed by hand while tmp/ stayed
+            new.mkdir(parents=True, exist_ok=True)
+            os.rename(staged, final)
         dir_fd = os.open(new, os.O_RDONLY)
         try:
             os.fsync(dir_fd)  # the rename itself must survive a crash

@@ -96,11 +96,12 @@ class TaskQueue:
         self.path = Path(path)
         self._tail = JsonlTail(self.path)
         self._tasks: dict[str, Task] = {}
+        self._open: dict[str, Task] = {}  # the open ones apart: closed tasks pile up, every beat reads these
 
     def _refresh(self) -> None:
         reset, events = self._tail.read_new()
         if reset:  # replaced (tests, restores): fold again
-            self._tasks = {}
+            self._tasks, self._open = {}, {}
         for event in events:
             try:
                 self._apply(event)
@@ -110,14 +111,20 @@ class TaskQueue:
     def _apply(self, event: dict[str, Any]) -> None:
         if event["op"] == "create":
             task = Task.model_validate(event["task"])
-            self._tasks[task.id] = task
         elif event["op"] == "update" and event["id"] in self._tasks:
             old = self._tasks[event["id"]]
             changes = dict(event.get("set", {}))
             if event.get("note"):
                 changes["log"] = [*old.log, str(event["note"])][-50:]
             changes["updated_at"] = event.get("at", old.updated_at)
-            self._tasks[old.id] = old.model_copy(update=changes)
+            task = old.model_copy(update=changes)
+        else:
+            return
+        self._tasks[task.id] = task
+        if task.is_open:
+            self._open[task.id] = task
+        else:
+            self._open.pop(task.id, None)
 
     # ------------------------------------------------------------ reading
 
@@ -130,7 +137,9 @@ class TaskQueue:
         return sorted(self._tasks.values(), key=Task.sort_key)
 
     def open(self) -> list[Task]:
-        return [t for t in self.all() if t.is_open]
+        """Open tasks, in :meth:`Task.sort_key` order (closed ones are not sorted: they pile up)."""
+        self._refresh()
+        return sorted(self._open.values(), key=Task.sort_key)
 
     def ready(self) -> list[Task]:
         """Open tasks whose dependencies are all done (a task whose dependency failed is not ready)."""

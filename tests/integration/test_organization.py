@@ -270,3 +270,64 @@ def test_a_reply_is_written_from_real_facts_in_the_prompt(work: Organization, or
     [prompt] = [p for p in client.prompts if "What did you find?" in p]
     assert "open tasks: Check the build (pending)" in prompt
     assert "last finished: Show the last commits: $ git log --oneline -3 (exit 0)" in prompt
+
+
+def test_a_command_that_answered_the_task_leaves_only_its_exits(work: Organization, state: StatePaths) -> None:
+    """After a command succeeded with output, the task cycle offers ``done`` alone: no model choice.
+
+    Real commands run in bob's real workspace; the model client records what it is asked. Before the
+    rule, the embedded model ran every permitted command before it picked ``done``.
+    """
+    from orgctl.llm.requests import CompletionResult, Usage
+    from orgctl.memory.stores import MemoryStore
+    from orgctl.runtime.cycle import Agent
+    from orgctl.runtime.permissions import Policy
+    from orgctl.runtime.tasking import run_task
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.purposes: list[str] = []
+
+        def complete(self, request):  # type: ignore[no-untyped-def]
+            self.purposes.append(request.purpose)
+            if request.schema_:  # a choice: the first command on offer
+                enum = request.schema_["properties"]["choice"]["enum"]
+                pick = next(k for k in enum if k.startswith("run "))
+                return CompletionResult(content=f'{{"choice": "{pick}"}}', usage=Usage(calls=1), model=request.model)
+            return CompletionResult(content="The log shows the commits.", usage=Usage(calls=1), model=request.model)
+
+    spec = work.specs["bob"]
+    workspace = state.workspace("bob")
+    workspace.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+    subprocess.run(["git", "-C", str(workspace), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                    "--allow-empty", "-m", "first"], check=True)
+    task = work.add_task("bob", "Show what changed in the git log")
+    work.queue("bob").update(task.id, by="bob", status="in_progress")
+    client = Recorder()
+    bob = Agent(spec=spec, org=work, client=client, store=MemoryStore(state.root / "mem-bob", anima="bob"),
+                policy=Policy(spec.permissions, workspace=workspace), revision=None)
+    run_task(bob, task.id, now=lambda: datetime.now().astimezone())
+    done = work.queue("bob").get(task.id)
+    assert done is not None and done.status == "done"
+    ran = [line for line in done.log if line.startswith("ran $ ")]
+    assert len(ran) == 1 and "\nexit 0\n" in ran[0] and "first" in ran[0], done.log
+    assert client.purposes == ["task", "report"]  # one choice, then the report sentence; "done" needed no call
+
+
+def test_the_board_cursor_moves_past_a_line_that_does_not_parse(tmp_path: Path) -> None:
+    """A torn or foreign line still takes its number, so it cannot pin the cursor and replay the post after it."""
+    from orgctl.work.board import Board
+
+    board = Board(tmp_path / "board")
+    board.post(channel="general", sender="alice", text="hello")
+    with open(tmp_path / "board" / "general.jsonl", "a", encoding="utf-8") as f:
+        f.write("not json\n")
+    board.post(channel="general", sender="carol", text="release at 5")
+    assert [p.text for p in board.unseen(reader="bob", cursors=tmp_path / "cursors")] == ["hello", "release at 5"]
+    board.mark_seen(reader="bob", cursors=tmp_path / "cursors")
+    cursor = tmp_path / "cursors" / "bob.board.json"
+    assert board.unseen(reader="bob", cursors=tmp_path / "cursors") == []
+    written = cursor.stat().st_mtime_ns
+    board.mark_seen(reader="bob", cursors=tmp_path / "cursors")  # nothing moved: no rewrite
+    assert cursor.stat().st_mtime_ns == written
