@@ -111,6 +111,14 @@ class StatePaths:
         return self.specs / f"{name}.json"
 
     @property
+    def paused(self) -> Path:
+        """Pause records, one ``<name>.json`` per paused Anima (:mod:`orgctl.state.pauses`)."""
+        return self.root / "paused"
+
+    def pause_file(self, name: str) -> Path:
+        return self.paused / f"{name}.json"
+
+    @property
     def run(self) -> Path:
         """Pids and the socket: a private directory (mode 0700)."""
         return self.root / "run"

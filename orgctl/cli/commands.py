@@ -84,12 +84,13 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool) -
     """Show what apply would do: desired state (git) against observed state (what runs)."""
     from orgctl.cli import rendering
     from orgctl.gitops.planning import compute_plan
+    from orgctl.state.pauses import read_pauses
 
     root, paths = resolve(org_dir)
     desired = _load(root, revision)
     _warn_uncommitted(root, revision)
     _, inventory, runtime = _observe(root, paths)
-    the_plan = compute_plan(desired, inventory, runtime)
+    the_plan = compute_plan(desired, inventory, runtime, read_pauses(paths))
     if as_json:
         click.echo(json.dumps(the_plan.to_json(), indent=2))
     else:
@@ -109,6 +110,7 @@ def apply(org_dir: Path, revision: str, auto_approve: bool, lock_timeout: float)
     from orgctl.gitops.applying import apply_plan
     from orgctl.gitops.planning import compute_plan
     from orgctl.state.locking import state_lock
+    from orgctl.state.pauses import read_pauses
 
     root, paths = resolve(org_dir)
     desired = _load(root, revision)
@@ -116,7 +118,7 @@ def apply(org_dir: Path, revision: str, auto_approve: bool, lock_timeout: float)
     paths.ensure()
     with state_lock(paths.lock, operation="apply", timeout=lock_timeout):
         backend, inventory, runtime = _observe(root, paths)
-        the_plan = compute_plan(desired, inventory, runtime)
+        the_plan = compute_plan(desired, inventory, runtime, read_pauses(paths))
         rendering.echo_plan(the_plan)
         if not the_plan.has_changes:
             return
@@ -167,6 +169,73 @@ def down(org_dir: Path, lock_timeout: float) -> None:
         click.echo("Nothing was running.")
         return
     click.echo(f"Stopped {len(pids)} process(es); Animas now stopped: {', '.join(stopped) or 'none'}.")
+
+
+def _applied_active(paths: StatePaths, name: str) -> None:
+    """Raises OrgctlError unless ``name`` is applied and meant to run."""
+    from orgctl.state.inventories import load_inventory
+
+    entry = load_inventory(paths.inventory).animas.get(name)
+    if entry is None or entry.status == "retired":
+        raise OrgctlError(f"no applied Anima named {name!r}", hint="see `orgctl status`")
+    if entry.status != "active":
+        raise OrgctlError(f"{name} is {entry.status}", hint="only an Anima that is meant to run can be paused")
+
+
+@cli.command()
+@click.argument("name")
+@org_dir_argument
+@click.option("--reason", default="", help="Why, kept in the pause record and the event (one line).")
+@lock_timeout_option
+def pause(name: str, org_dir: Path, reason: str, lock_timeout: float) -> None:
+    """Stop NAME and keep it stopped (apply records its spec changes, starts it only after resume)."""
+    from orgctl.runtime.local import LocalBackend
+    from orgctl.state import events
+    from orgctl.state.inventories import now_iso
+    from orgctl.state.locking import state_lock
+    from orgctl.state.pauses import PauseRecord, read_pauses, write_pause
+
+    root, paths = resolve(org_dir)
+    with state_lock(paths.lock, operation="pause", timeout=lock_timeout):
+        _applied_active(paths, name)
+        if (current := read_pauses(paths).get(name)) is not None:
+            click.echo(f"{name} is already paused (by {current.by} at {current.at}).")
+            return
+        LocalBackend(paths=paths, org_dir=root).stop(name)
+        why = " ".join(reason.split())[:200]
+        write_pause(paths, PauseRecord(name=name, by="human", at=now_iso(), reason=why))
+        events.emit(paths.work.events, reason="AnimaPaused", object=f"anima/{name}", anima=name,
+                    message=f"a person paused {name}" + (f": {why}" if why else ""))
+    click.echo(f"Paused {name}. It stays stopped until `orgctl resume {name}`.")
+
+
+@cli.command()
+@click.argument("name")
+@org_dir_argument
+@lock_timeout_option
+def resume(name: str, org_dir: Path, lock_timeout: float) -> None:
+    """Start a paused NAME again (with the spec applied meanwhile)."""
+    from orgctl.runtime.local import LocalBackend
+    from orgctl.state import events
+    from orgctl.state.locking import state_lock
+    from orgctl.state.pauses import clear_pause, read_pauses
+
+    root, paths = resolve(org_dir)
+    with state_lock(paths.lock, operation="resume", timeout=lock_timeout):
+        _applied_active(paths, name)
+        current = read_pauses(paths).get(name)
+        if current is None:
+            click.echo(f"{name} is not paused; nothing to do.")
+            return
+        backend = LocalBackend(paths=paths, org_dir=root)
+        clear_pause(paths, name)
+        started = backend.supervisor_alive()
+        if started:
+            backend.start(name)
+        events.emit(paths.work.events, reason="AnimaResumed", object=f"anima/{name}", anima=name,
+                    message=f"a person resumed {name} (paused by {current.by})")
+    click.echo(f"Resumed {name}." if started else
+               f"Resumed {name}: the supervisor is not running; `orgctl apply` starts it.")
 
 
 @cli.command()

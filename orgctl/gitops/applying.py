@@ -145,7 +145,9 @@ def _apply_one(change: Change, *, desired: OrgSpec, inventory: Inventory, org_di
         else:
             _write_snapshot(spec, desired=desired, org_dir=org_dir, paths=paths)
             previous = inventory.animas.get(name)
-            if change.action == Action.RESTART:
+            if change.paused:
+                pass  # recorded; it reads the new snapshot when it is resumed
+            elif change.action == Action.RESTART:
                 backend.restart(name)
             elif change.action == Action.HIRE or (previous and previous.status == "disabled"):
                 backend.start(name)

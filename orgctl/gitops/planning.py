@@ -9,6 +9,9 @@ Actions per Anima, with Terraform's symbols:
 ``-``  retire    in the inventory but gone from the spec: stop and archive memory
 ====== ========= ==========================================================
 
+A paused Anima (``orgctl pause``, or a manager's ``pause_anima``) is not started: its spec
+changes are applied in place and it stays stopped until it is resumed.
+
 Restarts count as changes in the summary line (Terraform counts a replace
 under both add and destroy; an Anima that keeps its memory is not destroyed).
 A plan is pure data: computing it changes nothing.
@@ -16,6 +19,7 @@ A plan is pure data: computing it changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +27,7 @@ from pydantic import BaseModel
 
 from orgctl.desired.models import FILE_FIELDS, AnimaSpec, OrgSpec
 from orgctl.state.inventories import Inventory, InventoryEntry
+from orgctl.state.pauses import PauseRecord
 from orgctl.state.runtimes import RuntimeStatus
 
 
@@ -44,6 +49,8 @@ class Change(BaseModel):
     action: Action
     reasons: list[str]
     spec_hash: str | None = None
+    paused: bool = False
+    """The Anima is paused (:mod:`orgctl.state.pauses`): apply records its spec and does not start it."""
 
 
 class Plan(BaseModel):
@@ -106,8 +113,21 @@ def _diff(want: AnimaSpec, have: InventoryEntry) -> tuple[list[str], list[str]]:
     return restart, in_place
 
 
-def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus) -> Plan:
-    """Compare ``desired`` with what the inventory says was applied and the runtime shows running."""
+def _paused_change(name: str, spec_hash: str, pause: PauseRecord, reasons: list[str]) -> Change:
+    note = (f"paused by {pause.by} at {pause.at}" + (f" ({pause.reason})" if pause.reason else "")
+            + ": spec recorded, not started until `orgctl resume`")
+    return Change(name=name, action=Action.CHANGE, spec_hash=spec_hash, reasons=[*reasons, note], paused=True)
+
+
+def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus,
+                 paused: Mapping[str, PauseRecord] | None = None) -> Plan:
+    """Compare ``desired`` with what the inventory says was applied and the runtime shows running.
+
+    ``paused``: pause records by name (:func:`orgctl.state.pauses.read_pauses`). A paused Anima that
+    no process runs is not started: a spec change is recorded in place (``paused=True``), and with no
+    change there is nothing to do. A record whose Anima runs anyway is stale and ignored.
+    """
+    paused = paused or {}
     changes: list[Change] = []
     for name in sorted(set(desired.animas) | set(inventory.animas)):
         want = desired.animas.get(name)
@@ -118,6 +138,9 @@ def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus)
                                       reasons=["removed from the repo: stop it and archive its memory"]))
             continue
         h = want.spec_hash()
+        if have is not None and have.status == "stopped" and want.enabled and name in paused:
+            changes.append(_paused_change(name, h, paused[name], ["stopped by `orgctl down`"]))
+            continue
         if have is None or have.status in ("retired", "stopped"):
             if want.enabled:
                 why = {None: "new in the repo", "retired": "back in the repo after being retired",
@@ -138,6 +161,10 @@ def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus)
             continue
         restart, in_place = _diff(want, have)
         running, why_not = _is_running(name, runtime)
+        if not running and name in paused:
+            if restart or in_place or have.spec_hash != h:
+                changes.append(_paused_change(name, h, paused[name], restart + in_place or ["spec changed"]))
+            continue
         if restart or not running:
             changes.append(Change(name=name, action=Action.RESTART, spec_hash=h,
                                   reasons=(restart or [why_not]) + in_place))

@@ -26,7 +26,7 @@ from orgctl.desired.models import AnimaSpec
 from orgctl.errors import ModelError
 from orgctl.llm.requests import ModelClient, Usage
 from orgctl.memory.stores import MemoryStore
-from orgctl.runtime import deciding
+from orgctl.runtime import deciding, proposing
 from orgctl.runtime.deciding import Option
 from orgctl.runtime.organization import Organization
 from orgctl.runtime.permissions import Policy
@@ -288,10 +288,21 @@ class Agent:
         if not options:
             options.append(Option("do it myself", "work on it yourself", "start"))
         options = deciding.narrow(options, f"{task.title} {task.detail}", keep=3, always=("start",))
+        if task.trust != "untrusted" and self.policy.can_use("propose_change").allowed:
+            options = proposing.proposal_options(self.spec, f"{task.title}\n{task.detail}",
+                                                 known=frozenset(self.org.specs)) + options
         choice, usage = deciding.choose(self.client, model=self.spec.background_model, system=self.system,
                                         situation=f"Your task: {task.title}\n{task.detail[:300]}",
                                         options=options, anima=self.name, purpose="heartbeat")
         trace.usage += usage
+        if choice.action == "propose":
+            result = proposing.make_proposal(self._org_tools(), self.name, choice.args, trust=task.trust)
+            if result.ok:
+                self.org.finish(self.name, task.id, status="done", result=result.text())
+            else:
+                self.org.finish(self.name, task.id, status="blocked", result="", reason=result.text())
+            trace.did.append(f"{result.text()} ({task.id})")
+            return
         if choice.action == "delegate":
             sub, reason = self.org.delegate(self.name, task.id, choice.args["to"])
             if sub is not None:

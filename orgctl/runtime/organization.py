@@ -26,6 +26,7 @@ from orgctl.runtime import protocol
 from orgctl.runtime.messaging import MessageRules, OutboxView
 from orgctl.runtime.orgtools import OrgTools
 from orgctl.state import events
+from orgctl.state.files import read_json
 from orgctl.state.snapshots import read_snapshot
 from orgctl.work.approvals import Approvals
 from orgctl.work.board import Board, mentions
@@ -84,8 +85,16 @@ class Organization:
         heartbeats (a fresh one per beat re-read every task log: quadratic, measured by bench/task_overhead.py)."""
         with self._lock:
             if self._tools is None:
-                self._tools = OrgTools(paths=self.paths, specs=self.specs)
+                self._tools = OrgTools(paths=self.paths, specs=self.specs, org_dir=self._org_dir())
             return self._tools
+
+    def _org_dir(self) -> Path | None:
+        """The org repo the supervisor serves (its record names it), where proposals are committed."""
+        try:
+            recorded = (read_json(self.paths.supervisor_pid) or {}).get("org_dir")
+        except OrgctlError:
+            return None
+        return Path(recorded) if recorded else None
 
     def spec(self, name: str) -> AnimaSpec:
         """Raises OrgctlError naming the known Animas when ``name`` is not applied."""

@@ -22,10 +22,10 @@ or git failed). The event's ``anima`` is the caller, its ``object`` the
 target (``anima/bob``), its fields ``tool`` and ``target``.
 
 **Pause** stops the report's process (the supervisor's ``stop``) and leaves
-a pause record in ``<state>/paused/<name>.json``; the dashboard shows it
-``paused`` while no process runs. **Resume** starts it again (``start``) and
-removes the record. A pause is operational state, not spec: the next
-``apply`` that restarts the Anima (``plan`` shows it as not running) ends it.
+a pause record (:mod:`orgctl.state.pauses`); ``status`` and the dashboard show
+it ``paused`` while no process runs, and ``apply`` keeps its spec current
+without starting it. **Resume** starts it again (``start``) and removes the
+record. People do the same with ``orgctl pause`` / ``orgctl resume``.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ from orgctl.paths import StatePaths
 from orgctl.runtime import protocol
 from orgctl.state import events
 from orgctl.state.events import Event
-from orgctl.state.files import read_json, write_json
 from orgctl.state.inventories import load_inventory, now_iso
 from orgctl.state.observing import AnimaStatus, observe_status
+from orgctl.state.pauses import PauseRecord, clear_pause, read_pauses, write_pause
 from orgctl.work.tasks import Task, TaskQueue
 
 Control = Callable[[str, str], object]
@@ -263,15 +263,6 @@ class ProposalResult(BaseModel):
         return self.message
 
 
-class PauseRecord(BaseModel):
-    """Why ``name`` is paused: by whom (an Anima), when (ISO 8601 UTC), and the reason given."""
-
-    name: str
-    by: str
-    at: str
-    reason: str = ""
-
-
 def _bounded(lines: list[str], max_chars: int) -> str:
     out: list[str] = []
     used = 0
@@ -362,30 +353,16 @@ class OrgTools:
                 self._queues[name] = TaskQueue(self.paths.work.tasks(name))
             return self._queues[name].open()
 
-    def _pause_file(self, name: str) -> Path:
-        return self.paths.root / "paused" / f"{name}.json"
-
     def paused(self) -> dict[str, PauseRecord]:
         """Pause records by name (a record whose Anima runs again is stale and still listed here)."""
-        out = {}
-        for path in sorted((self.paths.root / "paused").glob("*.json")):
-            try:
-                record = PauseRecord.model_validate(read_json(path))
-            except (ValidationError, OrgctlError):
-                continue
-            out[record.name] = record
-        return out
+        return read_pauses(self.paths)
 
     def _statuses(self) -> dict[str, AnimaStatus]:
         return {a.name: a for a in observe_status(self.paths).animas}
 
     @staticmethod
-    def _state(status: AnimaStatus | None, pause: PauseRecord | None) -> str:
-        if status is None:
-            return "not applied"
-        if pause is not None and status.pid is None and status.state == "not running":
-            return "paused"
-        return status.state
+    def _state(status: AnimaStatus | None) -> str:
+        return "not applied" if status is None else status.state
 
     # ------------------------------------------------------------ reading
 
@@ -406,7 +383,7 @@ class OrgTools:
         rows = []
         for name, depth in subtree(self.specs, caller):
             spec, status, pause = self.specs[name], statuses.get(name), paused.get(name)
-            state = self._state(status, pause)
+            state = self._state(status)
             tasks = self._open_tasks(name)
             try:
                 unread = len(os.listdir(self.paths.work.inbox(name) / "new"))
@@ -452,7 +429,7 @@ class OrgTools:
                     messages.append(OutboxEntry.model_validate(r))
                 except ValidationError:
                     continue
-        state = self._state(self._statuses().get(target), self.paused().get(target))
+        state = self._state(self._statuses().get(target))
         audit = Audit(caller=caller, target=target, state=state, events=found[-limit:],
                       transitions=transitions[-limit:], messages=messages[-limit:])
         self._event("OrgToolUsed", tool=tool, caller=caller, target=target,
@@ -496,14 +473,13 @@ class OrgTools:
         if refusal := self._check(tool, caller, target, trust) or self._controllable(tool, caller, target):
             return refusal
         current = self.paused().get(target)
-        if current is not None and self._state(self._statuses().get(target), current) == "paused":
+        if current is not None and self._state(self._statuses().get(target)) == "paused":
             return self._refuse(tool, caller, target, f"{target} is already paused (by {current.by} at {current.at})")
         why = " ".join(reason.split())[:200]
         result = self._run(tool, "stop", caller, target,
                            f"{caller} paused {target}" + (f": {why}" if why else "") + " (until resumed)")
         if result.ok:
-            write_json(self._pause_file(target), PauseRecord(name=target, by=caller, at=now_iso(),
-                                                             reason=why).model_dump(mode="json"))
+            write_pause(self.paths, PauseRecord(name=target, by=caller, at=now_iso(), reason=why))
         return result
 
     def resume(self, caller: str, target: str, *, trust: str = "trusted") -> ControlResult | Refusal:
@@ -516,7 +492,7 @@ class OrgTools:
             return self._refuse(tool, caller, target, f"{target} is not paused")
         result = self._run(tool, "start", caller, target, f"{caller} resumed {target} (paused by {current.by})")
         if result.ok:
-            self._pause_file(target).unlink(missing_ok=True)
+            clear_pause(self.paths, target)
         return result
 
     def restart(self, caller: str, target: str, *, trust: str = "trusted") -> ControlResult | Refusal:
@@ -525,7 +501,7 @@ class OrgTools:
         if refusal := self._check(tool, caller, target, trust) or self._controllable(tool, caller, target):
             return refusal
         current = self.paused().get(target)
-        if current is not None and self._state(self._statuses().get(target), current) == "paused":
+        if current is not None and self._state(self._statuses().get(target)) == "paused":
             return self._refuse(tool, caller, target, f"{target} is paused by {current.by}: resume it instead")
         return self._run(tool, "restart", caller, target, f"{caller} restarted {target}")
 

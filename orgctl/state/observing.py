@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from orgctl.paths import StatePaths
 from orgctl.state.inventories import load_inventory
+from orgctl.state.pauses import read_pauses
 from orgctl.state.runtimes import load_runtime
 
 
@@ -14,7 +15,8 @@ class AnimaStatus(BaseModel):
 
     ``state`` is the process state when the supervisor runs it
     (starting/running/resting/backoff), else the inventory's view
-    (``not running`` when it should run but nothing runs it).
+    (``not running`` when it should run but nothing runs it, ``paused`` when
+    a person or a manager paused it: :mod:`orgctl.state.pauses`).
     """
 
     name: str
@@ -43,10 +45,14 @@ def observe_status(paths: StatePaths) -> StatusReport:
     runtime = load_runtime(paths.runtime)
     alive = runtime.supervisor_alive()
     rows = []
+    paused = read_pauses(paths)
     for name, entry in sorted(inventory.animas.items()):
         proc = runtime.animas.get(name) if alive else None
+        if proc is not None and proc.state == "stopped":
+            proc = None
         # an entry that should run shows its process state; others show why they don't run
-        state = (proc.state if proc else "not running") if entry.status == "active" else entry.status
+        idle = "paused" if name in paused else "not running"
+        state = (proc.state if proc else idle) if entry.status == "active" else entry.status
         rows.append(AnimaStatus(
             name=name, role=entry.config.get("role"), state=state, revision=entry.revision,
             spec_hash=entry.spec_hash, pid=proc.pid if proc else None,

@@ -179,3 +179,42 @@ def test_uncommitted_spec_edits_are_flagged_not_planned(running: Path) -> None:
     result = run_cli("plan", str(running), "--json")
     assert result.exit_code == 0
     assert "uncommitted change(s)" in result.output  # CliRunner mixes stderr in
+
+
+def test_a_paused_anima_stays_stopped_through_apply_until_resumed(running: Path, state: StatePaths) -> None:
+    """`orgctl pause` stops bob's real process; plan/apply keep his spec current without starting him."""
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    bob = pids(state)["bob"]
+    result = run_cli("pause", "bob", str(org), "--reason", "noisy today")
+    assert result.exit_code == 0 and "Paused bob" in result.output, result.output
+    wait_for(lambda: not pid_alive(bob))
+    rows = {a["name"]: a for a in status_json()["animas"]}
+    assert rows["bob"]["state"] == "paused" and rows["alice"]["state"] in ("running", "resting")
+    assert "No changes" in run_cli("plan", str(org)).output  # paused is not drift
+
+    edit(org / "animas/bob/identity.md", "# Bob", "# Bob the builder")
+    commit_all(org, "bob: new identity")
+    planned = run_cli("plan", str(org)).output
+    assert "bob" in planned and "paused by human" in planned and "1 to change" in planned, planned
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    time.sleep(1.0)
+    assert "bob" not in {n for n, p in load_runtime(state.runtime).animas.items() if p.pid and pid_alive(p.pid)}
+    snapshot = json.loads(state.spec_snapshot("bob").read_text())
+    assert "Bob the builder" in json.dumps(snapshot)  # the spec was recorded for when he resumes
+    assert "No changes" in run_cli("plan", str(org)).output
+
+    result = run_cli("resume", "bob", str(org))
+    assert result.exit_code == 0 and "Resumed bob." in result.output, result.output
+    assert pids(state)["bob"] != bob
+    assert {a["name"]: a["state"] for a in status_json()["animas"]}["bob"] in ("running", "resting")
+    reasons = [json.loads(line)["reason"] for line in state.work.events.read_text().splitlines()]
+    assert "AnimaPaused" in reasons and "AnimaResumed" in reasons
+
+
+def test_pause_refuses_an_unknown_name_and_changes_nothing(running: Path, state: StatePaths) -> None:
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    result = run_cli("pause", "../alice", str(org))
+    assert result.exit_code == 1 and "no applied Anima named '../alice'" in result.output
+    assert not state.paused.exists() or not list(state.paused.iterdir())

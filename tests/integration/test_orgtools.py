@@ -48,7 +48,8 @@ ALL_TOOLS = "org_dashboard, audit_subordinate, pause_anima, resume_anima, restar
 @pytest.fixture
 def team(org: Path) -> Path:
     """The template org plus dave under bob; alice has every org tool, bob three of them."""
-    edit(org / "animas/alice/permissions.md", "org_dashboard, audit_subordinate]", f"{ALL_TOOLS}]")
+    edit(org / "animas/alice/permissions.md", "org_dashboard, audit_subordinate, restart_anima, propose_change]",
+         f"{ALL_TOOLS}]")
     edit(org / "animas/bob/permissions.md", "run_command, search_memory]",
          "run_command, search_memory, org_dashboard, audit_subordinate, pause_anima]")
     dave = org / "animas/dave"

@@ -164,3 +164,54 @@ def test_cli_lists_and_shows_proposals(org: Path) -> None:
 
     missing = run_cli("proposals", "show", "alice/nothing-here", "-C", str(org))
     assert missing.exit_code == 1 and "no proposal branch" in missing.output
+
+
+def test_a_task_asking_for_a_hire_becomes_a_proposal_branch_not_a_live_change(org: Path) -> None:
+    """A person's task "hire a researcher named dave" to alice, through her real heartbeat.
+
+    The framework reads the name and role out of the task (the model only picks among complete
+    proposals: here a recording client picks the proposal). The result is a branch in the org repo
+    the supervisor's record names, the checkout untouched, no Anima hired, and the task done with
+    the branch in its result, reported to the person.
+    """
+    from datetime import datetime
+
+    from orgctl.llm.requests import CompletionResult, Usage
+    from orgctl.memory.stores import MemoryStore
+    from orgctl.paths import state_paths
+    from orgctl.runtime.cycle import Agent
+    from orgctl.runtime.organization import Organization
+    from orgctl.runtime.permissions import Policy
+    from orgctl.state.files import write_json
+
+    class Picker:
+        def __init__(self) -> None:
+            self.offered: list[list[str]] = []
+
+        def complete(self, request):  # type: ignore[no-untyped-def]
+            enum = request.schema_["properties"]["choice"]["enum"]
+            self.offered.append(enum)
+            pick = next(k for k in enum if k.startswith("propose "))
+            return CompletionResult(content=json.dumps({"choice": pick}), usage=Usage(calls=1), model=request.model)
+
+    state = state_paths(org).ensure()
+    write_json(state.supervisor_pid, {"pid": 0, "org_dir": str(org)})  # the record `serve` writes
+    specs = load_org(GitRevisionSource(org, "HEAD")).animas
+    work = Organization(paths=state, specs=specs, wake=False)
+    task = work.add_task("alice", "Hire a researcher named Dave for the data work")
+    before = checkout_state(org)
+    client = Picker()
+    alice = Agent(spec=specs["alice"], org=work, client=client, store=MemoryStore(state.root / "mem", anima="alice"),
+                  policy=Policy(specs["alice"].permissions, workspace=state.workspace("alice")), revision=None)
+    trace = alice.heartbeat(now=datetime.now().astimezone())
+    assert not trace.failed, trace
+    assert client.offered and "propose hiring dave as researcher" in client.offered[0]
+    assert checkout_state(org) == before
+    [branch] = [r for r in refs(org) if r.startswith("refs/heads/orgctl/proposals/alice/")]
+    assert "role: researcher" in git(org, "show", f"{branch}:animas/dave/anima.yaml")
+    assert "supervisor: alice" in git(org, "show", f"{branch}:animas/dave/anima.yaml")
+    assert not (org / "animas/dave").exists() and "dave" not in load_org(GitRevisionSource(org, "HEAD")).animas
+    done = work.queue("alice").get(task.id)
+    assert done is not None and done.status == "done" and branch.removeprefix("refs/heads/") in (done.result or "")
+    [report] = [m for m in work.inbox("human").unread() if m.task_id == task.id]
+    assert "orgctl/proposals/alice/" in report.text
