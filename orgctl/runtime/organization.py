@@ -307,24 +307,32 @@ class Organization:
         """Close a task (done, failed, blocked) and make sure the result reaches whoever asked.
 
         A person gets it in the ``human`` inbox; a delegating Anima gets a report DM (or, if the rules
-        refuse it, a framework notice: results are never dropped) and is woken.
+        refuse it, a framework notice: results are never dropped) and is woken. The result is
+        delivered before the task is closed. Raises KeyError for an unknown task id.
         """
         queue = self.queue(anima)
+        task = queue.get(task_id)
+        if task is None:
+            raise KeyError(task_id)
+        body = f"Task {task.id} \"{task.title}\": {status}." + (f"\n{reason}" if reason else "") + (
+            f"\n{result}" if result else "")
+        # The result goes out before the task is closed: whoever watches for the closed task finds
+        # the report already there, and a crash in between repeats a report rather than losing one.
+        delegated = task.requester in self.specs and task.parent
+        if task.requester == HUMAN:
+            self._deliver(Message(sender=anima, recipient=HUMAN, intent="report", text=body[:4000],
+                                  trust=task.trust, chain=[anima], task_id=task.id, source="anima"))
+        elif delegated:
+            sent = self.send(anima, task.requester, "report", body[:4000], task_id=task.parent, trust=task.trust)
+            if not sent.accepted:
+                self._deliver(Message(sender="orgctl", recipient=task.requester, intent="notice", text=body[:4000],
+                                      trust=task.trust, chain=[anima], task_id=task.parent, source="framework"))
         task = queue.update(task_id, by=anima, status=status, result=result[:4000], reason=reason[:500],
                             note=f"{status}: {(reason or result)[:200]}")
         self.event(reason={"done": "TaskCompleted", "failed": "TaskFailed"}.get(status, "TaskBlocked"),
                    object=f"task/{task.id}", anima=anima, warning=status != "done",
                    message=f"{anima} {status} {task.id} ({task.title[:80]})")
-        body = f"Task {task.id} \"{task.title}\": {status}." + (f"\n{reason}" if reason else "") + (
-            f"\n{result}" if result else "")
-        if task.requester == HUMAN:
-            self._deliver(Message(sender=anima, recipient=HUMAN, intent="report", text=body[:4000],
-                                  trust=task.trust, chain=[anima], task_id=task.id, source="anima"))
-        elif task.requester in self.specs and task.parent:
-            sent = self.send(anima, task.requester, "report", body[:4000], task_id=task.parent, trust=task.trust)
-            if not sent.accepted:
-                self._deliver(Message(sender="orgctl", recipient=task.requester, intent="notice", text=body[:4000],
-                                      trust=task.trust, chain=[anima], task_id=task.parent, source="framework"))
+        if delegated and task.parent:
             self.queue(task.requester).update(task.parent, by=anima, note=f"{anima} {status} {task.id}")
             self.wake(task.requester)
         return task

@@ -45,7 +45,13 @@ def test_init_apply_heartbeat_consolidate_down(org: Path, state: StatePaths) -> 
 
         server = read_json(state.model_server)
         assert server["url"].startswith("http://127.0.0.1:")
-        day = sorted((org / "animas/alice/memory/episodes").glob("*.md"))[-1]
+        # The reply reaches the person mid-cycle; the episode is written when the cycle ends.
+        episodes = org / "animas/alice/memory/episodes"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                "- Did: answered the person:" in p.read_text() for p in episodes.glob("*.md")):
+            time.sleep(0.2)
+        day = sorted(episodes.glob("*.md"))[-1]
         episode = day.read_text()
         assert episode.startswith("# Episodes of alice,") and "- Observed: human (chat): What is your team" in episode
         assert "- Did: answered the person:" in episode
