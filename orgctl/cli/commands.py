@@ -40,14 +40,22 @@ def _warn_uncommitted(root: Path, revision: str) -> None:
 @click.option("--name", help="Org name (default: the directory's name).")
 def init(directory: Path, name: str | None) -> None:
     """Create a new org repo in DIRECTORY from the template: three Animas and one commit."""
+    from datetime import UTC, datetime
+
     from orgctl.cli import rendering
     from orgctl.gitops.bootstrapping import init_org
-    from orgctl.paths import template_dir
+    from orgctl.paths import state_paths, template_dir
 
+    paths = state_paths(directory)
+    _refuse_live_state(paths, directory)
     sha = init_org(dest=directory, template=template_dir(), name=name)
     spec = _load(directory.resolve(), "HEAD")
     click.echo(f"Created org {spec.name!r} in {directory} at {sha[:7]} with "
                f"{len(spec.animas)} Animas: {rendering.chart_line(spec)}")
+    if paths.root.exists():  # an org that used to live at this path left its state: not this org's
+        aside = paths.root.with_name(f"{paths.root.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        paths.root.rename(aside)
+        click.echo(f"An earlier org at this path left its state; moved it aside to {aside}")
     click.echo(f"Next: orgctl plan {directory}   then   orgctl apply {directory}")
 
 
@@ -63,6 +71,16 @@ def validate(org_dir: Path, revision: str | None) -> None:
     enabled = len(spec.enabled())
     click.echo(f"Valid: org {spec.name!r}, {len(spec.animas)} Animas ({enabled} enabled), "
                f"{sum(len(a.cron) for a in spec.animas.values())} cron tasks, in the {where}.")
+
+
+def _refuse_live_state(paths: StatePaths, directory: Path) -> None:
+    """Raises OrgctlError when an org that lived at ``directory`` still has a running supervisor."""
+    from orgctl.state.runtimes import load_runtime
+
+    runtime = load_runtime(paths.runtime)
+    if paths.root.exists() and runtime.supervisor_alive():
+        raise OrgctlError(f"an org at {directory} is running (supervisor pid {runtime.supervisor_pid})",
+                          hint=f"stop it first: orgctl down {directory}")
 
 
 def _observe(root: Path, paths: StatePaths):  # type: ignore[no-untyped-def]

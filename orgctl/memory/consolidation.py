@@ -12,27 +12,22 @@ used by AnimaWorks and Generative Agents (Park et al., 2023).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel, Field
-
 from orgctl.gitops import repos
 from orgctl.llm.requests import ModelClient
-from orgctl.llm.structured import ask
+from orgctl.llm.structured import say_line
 from orgctl.memory.stores import MemoryStore
 from orgctl.state.inventories import now_iso
 
 EPISODE_BUDGET = 3000  # characters of episodes shown to the model, newest kept
 
 
-class Digest(BaseModel):
-    """What the model must answer: a titled list of durable facts."""
-
-    title: str = Field(min_length=3, max_length=80)
-    facts: list[str] = Field(min_length=1, max_length=5)
-    follow_up: str = Field(max_length=160)
+TITLE_TOKENS = 24  # the model names the day in a few words; the facts come from the activity log
+TITLE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -72,19 +67,34 @@ def _digest_input(store: MemoryStore, day: date, episodes: list[str]) -> str:
     return text[-EPISODE_BUDGET:]
 
 
-def _observed_facts(store: MemoryStore, day: date, *, limit: int = 5) -> list[str]:
-    """What the activity log says was done that day: the note's facts when the model gave none."""
-    did = [str(x) for rec in store.activity(day) for x in rec.get("did") or []]
+def _observed_facts(store: MemoryStore, day: date, *, limit: int = 8) -> list[str]:
+    """The note's facts: what the activity log says was done that day, the newest ``limit``
+    distinct actions, each one line of at most 200 characters."""
+    did = list(dict.fromkeys(" ".join(str(x).split())[:200] for rec in store.activity(day)
+                             for x in rec.get("did") or []))
     return did[-limit:] or [f"{len(store.episodes(day))} episodes, nothing done"]
+
+
+def _title(text: str) -> str:
+    """The model's line as a one-line title (Markdown marks and quotes dropped, at most TITLE_CHARS);
+    '' for JSON-like or too-short text."""
+    line = text.splitlines()[0] if text else ""
+    if re.search(r'[{}\[\]]|":', line):  # JSON or markup, not words: the fallback title is better
+        return ""
+    line = line.strip().lstrip("#*-> ").strip().strip("\"'`").strip().rstrip(".")
+    if len(line) > TITLE_CHARS:
+        line = line[:TITLE_CHARS].rsplit(" ", 1)[0]
+    return line if len(line) >= 3 else ""
 
 
 def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: ModelClient,
                 source_revision: str | None) -> PassResult:
     """Run one consolidation pass for ``anima`` over ``day``'s episodes and commit it.
 
-    Returns a PassResult (``skipped`` says why when there were no episodes).
-    Raises ModelError when the model gives no valid digest, GitError when the
-    commit fails; in both cases nothing is committed.
+    The note's facts are the day's actions from the activity log; the model names the day in a
+    title line (a fallback title when it gives nothing usable). Returns a PassResult (``skipped``
+    says why when there were no episodes). Raises ModelError when the model call fails and
+    GitError when the commit fails; in both cases nothing is committed.
     """
     memory_rel = f"animas/{anima}/memory"
     store = MemoryStore(Path(repo_dir) / memory_rel, anima=anima)
@@ -92,18 +102,20 @@ def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: Mo
     if not episodes:
         return PassResult(anima=anima, episodes=0, note=None, commit=None, tokens=0,
                           skipped=f"no episodes on {day.isoformat()}")
-    system = (f"You are the memory of {anima}. Distil the episodes into durable knowledge: "
-              "facts worth remembering tomorrow, stated briefly. Answer in JSON.")
-    user = f"What {anima} did on {day.isoformat()}:\n{_digest_input(store, day, episodes)}"
-    digest, usage = ask(client, model=model, system=system, user=user, answer=Digest,
-                        anima=anima, purpose="consolidation", max_tokens=320)
-    meta = {"anima": anima, "date": day.isoformat(), "title": digest.title.strip(),
+    # The facts are what the activity log says was done: real observations, never invented. The
+    # model adds the one thing a tiny model does well, a few words naming the day, in a plain-text
+    # call of its own, so that nothing it writes can cut a JSON answer short.
+    facts = _observed_facts(store, day)
+    system = f"You are the memory of {anima}. You name a day's work in a few plain words."
+    title, usage = say_line(client, model=model, system=system, anima=anima, purpose="consolidation",
+                            prompt=f"What {anima} did on {day.isoformat()}:\n{_digest_input(store, day, episodes)}"
+                                   "\n\nName this day's work in at most eight words.",
+                            max_tokens=TITLE_TOKENS)
+    title = _title(title) or f"What {anima} did on {day.isoformat()}"
+    meta = {"anima": anima, "date": day.isoformat(), "title": title,
             "pass": "consolidation", "episodes": len(episodes), "model": model,
             "source_revision": source_revision, "created": now_iso()}
-    facts = [f.strip() for f in digest.facts if f.strip()] or _observed_facts(store, day)
-    body = f"# {digest.title.strip()}\n\n" + "\n".join(f"- {f}" for f in facts)
-    if digest.follow_up.strip():
-        body += f"\n\nFollow-up: {digest.follow_up.strip()}"
+    body = f"# {title}\n\n" + "\n".join(f"- {f}" for f in facts)
     note = store.write_knowledge(day=day, meta=meta, body=body)
     sha = repos.commit_paths(
         repo_dir, paths=[memory_rel],

@@ -27,9 +27,9 @@ from typing import Any
 
 from orgctl.errors import ModelError
 from orgctl.llm.requests import CompletionRequest, Message, ModelClient, Usage
+from orgctl.llm.structured import say_line
 
 TEXT_TOKENS = 48  # max_tokens of a free-text line
-TEXT_CHARS = 240
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "a an the and or of to in on for with is are be this that it its what which who how do does did please can "
@@ -118,13 +118,9 @@ def choose(client: ModelClient, *, model: str, system: str, situation: str, opti
 
 def say(client: ModelClient, *, model: str, system: str, prompt: str, anima: str, purpose: str,
         max_tokens: int = TEXT_TOKENS) -> tuple[str, Usage]:
-    """One short plain-text line (at most ``max_tokens`` tokens, clipped to 240 characters); '' if empty."""
-    result = client.complete(CompletionRequest(
-        model=model, messages=[Message(role="system", content=system), Message(role="user", content=prompt)],
-        max_tokens=max_tokens, temperature=0.3, anima=anima, purpose=purpose))
-    text = " ".join(result.content.replace("\r", " ").split())
-    text = text.strip().strip('"').strip()
-    if len(text) > TEXT_CHARS:
-        cut = text[:TEXT_CHARS]
-        text = cut[: cut.rfind(" ")] + " …" if " " in cut else cut
-    return text, result.usage
+    """One short plain-text line (at most ``max_tokens`` tokens, clipped to 240 characters); '' if empty.
+
+    See :func:`orgctl.llm.structured.say_line`.
+    """
+    return say_line(client, model=model, system=system, prompt=prompt, anima=anima, purpose=purpose,
+                    max_tokens=max_tokens)

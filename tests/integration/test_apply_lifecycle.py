@@ -218,3 +218,24 @@ def test_pause_refuses_an_unknown_name_and_changes_nothing(running: Path, state:
     result = run_cli("pause", "../alice", str(org))
     assert result.exit_code == 1 and "no applied Anima named '../alice'" in result.output
     assert not state.paused.exists() or not list(state.paused.iterdir())
+
+
+def test_init_over_a_path_whose_org_left_state_sets_that_state_aside(running: Path, state: StatePaths) -> None:
+    """`rm -rf org && orgctl init org` is a new org: the old org's tasks, inbox and events must not leak
+    into it (the demo once showed yesterday's events). A running old org is refused instead."""
+    import shutil
+
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    assert run_cli("task", "add", "alice", "Old org's task", "-C", str(org)).exit_code == 0
+    shutil.rmtree(org)
+    refused = run_cli("init", str(org))
+    assert refused.exit_code == 1 and "is running" in refused.output and "orgctl down" in refused.output
+    assert not org.exists()  # nothing created
+    assert run_cli("down", str(org)).exit_code == 0
+    created = run_cli("init", str(org), "--name", "acme")
+    assert created.exit_code == 0 and "moved it aside to" in created.output, created.output
+    [aside] = list(state.root.parent.glob(f"{state.root.name}.replaced-*"))
+    assert "Old org's task" in "".join(p.read_text() for p in (aside / "work").rglob("*.jsonl"))
+    assert not state.root.exists()
+    assert "Old org's task" not in run_cli("tasks", "--all", "-C", str(org)).output
