@@ -23,9 +23,6 @@ from orgctl.llm.structured import say_line
 from orgctl.memory.stores import MemoryStore
 from orgctl.state.inventories import now_iso
 
-EPISODE_BUDGET = 3000  # characters of episodes shown to the model, newest kept
-
-
 TITLE_TOKENS = 24  # the model names the day in a few words; the facts come from the activity log
 TITLE_CHARS = 80
 
@@ -40,31 +37,6 @@ class PassResult:
     commit: str | None
     tokens: int
     skipped: str | None = None
-
-
-def _budgeted(episodes: list[str], budget: int) -> str:
-    kept: list[str] = []
-    used = 0
-    for ep in reversed(episodes):
-        if used + len(ep) > budget and kept:
-            break
-        kept.insert(0, ep[:budget])
-        used += len(ep)
-    return "\n\n".join(kept)
-
-
-def _digest_input(store: MemoryStore, day: date, episodes: list[str]) -> str:
-    """What the model reads: one line per cycle from the activity log (what was observed
-    and done), which is shorter and cleaner than the episode Markdown; the episodes
-    themselves when there is no activity log."""
-    lines = []
-    for rec in store.activity(day):
-        at = str(rec.get("at", ""))[11:16]
-        observed = "; ".join(str(x) for x in rec.get("observed") or [])[:300]
-        did = "; ".join(str(x) for x in rec.get("did") or [])[:300]
-        lines.append(f"- {at} {rec.get('trigger', '')}: saw {observed or 'nothing new'}; did {did or 'nothing'}")
-    text = "\n".join(lines) if lines else _budgeted(episodes, EPISODE_BUDGET)
-    return text[-EPISODE_BUDGET:]
 
 
 def _observed_facts(store: MemoryStore, day: date, *, limit: int = 8) -> list[str]:
@@ -82,9 +54,32 @@ def _title(text: str) -> str:
     if re.search(r'[{}\[\]]|":', line):  # JSON or markup, not words: the fallback title is better
         return ""
     line = line.strip().lstrip("#*-> ").strip().strip("\"'`").strip().rstrip(".")
+    line = re.sub(r"^\d{1,2}:\d{2}(:\d{2})?\s*", "", line)  # an echoed "HH:MM" of the input is no title
     if len(line) > TITLE_CHARS:
         line = line[:TITLE_CHARS].rsplit(" ", 1)[0]
     return line if len(line) >= 3 else ""
+
+
+def _grounded(title: str, facts: list[str]) -> bool:
+    """True when every content word of ``title`` (4+ letters, or with a digit) occurs in ``facts``.
+
+    The embedded model, asked for a title, invents dates and stories ("A Day in the Life of a
+    Pirate", measured: 20 of 20 titles had words the day did not contain); a bigger model's summary
+    of what happened passes this check, an invention does not.
+    """
+    source = " ".join(facts).lower()
+    words = [w for w in re.findall(r"[a-z0-9][a-z0-9-]*", title.lower()) if len(w) >= 4 or any(c.isdigit() for c in w)]
+    return bool(words) and all(w in source for w in words)
+
+
+def _plain_title(facts: list[str]) -> str:
+    """A title made of the day's own words: its first action that is not a greeting, and how many more."""
+    real = [f for f in facts if not f.startswith("introduced myself")] or facts
+    if not real or real[0].endswith("nothing done"):
+        return ""
+    first = real[0].split(":", 1)[0]
+    first = first if len(first) <= TITLE_CHARS - 12 else first[: TITLE_CHARS - 12].rsplit(" ", 1)[0]
+    return first + (f" (+{len(facts) - 1} more)" if len(facts) > 1 else "")
 
 
 def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: ModelClient,
@@ -92,7 +87,8 @@ def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: Mo
     """Run one consolidation pass for ``anima`` over ``day``'s episodes and commit it.
 
     The note's facts are the day's actions from the activity log; the model names the day in a
-    title line (a fallback title when it gives nothing usable). Returns a PassResult (``skipped``
+    title line, kept only when its words are the day's own (:func:`_grounded`; else a title made of
+    the first action). Returns a PassResult (``skipped``
     says why when there were no episodes). Raises ModelError when the model call fails and
     GitError when the commit fails; in both cases nothing is committed.
     """
@@ -108,10 +104,12 @@ def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: Mo
     facts = _observed_facts(store, day)
     system = f"You are the memory of {anima}. You name a day's work in a few plain words."
     title, usage = say_line(client, model=model, system=system, anima=anima, purpose="consolidation",
-                            prompt=f"What {anima} did on {day.isoformat()}:\n{_digest_input(store, day, episodes)}"
-                                   "\n\nName this day's work in at most eight words.",
+                            prompt=f"What {anima} did on {day.isoformat()}:\n" + "\n".join(f"- {f}" for f in facts)
+                                   + "\n\nName this day's work in at most eight words.",
                             max_tokens=TITLE_TOKENS)
-    title = _title(title) or f"What {anima} did on {day.isoformat()}"
+    title = _title(title)
+    if not _grounded(title, facts):
+        title = _plain_title(facts) or f"What {anima} did on {day.isoformat()}"
     meta = {"anima": anima, "date": day.isoformat(), "title": title,
             "pass": "consolidation", "episodes": len(episodes), "model": model,
             "source_revision": source_revision, "created": now_iso()}

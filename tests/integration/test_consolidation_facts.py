@@ -1,6 +1,7 @@
 """Consolidation writes what was done, whatever the model answers; the repo and the commit are real.
 
-The note's facts come from the activity log; the model only names the day in a plain-text line.
+The note's facts come from the activity log; the model only names the day in a plain-text line,
+kept only when its words are the day's own.
 The answers replayed here are what SmolLM2 gave in CI runs: a JSON fragment with an empty fact
 (``{"title": "{[19:50]}", "facts": [""], ...``, from when the note was one JSON answer) and a string
 cut off at ``max_tokens`` (``{"title": "Alice ships``: "Unterminated string", which failed
@@ -31,9 +32,14 @@ class RecordedAnswer:
                                 model=request.model, replayed=True)
 
 
-@pytest.mark.parametrize("answer", ['{"title": "{[19:50]}", "facts": [""], "follow_up": ""}',
-                                    '{"title": "Alice ships', "", "Shipping plan agreed with the team."])
-def test_the_note_holds_what_was_done_whatever_the_model_answers(org: Path, answer: str) -> None:
+@pytest.mark.parametrize(("answer", "title"), [
+    ('{"title": "{[19:50]}", "facts": [""], "follow_up": ""}', "# answered the person"),
+    ('{"title": "Alice ships', "# answered the person"),
+    ("", "# answered the person"),
+    ("The 2026-12-31 \"A Day in the Life of a Pirate", "# answered the person"),  # invented: not kept
+    ("We ship on Friday.", "# We ship on Friday"),  # the day's own words: kept
+])
+def test_the_note_holds_what_was_done_whatever_the_model_answers(org: Path, answer: str, title: str) -> None:
     day = date(2026, 11, 23)
     store = MemoryStore(org / "animas/alice/memory", anima="alice")
     store.append_episode(day=day, markdown="## 19:50:01 message\n\n- Did: answered the person: we ship on Friday",
@@ -46,8 +52,7 @@ def test_the_note_holds_what_was_done_whatever_the_model_answers(org: Path, answ
     [request] = client.requests
     assert request.schema_ is None and request.max_tokens <= 32  # free text, bounded by its own limit
     body = result.note.read_text().split("\n---\n", 1)[1]
-    title = body.strip().splitlines()[0]
-    assert title.startswith("# ") and len(title) > 4
+    assert body.strip().splitlines()[0] == title
     assert "\n- answered the person: we ship on Friday" in body
     assert "\n-\n" not in body and not body.rstrip().endswith("-")
     assert git(org, "log", "-1", "--format=%s").strip() == "memory(alice): consolidate 2026-11-23"
