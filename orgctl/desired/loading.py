@@ -231,6 +231,9 @@ def load_org(source: Source) -> OrgSpec:
     every diagnostic when anything is wrong; nothing partial is returned.
     """
     diags: list[Diagnostic] = []
+    for link, target in sorted(source.symlinks([ORG_FILE, ANIMAS_DIR]).items()):
+        diags.append(Diagnostic(link, 0, f"is a symbolic link (to {target!r}): spec and memory files must be "
+                                         "regular files in the repo, so nothing is read or written through a link"))
     org: OrgFile | None = None
     text = read_spec_file(source, ORG_FILE, diags)
     if text is None:

@@ -7,6 +7,7 @@ holds, untouched by uncommitted edits in the work tree.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +32,9 @@ class Source(Protocol):
     def describe(self) -> str:
         """A short human name: ``work tree`` or ``revision abc1234``."""
 
+    def symlinks(self, paths: list[str]) -> dict[str, str]:
+        """Symbolic links at or under each of ``paths``, as ``{path: target}`` (no link is followed)."""
+
 
 class WorkTreeSource:
     """The files as they are on disk under ``root`` (``orgctl validate`` reads these)."""
@@ -40,26 +44,45 @@ class WorkTreeSource:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def read_text(self, path: str) -> str | None:
+    def _inside(self, path: str) -> Path | None:
+        """``root/path`` when no component of it is a symbolic link, else None (never read through one)."""
         p = self.root / path
-        if not p.is_file():
+        return p if os.path.realpath(p) == os.path.join(os.path.realpath(self.root), path) else None
+
+    def read_text(self, path: str) -> str | None:
+        p = self._inside(path)
+        if p is None or not p.is_file():
             return None
         return p.read_bytes().decode("utf-8", errors="replace")
 
     def list_dirs(self, path: str) -> list[str]:
-        p = self.root / path
-        if not p.is_dir():
+        p = self._inside(path)
+        if p is None or not p.is_dir():
             return []
-        return sorted(c.name for c in p.iterdir() if c.is_dir())
+        return sorted(c.name for c in p.iterdir() if c.is_dir() and not c.is_symlink())
 
     def list_files(self, path: str) -> list[str]:
-        p = self.root / path
-        if not p.is_dir():
+        p = self._inside(path)
+        if p is None or not p.is_dir():
             return []
-        return sorted(c.name for c in p.iterdir() if c.is_file())
+        return sorted(c.name for c in p.iterdir() if c.is_file() and not c.is_symlink())
 
     def describe(self) -> str:
         return "work tree"
+
+    def symlinks(self, paths: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for path in paths:
+            top = self.root / path
+            if top.is_symlink():
+                found[path] = os.readlink(top)
+                continue
+            for folder, dirs, files in os.walk(top):  # os.walk does not follow links into folders
+                for name in dirs + files:
+                    full = os.path.join(folder, name)
+                    if os.path.islink(full):
+                        found[os.path.relpath(full, self.root).replace(os.sep, "/")] = os.readlink(full)
+        return found
 
 
 class GitRevisionSource:
@@ -130,3 +153,15 @@ class GitRevisionSource:
 
     def describe(self) -> str:
         return f"revision {self.revision[:7] if self.revision else '?'}"
+
+    def symlinks(self, paths: list[str]) -> dict[str, str]:
+        """Entries of mode 120000 (git's symbolic links): one ``git ls-tree -r`` for all ``paths``."""
+        out = self._repo.git.ls_tree("-r", "-z", self.revision, "--", *paths)
+        found: dict[str, str] = {}
+        for record in filter(None, out.split("\0")):
+            meta, _, path = record.partition("\t")
+            mode, _, rest = meta.partition(" ")
+            if mode == "120000":
+                sha = rest.split(" ")[-1]
+                found[path] = self._repo.odb.stream(bytes.fromhex(sha)).read().decode("utf-8", errors="replace")
+        return found

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from orgctl.errors import StateError
 from orgctl.memory import MEMORY_DIRS
 from orgctl.state.files import append_jsonl, write_text_atomic
 
@@ -49,9 +50,23 @@ class MemoryStore:
     def activity_file(self, day: date) -> Path:
         return self.root / "activity_log" / f"{day.isoformat()}.jsonl"
 
+    def _writable(self, *paths: Path) -> None:
+        """Raises StateError when the memory folder, a store folder or a file to write is a symbolic link.
+
+        Memory is never written through a link: a link planted in a checkout could point anywhere.
+        """
+        for p in (self.root, *{q.parent for q in paths}, *paths):
+            if p.is_symlink():
+                raise StateError(f"{p} is a symbolic link: memory is never written through a link",
+                                 hint="replace it with a regular folder or file (git shows what changed)")
+
     def append_episode(self, *, day: date, markdown: str, record: dict[str, Any]) -> None:
-        """Append one cycle: a Markdown section to the day's episodes, a JSON line to its activity log."""
+        """Append one cycle: a Markdown section to the day's episodes, a JSON line to its activity log.
+
+        Raises StateError when a link stands in the way (see :meth:`_writable`).
+        """
         path = self.episode_file(day)
+        self._writable(path, self.activity_file(day))
         if not path.parent.is_dir():  # one stat per cycle instead of a mkdir per folder
             self.ensure()
         header = "" if path.exists() else f"# Episodes of {self.anima}, {day.isoformat()}\n\n"
@@ -92,6 +107,7 @@ class MemoryStore:
     def write_knowledge(self, *, day: date, meta: dict[str, Any], body: str) -> Path:
         """Write (or rewrite) the day's knowledge note: YAML frontmatter, then Markdown."""
         path = self.knowledge_file(day)
+        self._writable(path)
         front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
         write_text_atomic(path, f"---\n{front}\n---\n\n{body.strip()}\n")
         return path

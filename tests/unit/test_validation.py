@@ -215,3 +215,75 @@ def test_unknown_embedded_model(org: Path) -> None:
     edit(org / "animas/bob/anima.yaml", "enabled: true", "enabled: true\nmodel: local/llama3")
     d = only(org)
     assert d.line == 4 and "unknown embedded model 'local/llama3'" in d.reason
+
+
+# ---------------------------------------------------------------- symbolic links (hostile input)
+
+def _secret_outside(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("role: engineer\nsupervisor: alice\n# the host's secret\n")
+    return outside
+
+
+@pytest.mark.parametrize("link", ["org.yaml", "animas/bob/identity.md", "animas/bob/anima.yaml",
+                                  "animas/bob/skills/deploy.md", "animas/bob/memory"])
+def test_a_symlink_in_the_spec_is_refused_and_nothing_is_read_through_it(org: Path, tmp_path: Path,
+                                                                          link: str) -> None:
+    target = _secret_outside(tmp_path)
+    path = org / link
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        subprocess.run(["rm", "-rf", str(path)], check=True)
+    elif path.exists():
+        path.unlink()
+    path.symlink_to(target)
+    found = problems(org)
+    assert any(d.file == link and "symbolic link" in d.reason and str(target) in d.reason for d in found), found
+    assert WorkTreeSource(org).read_text(link) is None  # the loader never reads through it
+    result = run_cli("validate", str(org))
+    assert result.exit_code == 1 and f"{link}" in result.output and "symbolic link" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_anima_folder_that_is_a_symlink_is_refused(org: Path) -> None:
+    (org / "animas/dave").symlink_to(org / "animas/bob")
+    found = problems(org)
+    assert [d.file for d in found] == ["animas/dave"] and "symbolic link" in found[0].reason
+    assert "dave" not in WorkTreeSource(org).list_dirs("animas")
+
+
+def test_a_committed_symlink_is_refused_at_a_revision(org: Path, tmp_path: Path) -> None:
+    """git stores a link as a blob of mode 120000: plan and apply read revisions, so the check is there too."""
+    from orgctl.desired.sources import GitRevisionSource
+    from tests.conftest import commit_all
+
+    (org / "animas/bob/identity.md").unlink()
+    (org / "animas/bob/identity.md").symlink_to("/etc/passwd")
+    commit_all(org, "a hostile link")
+    with pytest.raises(SpecError) as info:
+        load_org(GitRevisionSource(org, "HEAD"))
+    assert [(d.file, "'/etc/passwd'" in d.reason) for d in info.value.diagnostics] == [
+        ("animas/bob/identity.md", True)]
+    result = run_cli("plan", str(org))
+    assert result.exit_code == 1 and "animas/bob/identity.md" in result.output and "symbolic link" in result.output
+
+
+@pytest.mark.parametrize("link", ["", "episodes", "episodes/2026-11-23.md", "activity_log/2026-11-23.jsonl"])
+def test_memory_is_never_written_through_a_symlink(tmp_path: Path, link: str) -> None:
+    from datetime import date
+
+    from orgctl.errors import StateError
+    from orgctl.memory.stores import MemoryStore
+
+    root = tmp_path / "memory"
+    store = MemoryStore(root, anima="bob").ensure()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    planted = root / link if link else root
+    subprocess.run(["rm", "-rf", str(planted)], check=True)
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.symlink_to(elsewhere / "x.md" if link.endswith((".md", ".jsonl")) else elsewhere)
+    with pytest.raises(StateError, match="symbolic link"):
+        store.append_episode(day=date(2026, 11, 23), markdown="## 10:00:00 beat\n\n- Did: nothing",
+                             record={"did": []})
+    assert list(elsewhere.iterdir()) == []
