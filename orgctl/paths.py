@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,13 +129,14 @@ class StatePaths:
         """The supervisor's Unix socket.
 
         Unix socket paths are limited to ~107 bytes, so a deep state directory
-        gets a short path under the system temp dir, derived from its own path.
+        gets a short path in ``<tmp>/orgctl-<uid>/``, derived from its own path; the
+        supervisor makes that folder private (:func:`private_dir`) before it binds.
         """
         preferred = self.run / "supervisor.sock"
         if len(os.fsencode(preferred)) < 100:
             return preferred
         digest = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"orgctl-{digest}.sock"
+        return Path(tempfile.gettempdir()) / f"orgctl-{os.getuid()}" / f"{digest}.sock"
 
     @property
     def supervisor_pid(self) -> Path:
@@ -178,6 +180,23 @@ class StatePaths:
         self.run.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.run, 0o700)
         return self
+
+
+def private_dir(path: Path) -> Path:
+    """Make sure ``path`` is a folder only this user can enter: created 0700, or an existing one
+    that is not a symbolic link, is owned by this user and is tightened to 0700.
+
+    Raises StateError when it is a link or another user's (a folder planted in a shared /tmp).
+    """
+    from orgctl.errors import StateError
+
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise StateError(f"{path} is not a private folder of this user (a link, or owned by uid {info.st_uid})",
+                         hint="remove it, or set ORGCTL_STATE_DIR to a shorter path of your own")
+    os.chmod(path, 0o700)
+    return path
 
 
 def org_id(org_dir: Path) -> str:

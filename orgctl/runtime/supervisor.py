@@ -20,7 +20,9 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import socketserver
+import struct
 import subprocess
 import sys
 import threading
@@ -31,7 +33,7 @@ from typing import Any
 
 from orgctl.errors import BudgetExceeded, ModelError
 from orgctl.llm.requests import CompletionRequest
-from orgctl.paths import StatePaths
+from orgctl.paths import StatePaths, private_dir
 from orgctl.processes import anima_env
 from orgctl.runtime import protocol
 from orgctl.state.files import write_json
@@ -329,6 +331,8 @@ class _Handler(socketserver.StreamRequestHandler):
     def _dispatch(self, sup: Supervisor, op: Any, msg: dict[str, Any]) -> dict[str, Any]:
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
+        if "name" in msg and (problem := _unknown_name(sup.paths, msg["name"])):
+            return {"ok": False, "error": problem}
         if op in ("start", "stop", "restart", "reload"):
             getattr(sup, op)(str(msg["name"]))
             return {"ok": True}
@@ -361,12 +365,42 @@ class _Handler(socketserver.StreamRequestHandler):
         return {"ok": False, "error": f"unknown op {op!r}"}
 
 
+def _unknown_name(paths: StatePaths, name: Any) -> str | None:
+    """Why ``name`` from the socket is not an applied Anima, or None. Names become paths
+    (``logs/<name>.log``, snapshots), so only a safe name with an applied snapshot is accepted."""
+    from orgctl.desired.loading import check_name
+
+    if not isinstance(name, str) or check_name(name) or not paths.spec_snapshot(name).is_file():
+        return f"no applied Anima named {str(name)[:80]!r}"
+    return None
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (``SO_PEERCRED``: pid, uid, gid)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The control socket: mode 0600 in a private directory, and only this user's processes are served."""
+
     daemon_threads = True
 
     def __init__(self, path: Path, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
-        super().__init__(str(path), _Handler)
+        old = os.umask(0o177)  # the socket is created 0600: no window in which others may connect
+        try:
+            super().__init__(str(path), _Handler)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        uid = peer_uid(request)
+        if uid != os.getuid():
+            log.warning("refused a connection from uid %d on the control socket", uid)
+            return False
+        return True
 
 
 def _gateway_factory(paths: StatePaths) -> Callable[[Supervisor], tuple[Any, Any]]:
@@ -434,7 +468,7 @@ def serve(*, paths: StatePaths, org_dir: Path) -> None:
         raise SystemExit(f"{e.message}" + (f"\nHint: {e.hint}" if e.hint else "")) from e
     paths.ensure()
     sock_path = paths.socket
-    sock_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(sock_path.parent)
     if sock_path.exists():
         if protocol.reachable(sock_path):
             raise SystemExit(f"a supervisor already answers on {sock_path}")
