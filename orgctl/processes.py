@@ -9,11 +9,15 @@ import time
 from pathlib import Path
 
 PARENT_ENV = "ORGCTL_PARENT_PID"
+STATE_ENV = "ORGCTL_ORG_STATE"
+"""Set in every process orgctl spawns for an org: that org's state directory (whose process it is)."""
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    """Environment for a child orgctl spawns: records this process as its parent."""
-    return {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1", **extra}
+def child_env(*, state_root: Path | None = None, **extra: str) -> dict[str, str]:
+    """Environment for a child orgctl spawns: records this process as its parent, and the org's
+    state directory (``state_root``) so the child can later be told apart from another org's."""
+    tagged = {STATE_ENV: str(state_root)} if state_root is not None else {}
+    return {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1", **tagged, **extra}
 
 
 ANIMA_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV",
@@ -21,14 +25,14 @@ ANIMA_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "T
 ANIMA_ENV_PREFIXES = ("ORGCTL_", "LC_", "XDG_", "GIT_", "PYTHON")
 
 
-def anima_env(**extra: str) -> dict[str, str]:
+def anima_env(*, state_root: Path | None = None, **extra: str) -> dict[str, str]:
     """:func:`child_env` cut down to what an Anima process needs: no model keys, no tokens.
 
     Model calls and notifications happen in the supervisor, which alone holds the keys (its own
     environment plus the org's env file); an Anima, and whatever a tool it runs might leak, sees
     only the names in :data:`ANIMA_ENV_NAMES` and those starting with :data:`ANIMA_ENV_PREFIXES`.
     """
-    return {k: v for k, v in child_env(**extra).items()
+    return {k: v for k, v in child_env(state_root=state_root, **extra).items()
             if k in ANIMA_ENV_NAMES or k.startswith(ANIMA_ENV_PREFIXES)}
 
 
@@ -61,10 +65,61 @@ def cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()
 
 
-def is_orgctl_process(pid: int, marker: str) -> bool:
-    """True when ``pid`` runs one of orgctl's own modules (``marker``, e.g. ``orgctl.runtime``).
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (``/proc/PID/stat`` field 22); None if gone.
 
-    ``down`` uses this before signalling a recorded pid, so a reused pid of a
-    stranger is never killed.
+    With the pid it names one process for the machine's uptime: a reused pid has another start time.
     """
-    return marker in cmdline(pid)
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2:].split()  # after "pid (comm) ": comm may hold spaces and parens
+    return int(fields[19])
+
+
+def _state_of(pid: int) -> str | None:
+    """The org state directory recorded in ``pid``'s environment (:data:`STATE_ENV`), if readable."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    prefix = STATE_ENV.encode() + b"="
+    for item in environ.split(b"\0"):
+        if item.startswith(prefix):
+            return item[len(prefix):].decode(errors="replace")
+    return None
+
+
+def is_orgctl_process(pid: int, marker: str, *, state_root: Path | None = None,
+                      started: int | None = None) -> bool:
+    """True when ``pid`` runs one of orgctl's own modules (``marker``, e.g. ``orgctl.runtime``) and,
+    when given, belongs to the org whose state directory is ``state_root`` and started at ``started``
+    (:func:`start_ticks`).
+
+    ``down`` and the liveness checks use this before trusting or signalling a recorded pid, so a
+    reused pid of a stranger, or a process of another org on the same machine, is never taken for
+    ours. A process belongs to an org when its command line names ``--state-dir <root>`` or its
+    environment carries :data:`STATE_ENV` = root.
+    """
+    command = cmdline(pid)
+    if marker not in command:
+        return False
+    if started is not None and start_ticks(pid) != started:
+        return False
+    if state_root is None:
+        return True
+    root = str(state_root)
+    return _argument(pid, "--state-dir") == root or _state_of(pid) == root
+
+
+def _argument(pid: int, flag: str) -> str | None:
+    """The value after ``flag`` in ``pid``'s argv (compared whole: ``/x/state`` is not ``/x/state-b``)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for i, arg in enumerate(argv[:-1]):
+        if arg.decode(errors="replace") == flag:
+            return argv[i + 1].decode(errors="replace")
+    return None

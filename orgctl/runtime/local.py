@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orgctl.errors import RuntimeFailure
 from orgctl.paths import StatePaths
-from orgctl.processes import is_orgctl_process
+from orgctl.processes import STATE_ENV, is_orgctl_process
 from orgctl.runtime import protocol
 from orgctl.state.envfiles import load_env_file
 from orgctl.state.files import pid_alive, read_json
@@ -56,7 +56,7 @@ class LocalBackend:
                  "--state-dir", str(self.paths.root), "--org-dir", str(self.org_dir)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the CLI and its terminal
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", STATE_ENV: str(self.paths.root)},
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -95,17 +95,22 @@ class LocalBackend:
         sup = read_json(self.paths.supervisor_pid, default={}) or {}
         sup_pid = sup.get("pid") or status.supervisor_pid
         server = read_json(self.paths.model_server, default={}) or {}
-        pids = [p.pid for p in status.animas.values() if p.pid]
-        pids += [pid for pid in (sup_pid, server.get("pid")) if pid]
-        pids = [p for p in pids if pid_alive(p)]
+        started = {p.pid: p.start_ticks for p in status.animas.values() if p.pid}
+        sup_ticks = sup.get("start_ticks") or status.supervisor_start_ticks
+        for pid, ticks in ((sup_pid, sup_ticks), (server.get("pid"), server.get("start_ticks"))):
+            if pid:
+                started[int(pid)] = ticks
+        # only processes that are really this org's: orgctl's, of this state dir, started when recorded
+        pids = [p for p, ticks in started.items() if pid_alive(p)
+                and is_orgctl_process(p, "orgctl.", state_root=self.paths.root, started=ticks)]
         if self.supervisor_alive():
             with contextlib.suppress(RuntimeFailure):
                 protocol.request(self.paths.socket, "shutdown", timeout=STOP_TIMEOUT)
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
             time.sleep(0.1)
-        for pid in pids:  # what did not stop by itself, and only if it is really ours
-            if pid_alive(pid) and is_orgctl_process(pid, "orgctl."):
+        for pid in pids:  # what did not stop by itself, and only if it is still that process
+            if pid_alive(pid) and is_orgctl_process(pid, "orgctl.", state_root=self.paths.root, started=started[pid]):
                 os.kill(pid, signal.SIGKILL)
         for leftover in (self.paths.supervisor_pid, self.paths.model_server):
             leftover.unlink(missing_ok=True)

@@ -34,7 +34,7 @@ from typing import Any
 from orgctl.errors import BudgetExceeded, ModelError
 from orgctl.llm.requests import CompletionRequest
 from orgctl.paths import StatePaths, private_dir
-from orgctl.processes import anima_env
+from orgctl.processes import anima_env, start_ticks
 from orgctl.runtime import protocol
 from orgctl.state.files import write_json
 from orgctl.state.inventories import now_iso
@@ -71,6 +71,7 @@ class Supervisor:
     def __init__(self, *, paths: StatePaths, org_dir: Path,
                  gateway_factory: Callable[[Supervisor], tuple[Any, Any]] | None = None) -> None:
         self.paths = paths
+        self._start_ticks = start_ticks(os.getpid())
         self.org_dir = org_dir
         self._children: dict[str, _Child] = {}
         self._lock = threading.RLock()
@@ -89,12 +90,13 @@ class Supervisor:
                 [sys.executable, "-m", "orgctl.runtime.anima", "--name", child.name,
                  "--state-dir", str(self.paths.root)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=anima_env(),  # no keys: the gateway and the notifiers live here, not in the Anima
+                env=anima_env(state_root=self.paths.root),  # no keys: the gateway and notifiers live here
             )
         child.started_mono = time.monotonic()
         child.restart_at = None
         child.status.state = "starting"
         child.status.pid = child.proc.pid
+        child.status.start_ticks = start_ticks(child.proc.pid)
         child.status.started_at = now_iso()
         log.info("started %s (pid %s)", child.name, child.proc.pid)
 
@@ -272,7 +274,8 @@ class Supervisor:
     def _save(self) -> None:
         server = self._gateway.server_info() if self._gateway is not None else None
         save_runtime(self.paths.runtime, RuntimeStatus(
-            supervisor_pid=os.getpid(), updated_at=now_iso(), model_server=server,
+            supervisor_pid=os.getpid(), supervisor_start_ticks=self._start_ticks, state_root=str(self.paths.root),
+            updated_at=now_iso(), model_server=server,
             animas={n: c.status for n, c in sorted(self._children.items())}))
 
     def status(self) -> dict[str, Any]:
@@ -475,8 +478,9 @@ def serve(*, paths: StatePaths, org_dir: Path) -> None:
         sock_path.unlink()
     sup = Supervisor(paths=paths, org_dir=org_dir, gateway_factory=_gateway_factory(paths))
     server = _Server(sock_path, sup)
-    write_json(paths.supervisor_pid, {"pid": os.getpid(), "socket": str(sock_path),
-                                      "started_at": now_iso(), "org_dir": str(org_dir)})
+    write_json(paths.supervisor_pid, {"pid": os.getpid(), "start_ticks": start_ticks(os.getpid()),
+                                      "socket": str(sock_path), "started_at": now_iso(), "org_dir": str(org_dir),
+                                      "state_root": str(paths.root)})
 
     def on_term(signum: int, frame: Any) -> None:
         threading.Thread(target=lambda: (sup.shutdown(), server.shutdown()), daemon=True).start()

@@ -34,6 +34,8 @@ class ProcessStatus(BaseModel):
     last_heartbeat: str | None = None
     last_exit_code: int | None = None
     started_at: str | None = None
+    start_ticks: int | None = None
+    """The process's start time (:func:`orgctl.processes.start_ticks`): with ``pid``, its identity."""
     backoff_seconds: float = 0.0
 
 
@@ -41,15 +43,21 @@ class RuntimeStatus(BaseModel):
     """The supervisor's whole status file."""
 
     supervisor_pid: int | None = None
+    supervisor_start_ticks: int | None = None
+    state_root: str | None = None
+    """The org's state directory: which org these processes belong to."""
     updated_at: str | None = None
     model_server: dict[str, object] | None = None
     animas: dict[str, ProcessStatus] = {}
 
     def supervisor_alive(self) -> bool:
-        """True when the recorded supervisor pid is alive *and* still runs orgctl's supervisor
-        (a crashed supervisor's pid may have been reused by a stranger)."""
+        """True when the recorded supervisor pid is alive *and* is still that supervisor: orgctl's
+        supervisor module, of this org (``state_root``), started at the recorded time (a crashed
+        supervisor's pid may have been reused by a stranger, or by another org's supervisor)."""
         pid = self.supervisor_pid
-        return bool(pid) and pid_alive(pid) and is_orgctl_process(pid or 0, "orgctl.runtime.supervisor")
+        return bool(pid) and pid_alive(pid or 0) and is_orgctl_process(
+            pid or 0, "orgctl.runtime.supervisor", state_root=Path(self.state_root) if self.state_root else None,
+            started=self.supervisor_start_ticks)
 
 
 def load_runtime(path: Path) -> RuntimeStatus:

@@ -239,3 +239,43 @@ def test_init_over_a_path_whose_org_left_state_sets_that_state_aside(running: Pa
     assert "Old org's task" in "".join(p.read_text() for p in (aside / "work").rglob("*.jsonl"))
     assert not state.root.exists()
     assert "Old org's task" not in run_cli("tasks", "--all", "-C", str(org)).output
+
+
+def test_down_in_one_org_never_signals_another_orgs_processes(running: Path, state: StatePaths, tmp_path: Path,
+                                                              monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two orgs on one machine. Org A's runtime record is made to name org B's Anima and supervisor (a
+    tampered record, or pids reused after a crash): A's `down` must leave B's processes alone, because a
+    process is identified by pid + start time + its org's state directory, not by "mentions orgctl"."""
+    from orgctl.gitops.bootstrapping import init_org
+    from orgctl.paths import template_dir
+    from orgctl.runtime.local import LocalBackend
+    from orgctl.state.runtimes import RuntimeStatus, save_runtime
+
+    org_a = running
+    org_b = tmp_path / "other"
+    init_org(dest=org_b, template=template_dir(), name="other")
+    state_b = StatePaths(root=(tmp_path / "state-b").resolve())
+    monkeypatch.setenv("ORGCTL_STATE_DIR", str(state_b.root))
+    try:
+        assert run_cli("apply", str(org_b), "--auto-approve").exit_code == 0
+        b_pids = pids(state_b)
+        b_runtime = load_runtime(state_b.runtime)
+        monkeypatch.setenv("ORGCTL_STATE_DIR", str(state.root))
+        assert run_cli("apply", str(org_a), "--auto-approve").exit_code == 0
+        pids(state)
+        # A's record now claims B's supervisor and B's bob
+        a_runtime = load_runtime(state.runtime)
+        a_runtime.animas["bob"] = a_runtime.animas["bob"].model_copy(
+            update={"pid": b_pids["bob"], "start_ticks": b_runtime.animas["bob"].start_ticks})
+        save_runtime(state.runtime, a_runtime)
+        assert not RuntimeStatus(supervisor_pid=b_runtime.supervisor_pid, state_root=str(state.root),
+                                 supervisor_start_ticks=b_runtime.supervisor_start_ticks).supervisor_alive()
+        assert not RuntimeStatus(supervisor_pid=a_runtime.supervisor_pid, state_root=str(state.root),
+                                 supervisor_start_ticks=(a_runtime.supervisor_start_ticks or 0) + 1
+                                 ).supervisor_alive()  # a reused pid: same number, other start time
+        assert run_cli("down", str(org_a)).exit_code == 0
+        assert all(pid_alive(p) for p in b_pids.values()), "org A's down signalled org B's processes"
+        assert load_runtime(state_b.runtime).supervisor_alive()
+    finally:
+        LocalBackend(paths=state_b, org_dir=org_b).shutdown()
+    assert not any(pid_alive(p) for p in b_pids.values())
