@@ -49,11 +49,16 @@ def echo_status(report: StatusReport, *, model_server: str) -> None:
     if not report.animas:
         click.echo("\nNo Animas applied yet. Run `orgctl plan` and `orgctl apply`.")
         return
-    headers = ["NAME", "ROLE", "STATE", "REVISION", "LAST HEARTBEAT", "BEATS", "RESTARTS"]
-    rows = [[a.name, a.role or "-", a.state, short(a.revision), a.last_heartbeat or "-",
+    headers = ["NAME", "ROLE", "STATE", "HEALTH", "REVISION", "LAST HEARTBEAT", "BEATS", "RESTARTS"]
+    rows = [[a.name, a.role or "-", a.state, a.health, short(a.revision), a.last_heartbeat or "-",
              str(a.heartbeats), str(a.restarts)] for a in report.animas]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     click.echo("")
     click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    troubled = [a for a in report.animas if a.health == "Degraded"]
+    if troubled:
+        click.echo("")
+        for a in troubled:
+            click.secho(f"{a.name}: Degraded: {a.reason}", fg="red")

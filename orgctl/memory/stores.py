@@ -87,19 +87,15 @@ class MemoryStore:
         path = self.activity_file(day)
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    def recent_episodes(self, limit: int) -> list[str]:
-        """The latest ``limit`` episode sections across the newest files, oldest first."""
-        files = sorted((self.root / "episodes").glob("*.md"))
-        out: list[str] = []
-        for path in reversed(files):
-            out = self.episodes(date.fromisoformat(path.stem))[-(limit - len(out)):] + out
-            if len(out) >= limit:
-                break
-        return out[-limit:] if limit else []
-
-    # ------------------------------------------------------------ knowledge
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                continue  # a torn or hand-edited line: the rest of the day still counts
+            if isinstance(record, dict):
+                out.append(record)
+        return out
 
     def knowledge_file(self, day: date) -> Path:
         return self.root / "knowledge" / f"{day.isoformat()}.md"
@@ -111,14 +107,3 @@ class MemoryStore:
         front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
         write_text_atomic(path, f"---\n{front}\n---\n\n{body.strip()}\n")
         return path
-
-    def recent_knowledge(self, limit: int) -> list[str]:
-        """Bodies (without frontmatter) of the newest ``limit`` knowledge notes, newest first."""
-        notes = sorted((self.root / "knowledge").glob("*.md"), reverse=True)[:limit]
-        out = []
-        for note in notes:
-            text = note.read_text(encoding="utf-8")
-            if text.startswith("---\n") and "\n---\n" in text[4:]:
-                text = text[4:].split("\n---\n", 1)[1]
-            out.append(text.strip())
-        return out

@@ -197,7 +197,8 @@ class AnimaProcess:
         for _ in range(MAX_CYCLES_PER_WAKE):
             started = time.monotonic()
             trace = agent.heartbeat(now=self.now(), trigger=trigger)
-            ran = ran or trigger == "heartbeat" or not trace.empty  # an idle wake-up is not a heartbeat
+            # A due heartbeat counts even when idle; an idle wake-up does not; a failed cycle never does.
+            ran = ran or (not trace.failed and (trigger == "heartbeat" or not trace.empty))
             if not trace.empty:
                 print(f"{self.name}: {trigger} in {time.monotonic() - started:.1f}s, "
                       f"{trace.usage.calls} calls{' FAILED: ' + trace.failed if trace.failed else ''}",

@@ -17,6 +17,7 @@ only the supervisor writes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -28,15 +29,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orgctl.errors import BudgetExceeded, ModelError
+from orgctl.errors import BudgetExceeded, ModelError, StateError
 from orgctl.llm.requests import CompletionRequest
 from orgctl.paths import StatePaths, private_dir
 from orgctl.processes import anima_env, start_ticks
 from orgctl.runtime import protocol
-from orgctl.state.files import write_json
+from orgctl.state.files import read_json, write_json
 from orgctl.state.inventories import now_iso
 from orgctl.state.runtimes import ProcessStatus, RuntimeStatus, save_runtime
 
@@ -63,6 +65,8 @@ class _Child:
         self.restart_at: float | None = None
         self.started_mono = 0.0
         self.status = ProcessStatus(name=name, state="stopped")
+        self.interval = 1800.0  # its heartbeat interval (s), read from its snapshot when spawned
+        self.health = "Healthy"  # as last reported in an event
 
 
 class Supervisor:
@@ -97,6 +101,9 @@ class Supervisor:
         child.status.state = "starting"
         child.status.pid = child.proc.pid
         child.status.start_ticks = start_ticks(child.proc.pid)
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError, StateError):
+            snapshot = read_json(self.paths.spec_snapshot(child.name)) or {}
+            child.interval = float(snapshot["spec"]["heartbeat_interval"])
         child.status.started_at = now_iso()
         log.info("started %s (pid %s)", child.name, child.proc.pid)
 
@@ -190,6 +197,27 @@ class Supervisor:
                     changed = True
             if changed:
                 self._save()
+            self._check_health()
+
+    def _check_health(self) -> None:
+        """A Warning event when an Anima turns Degraded (a crash loop, or no heartbeat for twice its
+        interval), with the reason and its log's last lines; a Normal one when it recovers. Caller holds
+        the lock."""
+        from orgctl.state.events import emit
+        from orgctl.state.observing import assess, log_tail
+
+        now = datetime.now(UTC)
+        for child in self._children.values():
+            health, reason = assess(child.status, interval=child.interval, now=now)
+            if health == "Degraded" and child.health != "Degraded":
+                tail = log_tail(self.paths, child.name)
+                emit(self.paths.work.events, reason="AnimaDegraded", object=f"anima/{child.name}", anima=child.name,
+                     type="Warning", message=reason + (f"; log: {tail}" if tail else ""))
+            elif health == "Healthy" and child.health == "Degraded":
+                emit(self.paths.work.events, reason="AnimaRecovered", object=f"anima/{child.name}", anima=child.name,
+                     message=f"{child.name} is healthy again")
+            if health in ("Healthy", "Degraded"):
+                child.health = health
 
     def monitor(self) -> None:
         """Run supervision passes every 0.2 s, and the overdue sweep every 30 s, until shutdown."""

@@ -279,3 +279,58 @@ def test_down_in_one_org_never_signals_another_orgs_processes(running: Path, sta
     finally:
         LocalBackend(paths=state_b, org_dir=org_b).shutdown()
     assert not any(pid_alive(p) for p in b_pids.values())
+
+
+def test_a_stray_file_in_episodes_does_not_crash_the_anima(running: Path, state: StatePaths) -> None:
+    """Files in episodes/ that are not days (notes, a conflict copy, an impossible date) must not crash
+    bob's start (measured on earlier code: a crash loop while plan said "No changes"; the reader that
+    parsed every file name as a date is gone)."""
+    org = running
+    episodes = org / "animas/bob/memory/episodes"
+    episodes.mkdir(parents=True, exist_ok=True)
+    for stray in ("notes.md", "2026-13-45.md", "2026-11-23 (conflict).md"):
+        (episodes / stray).write_text("## 10:00:00 heartbeat\n\n- Did: nothing\n")
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    bob = pids(state)["bob"]
+    time.sleep(2.0)  # long enough for a crash at start to show
+    proc = load_runtime(state.runtime).animas["bob"]
+    assert proc.pid == bob and proc.restarts == 0 and proc.state in ("running", "resting")
+    assert {a["name"]: a["health"] for a in status_json()["animas"]}["bob"] == "Healthy"
+
+
+def test_a_crash_loop_is_degraded_with_its_log_and_a_warning_event(running: Path, state: StatePaths) -> None:
+    """bob's snapshot is corrupted and his process killed: every restart dies at start. status shows
+    Degraded with the reason and his log's last lines; a Warning event says the same; plan shows the
+    Anima as needing a restart (the supervisor has no healthy process for it)."""
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    bob = pids(state)["bob"]
+    state.spec_snapshot("bob").write_text("{ not json")
+    os.kill(bob, signal.SIGKILL)
+    row = wait_for(lambda: (r := {a["name"]: a for a in status_json()["animas"]}["bob"])["health"] == "Degraded"
+                   and r, timeout=30)
+    assert row["reason"].startswith("crash loop: exited with 1 after ") and "log: " in row["reason"], row
+    assert "snapshot" in row["reason"].lower() or "json" in row["reason"].lower(), row  # the log says why
+    plain = run_cli("status", str(org)).output
+    assert "bob: Degraded: crash loop" in plain and "Degraded" in plain
+    events = [json.loads(line) for line in state.work.events.read_text().splitlines()]
+    degraded = [e for e in events if e["reason"] == "AnimaDegraded" and e["anima"] == "bob"]
+    assert len(degraded) == 1 and degraded[0]["type"] == "Warning" and "crash loop" in degraded[0]["message"]
+
+
+def test_health_from_the_record_alone() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from orgctl.state.observing import assess
+    from orgctl.state.runtimes import ProcessStatus
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    beat = (now - timedelta(minutes=95)).isoformat()
+    assert assess(ProcessStatus(name="bob", state="running", last_heartbeat=beat), interval=1800, now=now)[0] \
+        == "Degraded"
+    assert assess(ProcessStatus(name="bob", state="resting", last_heartbeat=beat), interval=1800, now=now) \
+        == ("Healthy", "")  # resting outside active hours is not a missed beat
+    recent = (now - timedelta(minutes=40)).isoformat()
+    assert assess(ProcessStatus(name="bob", state="running", last_heartbeat=recent), interval=1800, now=now)[0] \
+        == "Healthy"
+    assert assess(ProcessStatus(name="bob", state="backoff", restarts=1), interval=1800, now=now)[0] == "Healthy"

@@ -33,8 +33,11 @@ try:
     s.connect(sys.argv[1])
 except OSError as e:
     print("connect refused:", type(e).__name__); sys.exit(0)
-s.sendall(b'{{"op": "ping"}}\\n')
-print("reply:", s.recv(4096).decode() or "<closed>")
+try:
+    s.sendall(b'{{"op": "ping"}}\\n')
+    print("reply:", s.recv(4096).decode() or "<closed>")
+except (ConnectionResetError, BrokenPipeError):  # dropped by the server: closed, with no reply
+    print("reply: <closed>")
 """
 
 
