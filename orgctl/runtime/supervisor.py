@@ -38,7 +38,7 @@ from orgctl.llm.requests import CompletionRequest
 from orgctl.paths import StatePaths, private_dir
 from orgctl.processes import anima_env, start_ticks
 from orgctl.runtime import protocol
-from orgctl.state.files import read_json, write_json
+from orgctl.state.files import open_log, read_json, write_json
 from orgctl.state.inventories import now_iso
 from orgctl.state.runtimes import ProcessStatus, RuntimeStatus, save_runtime
 
@@ -88,8 +88,7 @@ class Supervisor:
     # ------------------------------------------------------------ children
 
     def _spawn(self, child: _Child) -> None:
-        log_path = self.paths.logs / f"{child.name}.log"
-        with open(log_path, "ab") as out:
+        with open_log(self.paths.logs / f"{child.name}.log") as out:
             child.proc = subprocess.Popen(
                 [sys.executable, "-m", "orgctl.runtime.anima", "--name", child.name,
                  "--state-dir", str(self.paths.root)],

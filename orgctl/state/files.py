@@ -115,3 +115,20 @@ class JsonlTail:
             if isinstance(record, dict):
                 records.append(record)
         return reset, records
+
+
+LOG_MAX_BYTES = 5 * 1024 * 1024
+
+
+def open_log(path: Path, *, max_bytes: int = LOG_MAX_BYTES) -> Any:
+    """Open a process log for appending (binary), rotating it first when it is over ``max_bytes``:
+    the old file becomes ``<name>.1`` (replacing an older one), so each log costs at most about
+    twice ``max_bytes``. Called when a process is (re)started; the caller closes the file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.stat().st_size > max_bytes:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+    return open(path, "ab")  # noqa: SIM115 - handed to a child process by the caller
