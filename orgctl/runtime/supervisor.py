@@ -12,6 +12,12 @@ libraries: they send ``complete`` requests here.
 
 Its status (pids, restarts, last heartbeat) goes to ``runtime.json``, which
 only the supervisor writes.
+
+Concurrency: every change to the children and their state happens under one
+lock (``_lock``); ending a process (up to 10 s) happens outside it, after the
+child has been detached (not wanted, no restart pending), so no supervision
+pass can respawn it meanwhile. Start, stop and restart of one Anima are
+serialized by a lock of its own, so two of them never interleave.
 """
 
 from __future__ import annotations
@@ -78,7 +84,8 @@ class Supervisor:
         self._start_ticks = start_ticks(os.getpid())
         self.org_dir = org_dir
         self._children: dict[str, _Child] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # every change of _children and of a child's state
+        self._lifecycles: dict[str, threading.Lock] = {}
         self._stopping = threading.Event()
         self._gateway_factory = gateway_factory
         self._gateway: Any = None  # the real gateway, when one was built (a replaying cassette needs none)
@@ -106,8 +113,22 @@ class Supervisor:
         child.status.started_at = now_iso()
         log.info("started %s (pid %s)", child.name, child.proc.pid)
 
-    def _terminate(self, child: _Child) -> None:
-        proc = child.proc
+    def _detach(self, child: _Child) -> subprocess.Popen[bytes] | None:
+        """Mark ``child`` stopped and not wanted, with no restart pending; returns its process to end.
+
+        Caller holds ``_lock``: after this, no supervision pass will respawn it, and the process is
+        ended outside the lock (:meth:`_end`), which can take :data:`STOP_GRACE` seconds.
+        """
+        proc, child.proc = child.proc, None
+        child.wanted = False
+        child.restart_at = None
+        child.status.state = "stopped"
+        child.status.pid = None
+        return proc
+
+    @staticmethod
+    def _end(proc: subprocess.Popen[bytes] | None) -> None:
+        """SIGTERM, then SIGKILL after :data:`STOP_GRACE` seconds; waits for the exit."""
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -115,13 +136,18 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        child.proc = None
-        child.restart_at = None
-        child.status.state = "stopped"
-        child.status.pid = None
+
+    def _lifecycle(self, name: str) -> threading.Lock:
+        """The lock that serializes start, stop and restart of one Anima (others are not blocked)."""
+        with self._lock:
+            return self._lifecycles.setdefault(name, threading.Lock())
 
     def start(self, name: str, *, fresh: bool = False) -> None:
         """Run ``name`` (no-op when it already runs). ``fresh`` resets its restart count."""
+        with self._lifecycle(name):
+            self._start(name, fresh=fresh)
+
+    def _start(self, name: str, *, fresh: bool) -> None:
         with self._lock:
             child = self._children.setdefault(name, _Child(name))
             child.wanted = True
@@ -129,27 +155,27 @@ class Supervisor:
                 child.failures = 0
                 child.status.restarts = 0
             if child.proc is None or child.proc.poll() is not None:
+                child.restart_at = None
                 self._spawn(child)
             self._save()
 
     def stop(self, name: str) -> None:
         """Stop ``name`` and forget it (SIGTERM, then SIGKILL after 10 s)."""
-        with self._lock:
-            child = self._children.pop(name, None)
-        if child is not None:
-            child.wanted = False
-            self._terminate(child)
-        with self._lock:
-            self._save()
+        with self._lifecycle(name):
+            with self._lock:
+                child = self._children.pop(name, None)
+                proc = self._detach(child) if child is not None else None
+                self._save()
+            self._end(proc)
 
     def restart(self, name: str) -> None:
         """A planned restart (new spec): stop, then start with a fresh restart count."""
-        with self._lock:
-            child = self._children.get(name)
-        if child is not None:
-            child.wanted = False
-            self._terminate(child)
-        self.start(name, fresh=True)
+        with self._lifecycle(name):
+            with self._lock:
+                child = self._children.get(name)
+                proc = self._detach(child) if child is not None else None
+            self._end(proc)
+            self._start(name, fresh=True)
 
     def reload(self, name: str) -> None:
         """Make ``name`` re-read its spec snapshot, for in-place changes.
@@ -190,7 +216,7 @@ class Supervisor:
                     log.warning("%s exited with %s after %.1fs; restarting in %.0fs",
                                 child.name, proc.returncode, ran, delay)
                     changed = True
-                elif child.proc is None and child.restart_at is not None and now >= child.restart_at:
+                elif child.wanted and child.proc is None and child.restart_at is not None and now >= child.restart_at:
                     child.status.restarts += 1
                     self._spawn(child)
                     changed = True
@@ -314,10 +340,8 @@ class Supervisor:
         """Stop every child, then the model server. Idempotent."""
         self._stopping.set()
         with self._lock:
-            children = list(self._children.values())
-        for child in children:
-            child.wanted = False
-        threads = [threading.Thread(target=self._terminate, args=(c,)) for c in children]
+            procs = [self._detach(c) for c in self._children.values()]
+        threads = [threading.Thread(target=self._end, args=(p,)) for p in procs]
         for t in threads:
             t.start()
         for t in threads:

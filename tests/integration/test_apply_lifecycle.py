@@ -334,3 +334,66 @@ def test_health_from_the_record_alone() -> None:
     assert assess(ProcessStatus(name="bob", state="running", last_heartbeat=recent), interval=1800, now=now)[0] \
         == "Healthy"
     assert assess(ProcessStatus(name="bob", state="backoff", restarts=1), interval=1800, now=now)[0] == "Healthy"
+
+
+def _bob_processes(state: StatePaths) -> list[int]:
+    """Live Anima processes named bob of this org, found in /proc (tracked or not)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"orgctl.runtime.anima" in argv and b"bob" in argv and str(state.root).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_restart_racing_a_backoff_respawn_leaves_exactly_one_tracked_process(running: Path,
+                                                                              state: StatePaths) -> None:
+    """bob is killed; while his backoff respawn comes due, a planned restart and a stop arrive. Before
+    the fix the supervisor could respawn him while a restart was detaching him, and lose track of that
+    process (an untracked bob kept running). Now every lifecycle step of one Anima is serialized and
+    a supervision pass never respawns a child that is not wanted."""
+    from orgctl.runtime import protocol
+
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    for attempt in range(6):
+        bob = pids(state)["bob"]
+        os.kill(bob, signal.SIGKILL)
+        backoff = wait_for(lambda: (p := load_runtime(state.runtime).animas["bob"]).state == "backoff" and p)
+        time.sleep(max(0.0, backoff.backoff_seconds - 0.05 + 0.02 * attempt))  # around the respawn
+        protocol.request(state.socket, "restart", name="bob")
+        tracked = pids(state)["bob"]
+        time.sleep(0.5)
+        assert _bob_processes(state) == [tracked], (attempt, _bob_processes(state), tracked)
+    protocol.request(state.socket, "stop", name="bob")
+    time.sleep(1.5)  # a stopped Anima is never respawned by a pending backoff
+    assert _bob_processes(state) == []
+
+
+def test_a_supervision_pass_never_respawns_an_anima_that_is_not_wanted(running: Path, state: StatePaths) -> None:
+    """The interleaving behind the race, made deterministic: a child whose backoff respawn is due but
+    that a stop or restart has just let go of (not wanted). The old pass respawned it anyway."""
+    from orgctl.runtime.supervisor import Supervisor, _Child
+
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    assert run_cli("down", str(org)).exit_code == 0
+    sup = Supervisor(paths=state, org_dir=org)
+    child = _Child("bob")
+    child.wanted = False
+    child.restart_at = time.monotonic() - 1.0  # due
+    sup._children["bob"] = child
+    sup._check_children()
+    assert child.proc is None and _bob_processes(state) == []
+    child.wanted = True  # a wanted child in the same state is respawned: the pass itself works
+    sup._check_children()
+    try:
+        assert child.proc is not None and _bob_processes(state) == [child.proc.pid]
+    finally:
+        sup.shutdown()
+    assert _bob_processes(state) == []
