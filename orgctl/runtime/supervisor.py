@@ -42,7 +42,7 @@ from typing import Any
 from orgctl.errors import BudgetExceeded, ModelError, StateError
 from orgctl.llm.requests import CompletionRequest
 from orgctl.paths import StatePaths, private_dir
-from orgctl.processes import anima_env, start_ticks
+from orgctl.processes import keyless_env, start_ticks
 from orgctl.runtime import protocol
 from orgctl.state.files import open_log, read_json, write_json
 from orgctl.state.inventories import now_iso
@@ -100,7 +100,7 @@ class Supervisor:
                 [sys.executable, "-m", "orgctl.runtime.anima", "--name", child.name,
                  "--state-dir", str(self.paths.root)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=anima_env(state_root=self.paths.root),  # no keys: the gateway and notifiers live here
+                env=keyless_env(state_root=self.paths.root),  # no keys: the gateway and notifiers live here
             )
         child.started_mono = time.monotonic()
         child.restart_at = None

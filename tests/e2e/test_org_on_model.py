@@ -39,8 +39,10 @@ def wait_task(org: Organization, name: str, task_id: str, timeout: float) -> str
     raise AssertionError(f"task {task_id} not finished in {timeout}s: {org.queue(name).get(task_id)}")
 
 
-def test_a_task_travels_down_and_back_up_with_three_animas_awake(running: Path, state: StatePaths) -> None:
+def test_a_task_travels_down_and_back_up_with_three_animas_awake(running: Path, state: StatePaths,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     org_dir = running
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-must-stay-in-the-supervisor")
     edit(org_dir / "org.yaml", 'active_hours: "08:00-20:00"', "active_hours: always")
     edit(org_dir / "animas/carol/anima.yaml", 'active_hours: "09:00-17:00"', "active_hours: always")
     commit_all(org_dir, "awake all day")
@@ -60,6 +62,8 @@ def test_a_task_travels_down_and_back_up_with_three_animas_awake(running: Path, 
     assert {"TaskCreated", "TaskDelegated", "CommandRun", "TaskCompleted"} <= reasons
     server_record = (state.run / "model-server.json").read_text()
     assert '"pid"' in server_record
+    [server] = model_servers(state)
+    assert b"sk-ant-must-stay-in-the-supervisor" not in Path(f"/proc/{server}/environ").read_bytes()
 
     chat = run_cli("chat", "alice", "Who is on your team?", "--timeout", "240", "-C", str(org_dir))
     assert chat.exit_code == 0 and chat.output.startswith("alice: ")
