@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from orgctl.errors import GitError
 
@@ -88,9 +88,16 @@ class WorkTreeSource:
 class GitRevisionSource:
     """The files of one commit, read from git objects (never from the work tree).
 
+    The commit's whole tree is listed with one ``git ls-tree -r -t``, and the spec files' contents
+    are read with one ``git cat-file --batch`` the first time one is asked for: two processes for
+    any org size. (Reading file by file re-parsed the ``animas/`` tree per lookup: ``plan`` took
+    19.5 s for 1,000 Animas.) Memory files are read one by one, only when asked for.
+
     Raises :class:`GitError` when ``root`` is not a git repository or ``rev``
     does not name a commit.
     """
+
+    SPEC_PREFETCH_SKIP = "/memory/"
 
     def __init__(self, root: Path, rev: str = "HEAD") -> None:
         import git  # gitpython: imported here so the CLI starts fast
@@ -107,61 +114,89 @@ class GitRevisionSource:
             raise GitError(f"unknown revision {rev!r}",
                            hint="check the name with `git log --oneline`; a new repository needs a first commit") from e
         self.revision = commit.hexsha
-        self._tree = commit.tree
-        self._dirs: dict[str, dict[str, Any]] = {}
+        self._entries: dict[str, tuple[str, str, str]] | None = None  # path -> (mode, type, sha)
+        self._children: dict[str, list[str]] = {}
+        self._blobs: dict[str, bytes] | None = None
 
-    def _children(self, path: str) -> dict[str, Any]:
-        """The entries of the folder ``path`` by name, each folder's listing parsed once.
-
-        (``tree / "a/b/c"`` re-parses every folder on the way on each call: with
-        1,000 Animas, every file read re-read the 1,000 entries of ``animas/``.)
-        """
-        if path not in self._dirs:
-            tree: Any
-            if not path:
-                tree = self._tree
-            else:
+    def _listing(self) -> dict[str, tuple[str, str, str]]:
+        if self._entries is None:
+            out = self._repo.git.ls_tree("-r", "-t", "-z", "--full-tree", self.revision)
+            entries: dict[str, tuple[str, str, str]] = {}
+            children: dict[str, list[str]] = {}
+            for record in filter(None, out.split("\0")):
+                meta, _, path = record.partition("\t")
+                mode, kind, sha = meta.split(" ")
+                entries[path] = (mode, kind, sha)
                 parent, _, name = path.rpartition("/")
-                tree = self._children(parent).get(name)
-            self._dirs[path] = {o.name: o for o in tree} if tree is not None and tree.type == "tree" else {}
-        return self._dirs[path]
+                children.setdefault(parent, []).append(name)
+            self._entries, self._children = entries, children
+        return self._entries
 
-    def _entry(self, path: str) -> Any:
-        if not path:
-            return self._tree
-        parent, _, name = path.strip("/").rpartition("/")
-        return self._children(parent).get(name)
+    def _prefetch(self) -> dict[str, bytes]:
+        """Every regular file outside memory folders, read in one ``git cat-file --batch``."""
+        if self._blobs is None:
+            wanted = [(path, sha) for path, (mode, kind, sha) in self._listing().items()
+                      if kind == "blob" and mode != "120000" and self.SPEC_PREFETCH_SKIP not in f"/{path}/"]
+            self._blobs = dict(zip([p for p, _ in wanted], _cat_blobs(self._repo.git_dir, [s for _, s in wanted]),
+                                   strict=True))
+        return self._blobs
+
+    def _entry(self, path: str) -> tuple[str, str, str] | None:
+        path = path.strip("/")
+        return ("040000", "tree", "") if not path else self._listing().get(path)
 
     def read_text(self, path: str) -> str | None:
+        path = path.strip("/")
         entry = self._entry(path)
-        if entry is None or entry.type != "blob":
+        if entry is None or entry[1] != "blob" or entry[0] == "120000":
             return None
-        data: bytes = entry.data_stream.read()
+        data = self._prefetch().get(path)
+        if data is None:  # a memory file: not prefetched
+            data = self._repo.odb.stream(bytes.fromhex(entry[2])).read()
         return data.decode("utf-8", errors="replace")
 
-    def list_dirs(self, path: str) -> list[str]:
+    def _kids(self, path: str, kind: str) -> list[str]:
+        path = path.strip("/")
         entry = self._entry(path)
-        if entry is None or entry.type != "tree":
+        if entry is None or entry[1] != "tree":
             return []
-        return sorted(t.name for t in entry.trees)
+        listing = self._listing()
+        return sorted(n for n in self._children.get(path, [])
+                      if (e := listing[f"{path}/{n}" if path else n])[1] == kind and e[0] != "120000")
+
+    def list_dirs(self, path: str) -> list[str]:
+        return self._kids(path, "tree")
 
     def list_files(self, path: str) -> list[str]:
-        entry = self._entry(path)
-        if entry is None or entry.type != "tree":
-            return []
-        return sorted(b.name for b in entry.blobs)
+        return self._kids(path, "blob")
 
     def describe(self) -> str:
         return f"revision {self.revision[:7] if self.revision else '?'}"
 
     def symlinks(self, paths: list[str]) -> dict[str, str]:
-        """Entries of mode 120000 (git's symbolic links): one ``git ls-tree -r`` for all ``paths``."""
-        out = self._repo.git.ls_tree("-r", "-z", self.revision, "--", *paths)
+        """Entries of mode 120000 (git's symbolic links) at or under ``paths``, with their targets."""
         found: dict[str, str] = {}
-        for record in filter(None, out.split("\0")):
-            meta, _, path = record.partition("\t")
-            mode, _, rest = meta.partition(" ")
-            if mode == "120000":
-                sha = rest.split(" ")[-1]
+        for path, (mode, _, sha) in self._listing().items():
+            if mode == "120000" and any(path == p or path.startswith(p.rstrip("/") + "/") for p in paths):
                 found[path] = self._repo.odb.stream(bytes.fromhex(sha)).read().decode("utf-8", errors="replace")
         return found
+
+
+def _cat_blobs(git_dir: str, shas: list[str]) -> list[bytes]:
+    """The contents of ``shas``, in order, from one ``git cat-file --batch`` process."""
+    import subprocess
+
+    if not shas:
+        return []
+    out = subprocess.run(["git", "--git-dir", git_dir, "cat-file", "--batch"], input="\n".join(shas).encode() + b"\n",
+                         capture_output=True, check=True).stdout
+    blobs, pos = [], 0
+    for _ in shas:
+        header_end = out.index(b"\n", pos)
+        _, kind, size = out[pos:header_end].split(b" ")
+        if kind != b"blob":
+            raise GitError(f"expected a blob in the spec tree, got {kind.decode()}")
+        start = header_end + 1
+        blobs.append(out[start:start + int(size)])
+        pos = start + int(size) + 1
+    return blobs
