@@ -26,6 +26,7 @@ describes and validates the file.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from typing import Annotated, Any
 
@@ -55,7 +56,10 @@ PRIVILEGED_TOOLS = frozenset({"run_command", "write_file", "call_human", "org_da
 """Tools that act beyond the Anima's own memory and messages: never triggered by untrusted data."""
 
 
+@functools.lru_cache(maxsize=4096)
 def _argv(value: str) -> tuple[str, ...]:
+    """``value`` split into words as a shell would (cached: the same patterns recur in every
+    Anima's permissions and every check). Raises ValueError for an unsplittable or empty pattern."""
     try:
         argv = tuple(shlex.split(value))
     except ValueError as e:
