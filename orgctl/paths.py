@@ -112,6 +112,11 @@ class StatePaths:
         return self.specs / f"{name}.json"
 
     @property
+    def history(self) -> Path:
+        """One JSON line per apply that changed something or failed (``orgctl history``)."""
+        return self.root / "history.jsonl"
+
+    @property
     def paused(self) -> Path:
         """Pause records, one ``<name>.json`` per paused Anima (:mod:`orgctl.state.pauses`)."""
         return self.root / "paused"

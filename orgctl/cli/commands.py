@@ -121,12 +121,19 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool) -
 @org_dir_argument
 @revision_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.option("--allow-mass-retire", is_flag=True,
+              help="Allow a plan that retires every applied Anima, or more than half of them.")
 @lock_timeout_option
-def apply(org_dir: Path, revision: str, auto_approve: bool, lock_timeout: float) -> None:
+def apply(org_dir: Path, revision: str, auto_approve: bool, allow_mass_retire: bool, lock_timeout: float) -> None:
     """Converge the running organization on the desired state (hire, change, restart, retire)."""
+    import time
+
     from orgctl.cli import rendering
     from orgctl.gitops.applying import apply_plan
     from orgctl.gitops.planning import compute_plan
+    from orgctl.state import events
+    from orgctl.state.files import append_jsonl
+    from orgctl.state.inventories import now_iso
     from orgctl.state.locking import state_lock
     from orgctl.state.pauses import read_pauses
 
@@ -140,15 +147,55 @@ def apply(org_dir: Path, revision: str, auto_approve: bool, lock_timeout: float)
         rendering.echo_plan(the_plan)
         if not the_plan.has_changes:
             return
+        if (mass := the_plan.mass_retire(inventory)) and not allow_mass_retire:
+            events.emit(paths.work.events, reason="MassRetireRefused", object=f"revision/{desired.revision}",
+                        type="Warning", message=f"apply refused: {mass}")
+            raise OrgctlError(f"refusing to apply: {mass}",
+                              hint="if that is intended, run again with --allow-mass-retire; "
+                                   "if not, check what removed them from animas/ (git log --stat -- animas)")
         if not auto_approve:
             if not sys.stdin.isatty():
                 raise OrgctlError("apply needs confirmation", hint="pass --auto-approve when running non-interactively")
             click.confirm("\nDo you want to perform these actions?", abort=True)
-        result = apply_plan(plan=the_plan, desired=desired, inventory=inventory, org_dir=root,
-                            paths=paths, backend=backend)
+        started = time.monotonic()
+        record = {"at": now_iso(), "revision": desired.revision, "plan": the_plan.to_json()["summary"]}
+        try:
+            result = apply_plan(plan=the_plan, desired=desired, inventory=inventory, org_dir=root,
+                                paths=paths, backend=backend)
+        except OrgctlError as e:
+            append_jsonl(paths.history, record | {"result": f"failed: {e.message}",
+                                                  "duration_s": round(time.monotonic() - started, 2)})
+            raise
+        append_jsonl(paths.history, record | {"result": result.summary(),
+                                              "duration_s": round(time.monotonic() - started, 2)})
     for name, archive in result.archives.items():
         click.echo(f"Archived the memory of {name} to {archive}")
     click.secho(f"\n{result.summary()}", fg="green", bold=True)
+
+
+@cli.command()
+@org_dir_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="The newest N applies.")
+def history(org_dir: Path, as_json: bool, limit: int) -> None:
+    """List past applies: when, which revision, what the plan held, the result and how long it took."""
+    from orgctl.state.files import JsonlTail
+
+    _, paths = resolve(org_dir)
+    _, records = JsonlTail(paths.history).read_new()
+    records = records[-limit:]
+    if as_json:
+        for r in records:
+            click.echo(json.dumps(r, sort_keys=True))
+        return
+    if not records:
+        click.echo("No applies recorded yet.")
+        return
+    for r in records:
+        plan = r.get("plan") or {}
+        click.echo(f"{r.get('at', '?')}  {str(r.get('revision') or '-')[:7]}  "
+                   f"+{plan.get('hire', 0)} ~{plan.get('change', 0)} -{plan.get('retire', 0)}  "
+                   f"{r.get('duration_s', 0):>6.1f}s  {r.get('result', '')}")
 
 
 @cli.command()

@@ -67,6 +67,19 @@ class Plan(BaseModel):
     def has_changes(self) -> bool:
         return bool(self.changes)
 
+    def mass_retire(self, inventory: Inventory) -> str | None:
+        """Why this plan is a mass retirement (every applied Anima, or more than half), or None.
+
+        ``apply`` refuses such a plan unless ``--allow-mass-retire`` is given: an emptied or
+        mis-merged ``animas/`` folder must not stop the whole organization (Argo CD's and Flux's
+        prune safeguards answer the same risk).
+        """
+        applied = sum(1 for e in inventory.animas.values() if e.status != "retired")
+        retiring = self.count(Action.RETIRE)
+        if retiring and (retiring == applied or retiring * 2 > applied):
+            return f"this plan retires {retiring} of {applied} applied Animas"
+        return None
+
     def summary(self) -> str:
         if not self.changes:
             return "No changes. The running organization matches the desired state."

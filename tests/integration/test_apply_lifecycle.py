@@ -397,3 +397,36 @@ def test_a_supervision_pass_never_respawns_an_anima_that_is_not_wanted(running: 
     finally:
         sup.shutdown()
     assert _bob_processes(state) == []
+
+
+def test_a_mass_retirement_is_refused_unless_allowed_and_every_apply_is_in_history(running: Path,
+                                                                                   state: StatePaths) -> None:
+    """Removing 2 of 3 Animas from the repo (more than half) must not stop them on a plain apply: exit
+    1, nothing changed, a Warning event. --allow-mass-retire goes through. `orgctl history` lists each
+    apply with its revision, plan, result and duration."""
+    import shutil
+
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    before = pids(state)
+    shutil.rmtree(org / "animas/bob")
+    shutil.rmtree(org / "animas/carol")
+    edit(org / "animas/alice/injection.md", "Delegate engineering work to bob and research questions to carol.",
+         "Do the work yourself for now.")
+    commit_all(org, "an over-eager clean-up")
+    refused = run_cli("apply", str(org), "--auto-approve")
+    assert refused.exit_code == 1 and "refusing to apply: this plan retires 2 of 3 applied Animas" in refused.output
+    assert "--allow-mass-retire" in refused.output and "Traceback" not in refused.output
+    assert pids(state) == before and load_inventory(state.inventory).animas["bob"].status == "active"
+    events = [json.loads(line) for line in state.work.events.read_text().splitlines()]
+    assert [e["type"] for e in events if e["reason"] == "MassRetireRefused"] == ["Warning"]
+
+    allowed = run_cli("apply", str(org), "--auto-approve", "--allow-mass-retire")
+    assert allowed.exit_code == 0 and "2 retired" in allowed.output, allowed.output
+    history = run_cli("history", str(org), "--json")
+    records = [json.loads(line) for line in history.output.splitlines()]
+    assert [r["plan"]["retire"] for r in records] == [0, 2] and [r["plan"]["hire"] for r in records] == [3, 0]
+    assert records[-1]["revision"] == git(org, "rev-parse", "HEAD").strip()
+    assert all(r["result"].startswith("Apply complete!") and r["duration_s"] >= 0 for r in records)
+    plain = run_cli("history", str(org)).output
+    assert "-2" in plain and "Apply complete! Animas: 0 hired, 1 changed, 2 retired." in plain
