@@ -173,6 +173,21 @@ def apply(org_dir: Path, revision: str, auto_approve: bool, allow_mass_retire: b
     click.secho(f"\n{result.summary()}", fg="green", bold=True)
 
 
+@cli.command("force-unlock")
+@click.argument("lock_id")
+@org_dir_argument
+def force_unlock(lock_id: str, org_dir: Path) -> None:
+    """Break a state lock whose holder is stuck (LOCK_ID: from the error that named the holder)."""
+    from orgctl.state import events, locking
+
+    _, paths = resolve(org_dir)
+    holder = locking.force_unlock(paths.lock, lock_id)
+    events.emit(paths.work.events, reason="LockBroken", object=f"lock/{lock_id}", type="Warning",
+                message=f"state lock of {holder.get('operation')} (pid {holder.get('pid')}) broken by force-unlock")
+    click.echo(f"Broke the state lock {lock_id} held by {holder.get('operation')} (pid {holder.get('pid')}, "
+               f"since {holder.get('created')}). If that process is still working, stop it: it can still write.")
+
+
 @cli.command()
 @org_dir_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")

@@ -38,8 +38,13 @@ def state_lock(path: Path, *, operation: str, timeout: float = 0.0) -> Iterator[
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = path.read_text(encoding="utf-8", errors="replace").strip()
+                    try:
+                        lock_id = json.loads(holder).get("id") if holder else None
+                    except (ValueError, AttributeError):
+                        lock_id = None
                     raise StateError(f"the state lock is held: {holder or 'unknown holder'}",
-                                     hint="wait for that command to finish, or pass --lock-timeout") from None
+                                     hint="wait for that command to finish, or pass --lock-timeout; if it is stuck, "
+                                          f"`orgctl force-unlock {lock_id or 'ID'}`") from None
                 time.sleep(0.1)
         lock_id = str(uuid.uuid4())
         info = {"id": lock_id, "pid": os.getpid(), "operation": operation,
@@ -53,3 +58,41 @@ def state_lock(path: Path, *, operation: str, timeout: float = 0.0) -> Iterator[
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def lock_holder(path: Path) -> dict[str, object] | None:
+    """Who holds the state lock (``id``, ``pid``, ``operation``, ``created``), or None when it is free."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return dict(json.loads(path.read_text(encoding="utf-8") or "{}"))
+            except (ValueError, TypeError):
+                return {"id": None}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def force_unlock(path: Path, lock_id: str) -> dict[str, object]:
+    """Break the state lock held under ``lock_id``; returns the holder it was taken from.
+
+    An ``flock`` cannot be taken from a live process, so the lock file is moved aside
+    (``state.lock.broken-<UTC time>``): the next command locks a fresh file, and the hung holder
+    keeps a lock on nothing. As with ``terraform force-unlock``, this is for a holder that is stuck;
+    if it wakes up it will still write. Raises StateError when the lock is free or the id differs.
+    """
+    holder = lock_holder(path)
+    if holder is None:
+        raise StateError("the state lock is not held", hint="nothing to unlock")
+    if holder.get("id") != lock_id:
+        raise StateError(f"lock id {lock_id!r} does not match the holder {holder.get('id')!r}",
+                         hint="copy the id from the error that named the holder")
+    path.rename(path.with_name(f"{path.name}.broken-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"))
+    return holder

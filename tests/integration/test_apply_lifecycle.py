@@ -430,3 +430,38 @@ def test_a_mass_retirement_is_refused_unless_allowed_and_every_apply_is_in_histo
     assert all(r["result"].startswith("Apply complete!") and r["duration_s"] >= 0 for r in records)
     plain = run_cli("history", str(org)).output
     assert "-2" in plain and "Apply complete! Animas: 0 hired, 1 changed, 2 retired." in plain
+
+
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from orgctl.state.locking import state_lock
+with state_lock(Path(sys.argv[1]), operation="apply") as lock_id:
+    print(lock_id, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_stuck_lock_names_its_holder_and_force_unlock_breaks_it(running: Path, state: StatePaths) -> None:
+    """A hung apply (a real child process holding the flock) blocks every mutating command, which names
+    it; force-unlock with a wrong id changes nothing; with the holder's id the next command proceeds."""
+    import sys as _sys
+
+    org = running
+    state.root.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([_sys.executable, "-c", _HOLD_LOCK, str(state.lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        lock_id = holder.stdout.readline().strip()  # type: ignore[union-attr]
+        blocked = run_cli("down", str(org))
+        assert blocked.exit_code == 1 and lock_id in blocked.output and f"orgctl force-unlock {lock_id}" in blocked.output
+        wrong = run_cli("force-unlock", "not-the-id", str(org))
+        assert wrong.exit_code == 1 and "does not match the holder" in wrong.output
+        assert run_cli("down", str(org)).exit_code == 1  # still locked
+        broken = run_cli("force-unlock", lock_id, str(org))
+        assert broken.exit_code == 0 and f"pid {holder.pid}" in broken.output, broken.output
+        assert run_cli("down", str(org)).exit_code == 0
+        assert run_cli("force-unlock", lock_id, str(org)).exit_code == 1  # nothing held any more
+        assert list(state.root.glob("state.lock.broken-*"))
+    finally:
+        holder.kill()
+        holder.wait()
