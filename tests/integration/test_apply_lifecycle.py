@@ -453,7 +453,8 @@ def test_a_stuck_lock_names_its_holder_and_force_unlock_breaks_it(running: Path,
     try:
         lock_id = holder.stdout.readline().strip()  # type: ignore[union-attr]
         blocked = run_cli("down", str(org))
-        assert blocked.exit_code == 1 and lock_id in blocked.output and f"orgctl force-unlock {lock_id}" in blocked.output
+        assert blocked.exit_code == 1 and lock_id in blocked.output
+        assert f"orgctl force-unlock {lock_id}" in blocked.output
         wrong = run_cli("force-unlock", "not-the-id", str(org))
         assert wrong.exit_code == 1 and "does not match the holder" in wrong.output
         assert run_cli("down", str(org)).exit_code == 1  # still locked
