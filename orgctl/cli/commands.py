@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -98,10 +99,13 @@ def _observe(root: Path, paths: StatePaths):  # type: ignore[no-untyped-def]
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool) -> None:
+@click.option("--out", "-out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the plan to FILE; `orgctl apply FILE` applies exactly it, or refuses it once stale.")
+def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, out: Path | None) -> None:
     """Show what apply would do: desired state (git) against observed state (what runs)."""
     from orgctl.cli import rendering
     from orgctl.gitops.planning import compute_plan
+    from orgctl.state.files import write_json
     from orgctl.state.pauses import read_pauses
 
     root, paths = resolve(org_dir)
@@ -109,6 +113,10 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool) -
     _warn_uncommitted(root, revision)
     _, inventory, runtime = _observe(root, paths)
     the_plan = compute_plan(desired, inventory, runtime, read_pauses(paths))
+    if out is not None:
+        write_json(out, {"format_version": "1", "kind": "orgctl-plan", "org_dir": str(root), "ref": revision,
+                         "plan": the_plan.to_json()})
+        click.echo(f"Saved the plan to {out}. Apply exactly it with: orgctl apply {out}", err=True)
     if as_json:
         click.echo(json.dumps(the_plan.to_json(), indent=2))
     else:
@@ -117,15 +125,30 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool) -
         sys.exit(2)
 
 
+def _saved_plan(path: Path) -> dict[str, Any]:
+    """A plan file written by ``plan --out``. Raises OrgctlError for anything else."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise OrgctlError(f"{path}: not a readable plan file ({e})",
+                          hint="write one with `orgctl plan --out FILE`") from e
+    if not isinstance(saved, dict) or saved.get("kind") != "orgctl-plan" or saved.get("format_version") != "1":
+        raise OrgctlError(f"{path}: not an orgctl plan file (format 1)", hint="write one with `orgctl plan --out FILE`")
+    return saved
+
+
 @cli.command()
-@org_dir_argument
+@click.argument("target", metavar="[DIR | PLANFILE]", default=".", type=click.Path(path_type=Path))
 @revision_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--allow-mass-retire", is_flag=True,
               help="Allow a plan that retires every applied Anima, or more than half of them.")
 @lock_timeout_option
-def apply(org_dir: Path, revision: str, auto_approve: bool, allow_mass_retire: bool, lock_timeout: float) -> None:
-    """Converge the running organization on the desired state (hire, change, restart, retire)."""
+def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bool, lock_timeout: float) -> None:
+    """Converge the running organization on the desired state (hire, change, restart, retire).
+
+    Given a PLANFILE from `plan --out`, apply exactly that plan without asking, or refuse it when the
+    revision it was made from or the observed state has moved since."""
     import time
 
     from orgctl.cli import rendering
@@ -137,6 +160,10 @@ def apply(org_dir: Path, revision: str, auto_approve: bool, allow_mass_retire: b
     from orgctl.state.locking import state_lock
     from orgctl.state.pauses import read_pauses
 
+    saved = _saved_plan(target) if target.is_file() else None
+    org_dir = Path(saved["org_dir"]) if saved else target
+    if saved:
+        revision = str(saved["ref"])
     root, paths = resolve(org_dir)
     desired = _load(root, revision)
     _warn_uncommitted(root, revision)
@@ -144,6 +171,9 @@ def apply(org_dir: Path, revision: str, auto_approve: bool, allow_mass_retire: b
     with state_lock(paths.lock, operation="apply", timeout=lock_timeout):
         backend, inventory, runtime = _observe(root, paths)
         the_plan = compute_plan(desired, inventory, runtime, read_pauses(paths))
+        if saved:
+            _refuse_stale(saved, the_plan.to_json(), target)
+            auto_approve = True  # a saved plan was reviewed when it was made, as terraform apply PLANFILE
         rendering.echo_plan(the_plan)
         if not the_plan.has_changes:
             return
@@ -171,6 +201,22 @@ def apply(org_dir: Path, revision: str, auto_approve: bool, allow_mass_retire: b
     for name, archive in result.archives.items():
         click.echo(f"Archived the memory of {name} to {archive}")
     click.secho(f"\n{result.summary()}", fg="green", bold=True)
+
+
+def _refuse_stale(saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
+    """Raises OrgctlError when ``now`` (the plan computed at apply time) is not the saved one."""
+    was = saved.get("plan") or {}
+    if was.get("revision") != now.get("revision"):
+        raise OrgctlError(f"{path} is stale: {saved.get('ref')} was {str(was.get('revision'))[:7]} when the plan was "
+                          f"made and is {str(now.get('revision'))[:7]} now", hint="make a new plan")
+    if was.get("changes") != now.get("changes"):
+        raise OrgctlError(f"{path} is stale: the running organization changed since the plan was made "
+                          f"(it would now do: {_summary(now)}; the plan said: {_summary(was)})", hint="make a new plan")
+
+
+def _summary(plan_json: dict[str, Any]) -> str:
+    counts = plan_json.get("summary") or {}
+    return f"{counts.get('hire', 0)} to hire, {counts.get('change', 0)} to change, {counts.get('retire', 0)} to retire"
 
 
 @cli.command("force-unlock")

@@ -466,3 +466,36 @@ def test_a_stuck_lock_names_its_holder_and_force_unlock_breaks_it(running: Path,
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_saved_plan_is_applied_exactly_or_refused_once_stale(running: Path, state: StatePaths,
+                                                               tmp_path: Path) -> None:
+    """plan --out, then apply PLANFILE: applied as saved (no prompt, no TTY needed). A plan saved before
+    a new commit, or before the running org changed, is refused and changes nothing."""
+    org = running
+    first = tmp_path / "first.plan"
+    made = run_cli("plan", str(org), "--out", str(first))
+    assert made.exit_code == 0 and "3 to hire" in made.output
+    stale_by_state = tmp_path / "second.plan"
+    assert run_cli("plan", str(org), "-out", str(stale_by_state)).exit_code == 0
+    applied = run_cli("apply", str(first))
+    assert applied.exit_code == 0 and "3 hired" in applied.output, applied.output
+    refused = run_cli("apply", str(stale_by_state))  # made before the org was running
+    assert refused.exit_code == 1 and "is stale: the running organization changed" in refused.output
+    assert "would now do: 0 to hire" in refused.output and "the plan said: 3 to hire" in refused.output
+
+    edit(org / "animas/bob/identity.md", "# Bob", "# Bob the builder")
+    commit_all(org, "bob: new identity")
+    change = tmp_path / "change.plan"
+    assert run_cli("plan", str(org), "--out", str(change)).exit_code == 0
+    edit(org / "animas/carol/identity.md", "# Carol", "# Carol the careful")
+    commit_all(org, "carol too, after the plan")
+    before = load_inventory(state.inventory).animas["bob"].spec_hash
+    moved = run_cli("apply", str(change))
+    assert moved.exit_code == 1 and "is stale: HEAD was" in moved.output
+    assert load_inventory(state.inventory).animas["bob"].spec_hash == before  # nothing applied
+
+    junk = tmp_path / "junk.plan"
+    junk.write_text('{"hello": 1}')
+    bad = run_cli("apply", str(junk))
+    assert bad.exit_code == 1 and "not an orgctl plan file" in bad.output and "Traceback" not in bad.output
