@@ -58,13 +58,18 @@ def die_with_parent(*, poll_seconds: float = 0.5) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def cmdline(pid: int) -> str:
-    """The process's command line joined by spaces, or '' if it is gone or unreadable."""
+def _argv(pid: int) -> list[str]:
+    """The process's argv from ``/proc/PID/cmdline``, or [] if it is gone or unreadable."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+        return []
+    return [arg.decode(errors="replace") for arg in raw.rstrip(b"\0").split(b"\0")] if raw else []
+
+
+def cmdline(pid: int) -> str:
+    """The process's command line joined by spaces, or '' if it is gone or unreadable."""
+    return " ".join(_argv(pid)).strip()
 
 
 def start_ticks(pid: int) -> int | None:
@@ -104,24 +109,14 @@ def is_orgctl_process(pid: int, marker: str, *, state_root: Path | None = None,
     ours. A process belongs to an org when its command line names ``--state-dir <root>`` or its
     environment carries :data:`STATE_ENV` = root.
     """
-    command = cmdline(pid)
-    if marker not in command:
+    argv = _argv(pid)
+    if marker not in " ".join(argv):
         return False
     if started is not None and start_ticks(pid) != started:
         return False
     if state_root is None:
         return True
     root = str(state_root)
-    return _argument(pid, "--state-dir") == root or _state_of(pid) == root
-
-
-def _argument(pid: int, flag: str) -> str | None:
-    """The value after ``flag`` in ``pid``'s argv (compared whole: ``/x/state`` is not ``/x/state-b``)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    for i, arg in enumerate(argv[:-1]):
-        if arg.decode(errors="replace") == flag:
-            return argv[i + 1].decode(errors="replace")
-    return None
+    # the --state-dir value compared whole: /x/state is not /x/state-b
+    state_dir = next((argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--state-dir"), None)
+    return state_dir == root or _state_of(pid) == root

@@ -43,11 +43,12 @@ class WorkTreeSource:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._real_root = os.path.realpath(self.root)  # resolved once, not once per file read
 
     def _inside(self, path: str) -> Path | None:
         """``root/path`` when no component of it is a symbolic link, else None (never read through one)."""
         p = self.root / path
-        return p if os.path.realpath(p) == os.path.join(os.path.realpath(self.root), path) else None
+        return p if os.path.realpath(p) == os.path.join(self._real_root, path) else None
 
     def read_text(self, path: str) -> str | None:
         p = self._inside(path)

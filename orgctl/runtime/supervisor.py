@@ -220,9 +220,9 @@ class Supervisor:
                     child.status.restarts += 1
                     self._spawn(child)
                     changed = True
-            if changed:
+            if changed:  # a crash loop shows as soon as a child enters backoff
                 self._save()
-            self._check_health()
+                self._check_health()
 
     def _check_health(self) -> None:
         """A Warning event when an Anima turns Degraded (a crash loop, or no heartbeat for twice its
@@ -245,7 +245,7 @@ class Supervisor:
                 child.health = health
 
     def monitor(self) -> None:
-        """Run supervision passes every 0.2 s, and the overdue sweep every 30 s, until shutdown."""
+        """Run supervision passes every 0.2 s, and the overdue and health sweep every 30 s, until shutdown."""
         last_sweep = time.monotonic()
         while not self._stopping.wait(0.2):
             try:
@@ -253,6 +253,8 @@ class Supervisor:
                 if time.monotonic() - last_sweep >= SWEEP_EVERY:
                     last_sweep = time.monotonic()
                     self.sweep_overdue()
+                    with self._lock:  # missed heartbeats and recoveries: every sweep, not every 0.2 s pass
+                        self._check_health()
             except Exception:  # keep supervising whatever one pass hit
                 log.exception("supervision pass failed")
 
