@@ -125,6 +125,35 @@ class StatePaths:
         return self.paused / f"{name}.json"
 
     @property
+    def status(self) -> Path:
+        """Conditions, sync and health per Anima, written by the controller after every pass (``orgctl status``)."""
+        return self.root / "status.json"
+
+    @property
+    def mirror(self) -> Path:
+        """The runtime's own bare copy of the org repo, which the controller fetches the tracked branch into."""
+        return self.root / "repo.git"
+
+    @property
+    def controller(self) -> Path:
+        """The running controller's pid, start time, source and options (its pid file)."""
+        return self.run / "controller.json"
+
+    @property
+    def controller_lock(self) -> Path:
+        """Held by the one controller of this org for as long as it runs."""
+        return self.run / "controller.lock"
+
+    @property
+    def reconcile_request(self) -> Path:
+        """``orgctl reconcile`` asks for a pass here; the controller answers in :attr:`reconcile_handled`."""
+        return self.run / "reconcile-request.json"
+
+    @property
+    def reconcile_handled(self) -> Path:
+        return self.run / "reconcile-handled.json"
+
+    @property
     def run(self) -> Path:
         """Pids and the socket: a private directory (mode 0700)."""
         return self.root / "run"

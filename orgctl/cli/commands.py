@@ -165,6 +165,7 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
     if saved:
         revision = str(saved["ref"])
     root, paths = resolve(org_dir)
+    _refuse_under_controller(paths, org_dir)
     desired = _load(root, revision)
     _warn_uncommitted(root, revision)
     paths.ensure()
@@ -201,6 +202,17 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
     for name, archive in result.archives.items():
         click.echo(f"Archived the memory of {name} to {archive}")
     click.secho(f"\n{result.summary()}", fg="green", bold=True)
+
+
+def _refuse_under_controller(paths: StatePaths, org_dir: Path) -> None:
+    """Raises OrgctlError when a controller reconciles this org: two writers of desired state would fight."""
+    from orgctl.gitops.serving import running_controller
+
+    if (info := running_controller(paths)) is not None:
+        raise OrgctlError(f"the controller (pid {info.get('pid')}) reconciles this org from {info.get('source')}",
+                          hint=f"commit the change to the tracked branch (and push it, when that is a remote's); "
+                               f"`orgctl reconcile {org_dir}` applies it now. To apply by hand, "
+                               f"`orgctl controller stop {org_dir}` first")
 
 
 def _refuse_stale(saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
@@ -281,6 +293,7 @@ def status(org_dir: Path, as_json: bool) -> None:
 @lock_timeout_option
 def down(org_dir: Path, lock_timeout: float) -> None:
     """Stop everything orgctl started for this org (Animas, supervisor, model server), nothing else."""
+    from orgctl.gitops.serving import stop_controller
     from orgctl.gitops.stopping import stop_all
     from orgctl.runtime.local import LocalBackend
     from orgctl.state.locking import state_lock
@@ -289,6 +302,8 @@ def down(org_dir: Path, lock_timeout: float) -> None:
     if not paths.root.exists():
         click.echo("Nothing to stop: orgctl has not started anything for this org.")
         return
+    if (pid := stop_controller(paths)) is not None:  # else it would start them all again
+        click.echo(f"Stopped the controller (pid {pid}).")
     with state_lock(paths.lock, operation="down", timeout=lock_timeout):
         stopped, pids = stop_all(paths=paths, backend=LocalBackend(paths=paths, org_dir=root))
     if not pids and not stopped:

@@ -94,10 +94,11 @@ def archive_memory(*, org_dir: Path, paths: StatePaths, name: str) -> Path:
 
 
 def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: Path,
-               paths: StatePaths, backend: Backend) -> ApplyResult:
+               paths: StatePaths, backend: Backend, source_repo: Path | None = None) -> ApplyResult:
     """Carry out ``plan`` (computed from ``desired`` and ``inventory``) on ``backend``.
 
-    Mutates and saves ``inventory`` after every action. Raises whatever the
+    ``source_repo``: the repository that holds ``desired.revision`` (the controller's mirror);
+    default ``org_dir``. Mutates and saves ``inventory`` after every action. Raises whatever the
     backend raises (:class:`orgctl.errors.RuntimeFailure`) and stops there.
     """
     result = ApplyResult()
@@ -107,8 +108,8 @@ def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: P
         backend.prepare()
 
     for change in plan.changes:
-        _apply_one(change, desired=desired, inventory=inventory, org_dir=org_dir, paths=paths,
-                   backend=backend, result=result)
+        apply_change(change, desired=desired, inventory=inventory, org_dir=org_dir, paths=paths,
+                     backend=backend, result=result, source_repo=source_repo)
         save_inventory(paths.inventory, inventory)
     inventory.revision = desired.revision
     inventory.applied_at = now_iso()
@@ -116,18 +117,24 @@ def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: P
     return result
 
 
-def _write_snapshot(spec: AnimaSpec, *, desired: OrgSpec, org_dir: Path, paths: StatePaths) -> None:
+def _write_snapshot(spec: AnimaSpec, *, desired: OrgSpec, org_dir: Path, paths: StatePaths,
+                    source_repo: Path) -> None:
     """Hand ``spec`` to the runtime: its snapshot, and its memory folder made sure of."""
     memory = org_dir / "animas" / spec.name / "memory"
     memory.mkdir(parents=True, exist_ok=True)
-    repos.prepare_workspace(org_dir, paths.workspace(spec.name), revision=desired.revision)
+    repos.prepare_workspace(source_repo, paths.workspace(spec.name), revision=desired.revision)
     write_snapshot(paths.spec_snapshot(spec.name), Snapshot(
         spec=spec, revision=desired.revision, org_name=desired.name,
         memory_dir=str(memory), applied_at=now_iso()))
 
 
-def _apply_one(change: Change, *, desired: OrgSpec, inventory: Inventory, org_dir: Path,
-               paths: StatePaths, backend: Backend, result: ApplyResult) -> None:
+def apply_change(change: Change, *, desired: OrgSpec, inventory: Inventory, org_dir: Path,
+                 paths: StatePaths, backend: Backend, result: ApplyResult, source_repo: Path | None = None) -> None:
+    """Carry out one planned ``change`` and record it in ``inventory`` (the caller saves it).
+
+    The controller calls this per Anima, so one Anima's failure does not hold back the others.
+    Raises what the backend raises; ``inventory`` is then unchanged for that Anima.
+    """
     name = change.name
     if change.action == Action.RETIRE:
         entry = inventory.animas[name]
@@ -143,7 +150,8 @@ def _apply_one(change: Change, *, desired: OrgSpec, inventory: Inventory, org_di
             backend.stop(name)
             inventory.animas[name] = inventory_entry(spec, revision=desired.revision, status="disabled")
         else:
-            _write_snapshot(spec, desired=desired, org_dir=org_dir, paths=paths)
+            _write_snapshot(spec, desired=desired, org_dir=org_dir, paths=paths,
+                            source_repo=Path(source_repo or org_dir))
             previous = inventory.animas.get(name)
             if change.paused:
                 pass  # recorded; it reads the new snapshot when it is resumed

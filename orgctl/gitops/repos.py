@@ -116,7 +116,10 @@ def prepare_workspace(repo_dir: Path, workspace: Path, *, revision: str | None) 
             workspace.parent.mkdir(parents=True, exist_ok=True)
             git.Repo.clone_from(str(Path(repo_dir).resolve()), str(workspace), no_checkout=True)
         repo = git.Repo(workspace)
-        repo.git.fetch("--quiet", "origin", "+refs/heads/*:refs/remotes/origin/*")
+        # from repo_dir itself (a workspace cloned from the checkout may now be fed by the controller's
+        # mirror): its branches, and the mirror's tracked ref when it has one
+        repo.git.fetch("--quiet", str(Path(repo_dir).resolve()), "+refs/heads/*:refs/remotes/origin/*",
+                       "+refs/orgctl/*:refs/remotes/orgctl/*")
         target = revision or open_repo(repo_dir).head.commit.hexsha
         repo.git.checkout("--quiet", "--detach", "--force", target)
     except git.GitCommandError as e:

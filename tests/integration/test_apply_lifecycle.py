@@ -17,17 +17,7 @@ from orgctl.paths import StatePaths
 from orgctl.state.files import pid_alive
 from orgctl.state.inventories import load_inventory
 from orgctl.state.runtimes import load_runtime
-from tests.conftest import commit_all, edit, git, run_cli
-
-
-def wait_for(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+from tests.conftest import commit_all, edit, git, run_cli, wait_for
 
 
 def pids(state: StatePaths) -> dict[str, int]:
