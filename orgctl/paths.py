@@ -28,7 +28,6 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +168,8 @@ class StatePaths:
         preferred = self.run / "supervisor.sock"
         if len(os.fsencode(preferred)) < 100:
             return preferred
+        import tempfile  # only for this rare fallback: the CLI starts faster without it
+
         digest = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"orgctl-{os.getuid()}" / f"{digest}.sock"
 

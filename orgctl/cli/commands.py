@@ -275,17 +275,19 @@ def history(org_dir: Path, as_json: bool, limit: int) -> None:
 @org_dir_argument
 @click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
 def status(org_dir: Path, as_json: bool) -> None:
-    """Show each Anima's state, applied revision, last heartbeat and restart count."""
-    from orgctl.cli import rendering
-    from orgctl.llm.servers import describe_for_status
+    """Show each Anima's state, sync, health and Ready condition, its revision, last heartbeat and restarts.
+
+    Reads only files in the state dir (no git, no process is contacted): what the supervisor and the
+    controller recorded."""
+    from orgctl.cli.statuses import echo_status
     from orgctl.state.observing import observe_status
 
-    root, paths = resolve(org_dir)
+    _, paths = resolve(org_dir)
     report = observe_status(paths)
     if as_json:
-        click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        click.echo(json.dumps(report, indent=2))
         return
-    rendering.echo_status(report, model_server=describe_for_status(paths))
+    echo_status(report)
 
 
 @cli.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -31,6 +30,8 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> t
 
 def _alert_sender(checkout: Path) -> Any:
     """Sends a Warning event to the org's notification channels (org.yaml ``notifications:``)."""
+    import logging
+
     from orgctl.runtime.notifying import call_human_on
     from orgctl.state.envfiles import load_env_file
 
@@ -107,6 +108,8 @@ def controller_run(org_dir: Path, once: bool, detach: bool, branch: str | None, 
         for name, why in sorted(report.pending.items()):
             click.echo(f"  {name}: {why}")
         sys.exit(0 if report.converged else 1)
+    import logging
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     serve(checkout=root, paths=paths, backend=backend, options=options, branch=branch, listen=listen,
           webhook_secret=secret, metrics_addr=metrics_addr, alert=_alert_sender(root))

@@ -1,4 +1,4 @@
-"""Human output: plans in Terraform's shape, status tables, the org chart in one line."""
+"""Human output: plans in Terraform's shape and the org chart in one line (status: :mod:`orgctl.cli.statuses`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import click
 
 from orgctl.desired.models import OrgSpec
 from orgctl.gitops.planning import Action, Plan
-from orgctl.state.observing import StatusReport
 
 _COLORS = {Action.HIRE: "green", Action.CHANGE: "yellow", Action.RESTART: "magenta", Action.RETIRE: "red"}
 _LABELS = {Action.HIRE: "will be hired", Action.CHANGE: "will be changed in place",
@@ -39,26 +38,3 @@ def echo_plan(plan: Plan) -> None:
             click.echo(f"        # {reason}")
     click.echo("")
     click.secho(plan.summary(), bold=True)
-
-
-def echo_status(report: StatusReport, *, model_server: str) -> None:
-    sup = (f"running (pid {report.supervisor_pid})" if report.supervisor_running else "not running")
-    click.echo(f"Applied revision: {short(report.revision)} at {report.applied_at or '-'}")
-    click.echo(f"Supervisor:       {sup}")
-    click.echo(f"Model server:     {model_server}")
-    if not report.animas:
-        click.echo("\nNo Animas applied yet. Run `orgctl plan` and `orgctl apply`.")
-        return
-    headers = ["NAME", "ROLE", "STATE", "HEALTH", "REVISION", "LAST HEARTBEAT", "BEATS", "RESTARTS"]
-    rows = [[a.name, a.role or "-", a.state, a.health, short(a.revision), a.last_heartbeat or "-",
-             str(a.heartbeats), str(a.restarts)] for a in report.animas]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    click.echo("")
-    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    troubled = [a for a in report.animas if a.health == "Degraded"]
-    if troubled:
-        click.echo("")
-        for a in troubled:
-            click.secho(f"{a.name}: Degraded: {a.reason}", fg="red")

@@ -383,24 +383,25 @@ class Controller:
         spec_stalled = _stalled_animas(self._bad) if self._bad is not None and self._bad_rev == report.revision else {}
         pauses = read_pauses(self.paths)
         animas: dict[str, Any] = {}
-        for row in observed.animas:
-            if row.state == "retired":
+        for row in observed["animas"]:
+            if row["state"] == "retired":
                 continue
-            name = row.name
+            name = row["name"]
             pending = report.pending.get(name)
             stalled = spec_stalled.get(name)
             synced = pending is None and stalled is None
             suspended = (f"paused by {pauses[name].by}" + (f": {pauses[name].reason}" if pauses[name].reason else "")
                          if name in pauses else None)
-            conds = conditions.anima_conditions(health=row.health, health_reason=row.reason, synced=synced,
-                                                pending=pending, stalled=stalled, suspended=suspended)
+            conds = conditions.anima_conditions(health=row["health"], health_reason=row["reason"], synced=synced,
+                                                pending=pending, stalled=stalled, suspended=suspended,
+                                                resting=row["state"] == "resting")
             prev = old_animas.get(name) or {}
             animas[name] = {
-                "name": name, "role": row.role, "state": row.state, "pid": row.pid,
-                "sync": "Synced" if synced else "OutOfSync", "health": row.health, "health_reason": row.reason,
+                "name": name, "role": row["role"], "state": row["state"], "pid": row["pid"],
+                "sync": "Synced" if synced else "OutOfSync", "health": row["health"], "health_reason": row["reason"],
                 "conditions": conditions.carry_transitions(conds, prev.get("conditions"), now),
-                "lastAppliedRevision": row.revision, "lastAttemptedRevision": report.revision,
-                "last_heartbeat": row.last_heartbeat, "heartbeats": row.heartbeats, "restarts": row.restarts,
+                "lastAppliedRevision": row["revision"], "lastAttemptedRevision": report.revision,
+                "last_heartbeat": row["last_heartbeat"], "heartbeats": row["heartbeats"], "restarts": row["restarts"],
             }
         org_health = conditions.worst_health([a["health"] for a in animas.values()])
         org_synced = report.converged
@@ -422,7 +423,7 @@ class Controller:
             "org": {"health": org_health, "sync": "Synced" if org_synced else "OutOfSync",
                     "conditions": conditions.carry_transitions(org_conds, (old.get("org") or {}).get("conditions"),
                                                                now),
-                    "lastAppliedRevision": observed.revision, "lastAttemptedRevision": report.revision},
+                    "lastAppliedRevision": observed["revision"], "lastAttemptedRevision": report.revision},
             "last_pass": {"at": now, "trigger": report.trigger, "duration_s": round(report.duration_s, 3),
                           "summary": report.summary(), "applied": report.applied, "pending": report.pending},
             "passes": self.passes,

@@ -172,13 +172,3 @@ class LocalModelServer:
 
     def describe(self) -> dict[str, Any] | None:
         return dict(self.info) if self.info else None
-
-
-def describe_for_status(paths: StatePaths) -> str:
-    """One line about the model server for ``orgctl status``."""
-    info = LocalModelServer(paths=paths).find_running()
-    if info:
-        return f"{info.get('model')} at {info.get('url')} (pid {info.get('pid')})"
-    return "not running (starts on the first model call)"
-
-

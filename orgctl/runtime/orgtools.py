@@ -47,7 +47,7 @@ from orgctl.runtime import protocol
 from orgctl.state import events
 from orgctl.state.events import Event
 from orgctl.state.inventories import load_inventory, now_iso
-from orgctl.state.observing import AnimaStatus, observe_status
+from orgctl.state.observing import observe_status
 from orgctl.state.pauses import PauseRecord, clear_pause, read_pauses, write_pause
 from orgctl.work.tasks import Task, TaskQueue
 
@@ -357,12 +357,13 @@ class OrgTools:
         """Pause records by name (a record whose Anima runs again is stale and still listed here)."""
         return read_pauses(self.paths)
 
-    def _statuses(self) -> dict[str, AnimaStatus]:
-        return {a.name: a for a in observe_status(self.paths).animas}
+    def _statuses(self) -> dict[str, dict[str, Any]]:
+        """``orgctl status`` rows by name (:func:`orgctl.state.observing.observe_status`)."""
+        return {a["name"]: a for a in observe_status(self.paths)["animas"]}
 
     @staticmethod
-    def _state(status: AnimaStatus | None) -> str:
-        return "not applied" if status is None else status.state
+    def _state(status: dict[str, Any] | None) -> str:
+        return "not applied" if status is None else str(status["state"])
 
     # ------------------------------------------------------------ reading
 
@@ -392,8 +393,8 @@ class OrgTools:
             rows.append(DashboardRow(
                 name=name, role=spec.role, supervisor=spec.org.supervisor, depth=depth, state=state,
                 paused_by=pause.by if state == "paused" and pause else None,
-                last_heartbeat=status.last_heartbeat if status else None,
-                heartbeats=status.heartbeats if status else 0, restarts=status.restarts if status else 0,
+                last_heartbeat=status["last_heartbeat"] if status else None,
+                heartbeats=status["heartbeats"] if status else 0, restarts=status["restarts"] if status else 0,
                 open=len(tasks), stale=sum(t.stale(now) for t in tasks), overdue=sum(t.overdue(now) for t in tasks),
                 blocked=sum(t.status == "blocked" for t in tasks), unread=unread))
         if record:

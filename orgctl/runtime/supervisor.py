@@ -233,7 +233,7 @@ class Supervisor:
 
         now = datetime.now(UTC)
         for child in self._children.values():
-            health, reason = assess(child.status, interval=child.interval, now=now)
+            health, reason = assess(child.status.model_dump(), interval=child.interval, now=now)
             if health == "Degraded" and child.health != "Degraded":
                 tail = log_tail(self.paths, child.name)
                 emit(self.paths.work.events, reason="AnimaDegraded", object=f"anima/{child.name}", anima=child.name,

@@ -49,12 +49,12 @@ def carry_transitions(new: list[dict[str, str]], old: list[dict[str, Any]] | Non
 
 
 def anima_conditions(*, health: str, health_reason: str, synced: bool, pending: str | None,
-                     stalled: str | None, suspended: str | None) -> list[dict[str, str]]:
+                     stalled: str | None, suspended: str | None, resting: bool = False) -> list[dict[str, str]]:
     """Ready, Reconciling and Stalled for one Anima.
 
     ``pending``: why a change for it is still queued (``None`` when none is); ``stalled``: the
     permanent error that stops reconciling it until its spec changes; ``suspended``: why it is
-    suspended (the controller leaves it as it is).
+    suspended (the controller leaves it as it is); ``resting``: outside its active hours (no beat is due).
     """
     if stalled:
         ready = condition("Ready", False, "Stalled", stalled)
@@ -63,7 +63,8 @@ def anima_conditions(*, health: str, health_reason: str, synced: bool, pending: 
     elif not synced:
         ready = condition("Ready", False, "OutOfSync", pending or "the running Anima does not match the spec")
     elif health == "Healthy":
-        ready = condition("Ready", True, "Succeeded", "running the applied revision; last due heartbeat succeeded")
+        ready = condition("Ready", True, "Succeeded", "running the applied revision; " + (
+            "resting outside its active hours (no heartbeat due)" if resting else "last due heartbeat succeeded"))
     else:
         ready = condition("Ready", False, health, health_reason or health.lower())
     reconciling = (condition("Reconciling", True, "Progressing", pending) if pending and not stalled

@@ -1,53 +1,54 @@
-"""The observed state as one report: inventory and runtime status merged per Anima."""
+"""The observed state as one report (``orgctl status``): inventory, runtime status, pauses and the
+controller's record, merged per Anima.
+
+Plain JSON and the standard library only -- no pydantic, no git -- so ``orgctl status`` starts in
+a few times an empty interpreter's start-up (bench/startup.py). Health is computed here, at read
+time, from the supervisor's record (so it is current even between controller passes); sync,
+conditions and revisions come from what the controller recorded in ``status.json`` after its last
+pass (:mod:`orgctl.state.conditions`), when a controller runs.
+
+The report is a dict::
+
+    {"revision", "applied_at", "supervisor_pid", "supervisor_running",
+     "model_server": {"model", "url", "pid"} | None,
+     "controller": {"pid", "source", "last_pass", ...} | None,
+     "org": {"health", "sync" | None},
+     "animas": [row, ...]}
+
+and a row is ``{"name", "role", "state", "revision", "spec_hash", "pid", "heartbeats",
+"last_heartbeat", "restarts", "last_exit_code", "health", "reason", "sync", "conditions"}``.
+``state`` is the process state when the supervisor runs it (starting/running/resting/backoff),
+else the inventory's view (``not running``, ``paused``, ``disabled``, ``stopped``, ``retired``).
+``health`` is ``Healthy``, ``Progressing`` (starting), ``Degraded`` (a crash loop, or no
+successful heartbeat for twice its interval), ``Suspended`` (paused or disabled), ``Missing``
+(should run, does not).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
-
-from pydantic import BaseModel
+from pathlib import Path
+from typing import Any
 
 from orgctl.paths import StatePaths
-from orgctl.state.inventories import load_inventory
-from orgctl.state.pauses import read_pauses
-from orgctl.state.runtimes import ProcessStatus, load_runtime
-
-
-class AnimaStatus(BaseModel):
-    """One row of ``orgctl status``.
-
-    ``state`` is the process state when the supervisor runs it
-    (starting/running/resting/backoff), else the inventory's view
-    (``not running`` when it should run but nothing runs it, ``paused`` when
-    a person or a manager paused it: :mod:`orgctl.state.pauses`).
-    """
-
-    name: str
-    role: str | None
-    state: str
-    revision: str | None
-    spec_hash: str
-    pid: int | None
-    heartbeats: int
-    last_heartbeat: str | None
-    restarts: int
-    last_exit_code: int | None
-    health: str = "Healthy"
-    """``Healthy``, ``Degraded`` (a crash loop, or no successful heartbeat for twice its interval),
-    ``Progressing`` (starting), ``Suspended`` (paused), ``Missing`` (should run, does not)."""
-    reason: str = ""
-
-
-class StatusReport(BaseModel):
-    revision: str | None
-    applied_at: str | None
-    supervisor_pid: int | None
-    supervisor_running: bool
-    animas: list[AnimaStatus]
-
+from orgctl.processes import is_orgctl_process
+from orgctl.state.conditions import worst_health
+from orgctl.state.files import pid_alive
 
 CRASH_LOOP_RESTARTS = 2  # restarts since the last planned start before an Anima counts as crash-looping
 STALE_GRACE = 60.0  # seconds past twice the interval before a missing heartbeat counts
+
+
+def _read(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or torn (observed state is advisory here)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def log_tail(paths: StatePaths, name: str, lines: int = 3) -> str:
@@ -62,20 +63,22 @@ def log_tail(paths: StatePaths, name: str, lines: int = 3) -> str:
     return " | ".join([ln.strip() for ln in text.splitlines() if ln.strip()][-lines:])
 
 
-def assess(proc: ProcessStatus, *, interval: float, now: datetime) -> tuple[str, str]:
-    """``(health, reason)`` of a running Anima's process, from the supervisor's record alone.
+def assess(proc: Mapping[str, Any], *, interval: float, now: datetime) -> tuple[str, str]:
+    """``(health, reason)`` of a supervised Anima's process, from the supervisor's record alone
+    (a :class:`orgctl.state.runtimes.ProcessStatus` as a dict).
 
     Degraded: a crash loop (in backoff after :data:`CRASH_LOOP_RESTARTS` restarts), or running
     with no successful heartbeat for twice ``interval`` seconds (plus :data:`STALE_GRACE`), counted
     from its last one, or from its start. Resting outside its active hours is Healthy.
     """
-    if proc.state == "backoff" and proc.restarts >= CRASH_LOOP_RESTARTS:
-        return "Degraded", (f"crash loop: exited with {proc.last_exit_code} after {proc.restarts} restarts, "
-                            f"next in {proc.backoff_seconds:.0f}s")
-    if proc.state == "starting":
+    state = proc.get("state")
+    if state == "backoff" and int(proc.get("restarts") or 0) >= CRASH_LOOP_RESTARTS:
+        return "Degraded", (f"crash loop: exited with {proc.get('last_exit_code')} after {proc.get('restarts')} "
+                            f"restarts, next in {float(proc.get('backoff_seconds') or 0):.0f}s")
+    if state == "starting":
         return "Progressing", "starting"
-    if proc.state == "running":
-        since = proc.last_heartbeat or proc.started_at
+    if state == "running":
+        since = proc.get("last_heartbeat") or proc.get("started_at")
         if since:
             quiet = (now - datetime.fromisoformat(since)).total_seconds()
             if quiet > 2 * interval + STALE_GRACE:
@@ -84,37 +87,100 @@ def assess(proc: ProcessStatus, *, interval: float, now: datetime) -> tuple[str,
     return "Healthy", ""
 
 
-def observe_status(paths: StatePaths) -> StatusReport:
-    """Read the inventory and the runtime status (no process is contacted)."""
-    inventory = load_inventory(paths.inventory)
-    runtime = load_runtime(paths.runtime)
-    alive = runtime.supervisor_alive()
+def supervisor_alive(runtime: Mapping[str, Any]) -> bool:
+    """True when the runtime record's supervisor pid is alive *and* is still that supervisor: orgctl's
+    supervisor module, of this org (``state_root``), started at the recorded time (a crashed
+    supervisor's pid may have been reused by a stranger, or by another org's supervisor)."""
+    pid = runtime.get("supervisor_pid")
+    root = runtime.get("state_root")
+    return bool(pid) and pid_alive(pid) and is_orgctl_process(
+        int(pid), "orgctl.runtime.supervisor", state_root=Path(root) if root else None,
+        started=runtime.get("supervisor_start_ticks"))
+
+
+def _model_server(paths: StatePaths) -> dict[str, Any] | None:
+    info = _read(paths.model_server)
+    if isinstance(info, dict) and info.get("pid") and pid_alive(info["pid"]) and is_orgctl_process(
+            int(info["pid"]), "orgctl.llm.serving", state_root=paths.root, started=info.get("start_ticks")):
+        return {k: info.get(k) for k in ("model", "url", "pid")}
+    return None
+
+
+def _controller(paths: StatePaths) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The live controller's pid file (None when none runs) and its last ``status.json``."""
+    info = _read(paths.controller)
+    recorded = _read(paths.status)
+    recorded = recorded if isinstance(recorded, dict) else {}
+    if isinstance(info, dict) and isinstance(info.get("pid"), int) and pid_alive(info["pid"]) \
+            and is_orgctl_process(info["pid"], "controller", started=info.get("start_ticks")):
+        return {**info, "last_pass": recorded.get("last_pass"), "passes": recorded.get("passes")}, recorded
+    return None, recorded
+
+
+def _pauses(paths: StatePaths) -> dict[str, dict[str, Any]]:
+    out = {}
+    try:
+        names = sorted(os.listdir(paths.paused))
+    except OSError:
+        return {}
+    for file in names:
+        record = _read(paths.paused / file) if file.endswith(".json") else None
+        if isinstance(record, dict) and record.get("name") == file[:-5]:
+            out[file[:-5]] = record
+    return out
+
+
+def _health(entry: Mapping[str, Any], proc: Mapping[str, Any] | None, pause: Mapping[str, Any] | None,
+            paths: StatePaths, now: datetime) -> tuple[str, str]:
+    status = entry.get("status")
+    if status != "active":
+        return ("Suspended", "disabled in the spec") if status == "disabled" else ("Missing", "")
+    if proc is None:
+        return ("Suspended", f"paused by {pause.get('by')}") if pause else ("Missing", "not running")
+    interval = float((entry.get("config") or {}).get("heartbeat_interval") or 1800)
+    health, reason = assess(proc, interval=interval, now=now)
+    if health == "Degraded" and (tail := log_tail(paths, str(entry.get("name")))):
+        reason = f"{reason}; log: {tail}"
+    return health, reason
+
+
+def observe_status(paths: StatePaths, *, now: datetime | None = None) -> dict[str, Any]:
+    """Read the inventory, the runtime status, pauses and the controller's record (no process is contacted)."""
+    now = now or datetime.now(UTC)
+    inventory = _read(paths.inventory) or {}
+    runtime = _read(paths.runtime) or {}
+    alive = supervisor_alive(runtime)
+    pauses = _pauses(paths)
+    controller, recorded = _controller(paths)
+    recorded_animas = recorded.get("animas") or {} if controller else {}
+    procs = runtime.get("animas") or {} if alive else {}
     rows = []
-    paused = read_pauses(paths)
-    for name, entry in sorted(inventory.animas.items()):
-        proc = runtime.animas.get(name) if alive else None
-        if proc is not None and proc.state == "stopped":
+    for name, entry in sorted((inventory.get("animas") or {}).items()):
+        proc = procs.get(name)
+        if proc is not None and proc.get("state") == "stopped":
             proc = None
-        # an entry that should run shows its process state; others show why they don't run
-        idle = "paused" if name in paused else "not running"
-        state = (proc.state if proc else idle) if entry.status == "active" else entry.status
-        if entry.status != "active":
-            health, reason = ("Suspended", "disabled in the spec") if entry.status == "disabled" else ("Missing", "")
-        elif proc is None:
-            health, reason = (("Suspended", f"paused by {paused[name].by}") if name in paused
-                              else ("Missing", "not running"))
-        else:
-            health, reason = assess(proc, interval=float(entry.config.get("heartbeat_interval") or 1800),
-                                    now=datetime.now(UTC))
-            if health == "Degraded" and (tail := log_tail(paths, name)):
-                reason = f"{reason}; log: {tail}"
-        rows.append(AnimaStatus(
-            name=name, role=entry.config.get("role"), state=state, revision=entry.revision,
-            spec_hash=entry.spec_hash, pid=proc.pid if proc else None,
-            heartbeats=proc.heartbeats if proc else 0,
-            last_heartbeat=proc.last_heartbeat if proc else None,
-            restarts=proc.restarts if proc else 0,
-            last_exit_code=proc.last_exit_code if proc else None, health=health, reason=reason))
-    return StatusReport(revision=inventory.revision, applied_at=inventory.applied_at,
-                        supervisor_pid=runtime.supervisor_pid if alive else None,
-                        supervisor_running=alive, animas=rows)
+        idle = "paused" if name in pauses else "not running"
+        state = (proc.get("state") if proc else idle) if entry.get("status") == "active" else entry.get("status")
+        health, reason = _health(entry, proc, pauses.get(name), paths, now)
+        mine = recorded_animas.get(name) or {}
+        rows.append({
+            "name": name, "role": (entry.get("config") or {}).get("role"), "state": state,
+            "revision": entry.get("revision"), "spec_hash": entry.get("spec_hash"),
+            "pid": proc.get("pid") if proc else None, "heartbeats": int(proc.get("heartbeats") or 0) if proc else 0,
+            "last_heartbeat": proc.get("last_heartbeat") if proc else None,
+            "restarts": int(proc.get("restarts") or 0) if proc else 0,
+            "last_exit_code": proc.get("last_exit_code") if proc else None,
+            "health": health, "reason": reason,
+            "sync": mine.get("sync"), "conditions": mine.get("conditions") or [],
+            "lastAttemptedRevision": mine.get("lastAttemptedRevision"),
+        })
+    live = [r for r in rows if r["state"] != "retired"]
+    org_sync = (recorded.get("org") or {}).get("sync") if controller else None
+    return {
+        "revision": inventory.get("revision"), "applied_at": inventory.get("applied_at"),
+        "supervisor_pid": runtime.get("supervisor_pid") if alive else None, "supervisor_running": alive,
+        "model_server": _model_server(paths), "controller": controller,
+        "org": {"health": worst_health([r["health"] for r in live]), "sync": org_sync,
+                "conditions": (recorded.get("org") or {}).get("conditions") or [] if controller else []},
+        "animas": rows,
+    }

@@ -312,18 +312,16 @@ def test_health_from_the_record_alone() -> None:
     from datetime import UTC, datetime, timedelta
 
     from orgctl.state.observing import assess
-    from orgctl.state.runtimes import ProcessStatus
-
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     beat = (now - timedelta(minutes=95)).isoformat()
-    assert assess(ProcessStatus(name="bob", state="running", last_heartbeat=beat), interval=1800, now=now)[0] \
+    assert assess(dict(name="bob", state="running", last_heartbeat=beat), interval=1800, now=now)[0] \
         == "Degraded"
-    assert assess(ProcessStatus(name="bob", state="resting", last_heartbeat=beat), interval=1800, now=now) \
+    assert assess(dict(name="bob", state="resting", last_heartbeat=beat), interval=1800, now=now) \
         == ("Healthy", "")  # resting outside active hours is not a missed beat
     recent = (now - timedelta(minutes=40)).isoformat()
-    assert assess(ProcessStatus(name="bob", state="running", last_heartbeat=recent), interval=1800, now=now)[0] \
+    assert assess(dict(name="bob", state="running", last_heartbeat=recent), interval=1800, now=now)[0] \
         == "Healthy"
-    assert assess(ProcessStatus(name="bob", state="backoff", restarts=1), interval=1800, now=now)[0] == "Healthy"
+    assert assess(dict(name="bob", state="backoff", restarts=1), interval=1800, now=now)[0] == "Healthy"
 
 
 def _bob_processes(state: StatePaths) -> list[int]:
