@@ -250,33 +250,50 @@ def board_post(channel: str, text: str, sender: str, org_dir: Path) -> None:
 @cli.command()
 @click.option("--anima", default=None, help="Only events about this Anima.")
 @click.option("--reason", default=None, help="Only this reason (e.g. MessageRefused).")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new events.")
+@click.option("--type", "kind", type=click.Choice(["Normal", "Warning"]), default=None, help="Only this type.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="The newest N series.")
+@click.option("--watch", "-w", "--follow", "-f", "watch", is_flag=True, help="Keep printing new events as they come.")
 @org_option
 @json_option
-def events(anima: str | None, reason: str | None, limit: int, follow: bool, org_dir: Path, as_json: bool) -> None:
-    """Show what happened: messages, task transitions, commands, refusals (newest last)."""
-    from orgctl.state.events import read_events
+def events(anima: str | None, reason: str | None, kind: str | None, limit: int, watch: bool, org_dir: Path,
+           as_json: bool) -> None:
+    """Show what happened (the operator's view, newest last): repeats folded with a count, as kubectl shows them.
+
+    The audit trail is each Anima's committed activity log; this stream is bounded (rotated at 8 MB)."""
+    from orgctl.state.events import Event, aggregate, read_events
+    from orgctl.state.files import JsonlTail
 
     _, paths = resolve(org_dir)
-    shown = read_events(paths.work.events, anima=anima, reason=reason, limit=limit)
-    if as_json and not follow:
-        _dump(shown)
+    tail = JsonlTail(paths.work.events)
+    tail.read_new()  # where --watch starts: everything before is in the listing below
+    shown = aggregate([e for e in read_events(paths.work.events, anima=anima, reason=reason)
+                       if kind is None or e.type == kind])[-limit:]
+    if as_json and not watch:
+        click.echo(json.dumps([s.to_json() for s in shown], indent=2))
         return
-    while True:
-        for e in shown:
-            if as_json:
-                click.echo(e.model_dump_json())
-            else:
-                color = "yellow" if e.type == "Warning" else None
-                click.secho(f"{e.at[11:19]}  {e.type:<7} {e.reason:<16} {e.object:<20} {e.message}", fg=color)
-        if not follow:
-            return
-        last = shown[-1].at if shown else ""
-        time.sleep(1.0)
-        shown = [e for e in read_events(paths.work.events, anima=anima, reason=reason, since=last)
-                 if not last or e.at > last]
+    if not as_json:
+        click.echo(f"{'LAST SEEN':<9} {'TYPE':<7} {'REASON':<20} {'OBJECT':<22} {'COUNT':>5}  MESSAGE")
+    for s in shown:
+        _echo_event(s.event, count=s.count, as_json=as_json, first_seen=s.first_seen)
+    while watch:
+        time.sleep(0.5)
+        _, records = tail.read_new()
+        for record in records:
+            with contextlib.suppress(ValueError, TypeError):
+                e = Event.model_validate(record)
+                if (anima is None or e.anima == anima) and (reason is None or e.reason == reason) \
+                        and (kind is None or e.type == kind):
+                    _echo_event(e, count=1, as_json=as_json, first_seen=e.at)
         sys.stdout.flush()
+
+
+def _echo_event(e: Any, *, count: int, as_json: bool, first_seen: str) -> None:
+    if as_json:
+        click.echo(json.dumps(e.model_dump(mode="json") | {"count": count, "first_seen": first_seen,
+                                                           "last_seen": e.at}))
+        return
+    click.secho(f"{e.at[11:19]:<9} {e.type:<7} {e.reason:<20} {e.object[:22]:<22} {count:>5}  {e.message}",
+                fg="yellow" if e.type == "Warning" else None)
 
 
 @cli.command()

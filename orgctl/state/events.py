@@ -11,6 +11,10 @@ Bounded: when the file passes :data:`MAX_BYTES` it is rotated to
 ``events.1.jsonl`` (one generation kept), as logrotate would. The durable
 audit trail is each Anima's committed activity log; this is the operator's
 view.
+
+Repeats are folded when read (:func:`aggregate`), as Kubernetes folds an event
+that recurs into one with a ``count`` and first/last seen times: writers only
+ever append, so concurrent writers need no coordination.
 """
 
 from __future__ import annotations
@@ -56,6 +60,32 @@ def emit(path: Path, *, reason: str, object: str, message: str, anima: str | Non
         pass
     append_jsonl(path, event.model_dump(mode="json"))
     return event
+
+
+class EventSeries(BaseModel):
+    """One event and its repeats: the same type, reason, object and message, ``count`` times between
+    ``first_seen`` and ``last_seen`` (ISO 8601 UTC). ``event`` is the latest occurrence."""
+
+    event: Event
+    count: int
+    first_seen: str
+    last_seen: str
+
+    def to_json(self) -> dict[str, Any]:
+        return self.event.model_dump(mode="json") | {"count": self.count, "first_seen": self.first_seen,
+                                                     "last_seen": self.last_seen}
+
+
+def aggregate(events: list[Event]) -> list[EventSeries]:
+    """Fold repeats of each (type, reason, object, message) into one series, ordered by last seen."""
+    series: dict[tuple[str, str, str, str], EventSeries] = {}
+    for e in events:
+        key = (e.type, e.reason, e.object, e.message)
+        if (found := series.pop(key, None)) is not None:  # popped and put back: the dict stays in last-seen order
+            series[key] = EventSeries(event=e, count=found.count + 1, first_seen=found.first_seen, last_seen=e.at)
+        else:
+            series[key] = EventSeries(event=e, count=1, first_seen=e.at, last_seen=e.at)
+    return list(series.values())
 
 
 def _lines(path: Path) -> Iterator[str]:

@@ -153,9 +153,22 @@ def test_the_checkout_alone_is_tracked_and_uncommitted_edits_are_reported_not_ap
         wait_for(lambda: [e for e in _events("UncommittedChange")], what="an UncommittedChange event")
         assert "animas/carol/identity.md" in _events("UncommittedChange")[-1]["message"]
         assert "Likes tables." not in read_json(state.spec_snapshot("carol"))["spec"]["identity"]
-        sha = commit_all(org, "carol likes tables")
-        wait_for(lambda: converged_on(state, sha), what="the local commit applied")
-        assert "Likes tables." in read_json(state.spec_snapshot("carol"))["spec"]["identity"]
+        watch = subprocess.Popen([sys.executable, "-m", "orgctl", "events", "--watch", "--json", "--reason",
+                                  "Reconciled", "-C", str(org)], stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.0)  # it has read the stream so far
+            sha = commit_all(org, "carol likes tables")
+            wait_for(lambda: converged_on(state, sha), what="the local commit applied")
+            assert "Likes tables." in read_json(state.spec_snapshot("carol"))["spec"]["identity"]
+            assert watch.stdout is not None
+            lines = [json.loads(watch.stdout.readline())]  # what was there first, then what came while watching
+            while sha[:7] not in lines[-1]["message"] and len(lines) < 5:
+                lines.append(json.loads(watch.stdout.readline()))
+            assert [r["reason"] for r in lines] == ["Reconciled", "Reconciled"]
+            assert sha[:7] in lines[-1]["message"] and "carol" in lines[-1]["message"]
+        finally:
+            watch.kill()
+            watch.wait()
     assert f"tracking {org.resolve()} (main)" in ctl.output
 
 
