@@ -93,6 +93,16 @@ def _observe(root: Path, paths: StatePaths):  # type: ignore[no-untyped-def]
     return backend, load_inventory(paths.inventory), backend.observe()
 
 
+def _plan(desired, inventory, runtime, paths: StatePaths):  # type: ignore[no-untyped-def]
+    """The plan from desired to observed state, with pauses honoured and drift converged back."""
+    from orgctl.gitops.drifting import detect_drift
+    from orgctl.gitops.planning import compute_plan
+    from orgctl.state.pauses import read_pauses
+
+    paused = read_pauses(paths)
+    return compute_plan(desired, inventory, runtime, paused, detect_drift(inventory, runtime, paths, paused=paused))
+
+
 @cli.command()
 @org_dir_argument
 @revision_option
@@ -104,15 +114,13 @@ def _observe(root: Path, paths: StatePaths):  # type: ignore[no-untyped-def]
 def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, out: Path | None) -> None:
     """Show what apply would do: desired state (git) against observed state (what runs)."""
     from orgctl.cli import rendering
-    from orgctl.gitops.planning import compute_plan
     from orgctl.state.files import write_json
-    from orgctl.state.pauses import read_pauses
 
     root, paths = resolve(org_dir)
     desired = _load(root, revision)
     _warn_uncommitted(root, revision)
     _, inventory, runtime = _observe(root, paths)
-    the_plan = compute_plan(desired, inventory, runtime, read_pauses(paths))
+    the_plan = _plan(desired, inventory, runtime, paths)
     if out is not None:
         write_json(out, {"format_version": "1", "kind": "orgctl-plan", "org_dir": str(root), "ref": revision,
                          "plan": the_plan.to_json()})
@@ -153,12 +161,10 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
 
     from orgctl.cli import rendering
     from orgctl.gitops.applying import apply_plan
-    from orgctl.gitops.planning import compute_plan
     from orgctl.state import events
     from orgctl.state.files import append_jsonl
     from orgctl.state.inventories import now_iso
     from orgctl.state.locking import state_lock
-    from orgctl.state.pauses import read_pauses
 
     saved = _saved_plan(target) if target.is_file() else None
     org_dir = Path(saved["org_dir"]) if saved else target
@@ -171,7 +177,7 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
     paths.ensure()
     with state_lock(paths.lock, operation="apply", timeout=lock_timeout):
         backend, inventory, runtime = _observe(root, paths)
-        the_plan = compute_plan(desired, inventory, runtime, read_pauses(paths))
+        the_plan = _plan(desired, inventory, runtime, paths)
         if saved:
             _refuse_stale(saved, the_plan.to_json(), target)
             auto_approve = True  # a saved plan was reviewed when it was made, as terraform apply PLANFILE

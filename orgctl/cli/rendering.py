@@ -29,6 +29,12 @@ def echo_plan(plan: Plan) -> None:
     if not plan.has_changes:
         click.secho(plan.summary(), fg="green")
         return
+    if plan.drifted:
+        click.secho("Changed outside orgctl (converged back to the applied spec below):", bold=True)
+        for c in plan.drifted:
+            for why in c.drift:
+                click.echo(f"  ~ {c.name}: {why}")
+        click.echo("")
     click.echo(f"orgctl will perform the following actions for org {plan.org!r} "
                f"at revision {short(plan.revision)}:\n")
     for c in plan.changes:

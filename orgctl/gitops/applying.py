@@ -42,7 +42,7 @@ def inventory_entry(spec: AnimaSpec, *, revision: str | None, status: str) -> In
     return InventoryEntry(name=spec.name, status=status,  # type: ignore[arg-type]
                           revision=revision, spec_hash=spec.spec_hash(), config=spec.config(),
                           files=dict(spec.files), org=spec.org.model_dump(mode="json"),
-                          applied_at=now_iso())
+                          applied_at=now_iso()).sealed()
 
 
 def _last_committed_memory(org_dir: Path, rel: str):  # type: ignore[no-untyped-def]
@@ -142,7 +142,7 @@ def apply_change(change: Change, *, desired: OrgSpec, inventory: Inventory, org_
         archive = archive_memory(org_dir=org_dir, paths=paths, name=name)
         paths.spec_snapshot(name).unlink(missing_ok=True)
         inventory.animas[name] = entry.model_copy(update={"status": "retired", "archive": str(archive),
-                                                          "applied_at": now_iso()})
+                                                          "applied_at": now_iso()}).sealed()
         result.archives[name] = archive
     else:
         spec = desired.animas[name]

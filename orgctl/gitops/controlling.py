@@ -37,6 +37,7 @@ from typing import Any, Literal
 from orgctl.errors import OrgctlError, SpecError, StateError
 from orgctl.gitops.applying import ApplyResult, apply_change
 from orgctl.gitops.backends import Backend
+from orgctl.gitops.drifting import detect_drift
 from orgctl.gitops.mirrors import OrgMirror
 from orgctl.gitops.planning import Action, Change, Plan, compute_plan
 from orgctl.paths import StatePaths
@@ -152,10 +153,12 @@ class PassReport:
     stalled: str | None = None
     error: str | None = None
     duration_s: float = 0.0
+    drifted: dict[str, str] = field(default_factory=dict)
+    """Drift left in place (``--drift warn``), by Anima."""
 
     @property
     def converged(self) -> bool:
-        return not self.pending and not self.stalled and not self.error
+        return not self.pending and not self.stalled and not self.error and not self.drifted
 
     def summary(self) -> str:
         rev = (self.revision or "-")[:7]
@@ -167,6 +170,8 @@ class PassReport:
             parts.append(f"{len(self.pending)} pending ({', '.join(sorted(self.pending))})")
         if self.stalled:
             parts.append(f"stalled: {self.stalled}")
+        if self.drifted:
+            parts.append(f"drift left in place ({', '.join(sorted(self.drifted))})")
         return "; ".join(parts) + f" in {self.duration_s:.2f}s"
 
 
@@ -209,6 +214,7 @@ class Controller:
         self._tip: str | None = None
         self._source_error: str | None = None
         self._mass_warned: str | None = None
+        self._drift_warned: dict[str, list[str]] = {}
         self.passes = 0
         self.last_report: PassReport | None = None
 
@@ -320,7 +326,10 @@ class Controller:
         with state_lock(self.paths.lock, operation="controller", timeout=self.options.lock_timeout):
             inventory = load_inventory(self.paths.inventory)
             runtime = self.backend.observe()
-            plan = compute_plan(desired, inventory, runtime, read_pauses(self.paths))
+            paused = read_pauses(self.paths)
+            drift = detect_drift(inventory, runtime, self.paths, paused=paused)
+            self._report_drift(drift, report)
+            plan = compute_plan(desired, inventory, runtime, paused, drift if self.options.drift == "heal" else None)
             self._carry_out(plan, desired=desired, inventory=inventory, report=report)
             if not report.pending and not report.stalled and inventory.revision != desired.revision:
                 inventory.revision, inventory.applied_at = desired.revision, now_iso()
@@ -328,6 +337,20 @@ class Controller:
         if report.applied:
             self.emit("Reconciled", f"applied revision {str(desired.revision)[:7]} to "
                        f"{', '.join(report.applied)}", object=f"revision/{desired.revision}")
+
+    def _report_drift(self, drift: dict[str, list[str]], report: PassReport) -> None:
+        """A DriftDetected Warning per Anima when its drift first shows (or changes); in ``warn`` mode the drift
+        is also left in the report (the Anima is OutOfSync until someone acts)."""
+        heal = self.options.drift == "heal"
+        for name, reasons in drift.items():
+            if self._drift_warned.get(name) != reasons:
+                self.emit("DriftDetected", f"{name} changed outside orgctl: {'; '.join(reasons)}; "
+                          + ("converging it back to the applied spec" if heal else
+                             "not converged (--drift warn): `orgctl apply` or a controller with --drift heal does"),
+                          anima=name, type="Warning")
+            if not heal:
+                report.drifted[name] = "; ".join(reasons)
+        self._drift_warned = dict(drift)
 
     def _carry_out(self, plan: Plan, *, desired: Any, inventory: Any, report: PassReport) -> None:
         changes: list[Change] = list(plan.changes)
@@ -388,13 +411,14 @@ class Controller:
                 continue
             name = row["name"]
             pending = report.pending.get(name)
+            drifted = report.drifted.get(name)
             stalled = spec_stalled.get(name)
-            synced = pending is None and stalled is None
+            synced = pending is None and stalled is None and drifted is None
             suspended = (f"paused by {pauses[name].by}" + (f": {pauses[name].reason}" if pauses[name].reason else "")
                          if name in pauses else None)
             conds = conditions.anima_conditions(health=row["health"], health_reason=row["reason"], synced=synced,
                                                 pending=pending, stalled=stalled, suspended=suspended,
-                                                resting=row["state"] == "resting")
+                                                resting=row["state"] == "resting", drifted=drifted)
             prev = old_animas.get(name) or {}
             animas[name] = {
                 "name": name, "role": row["role"], "state": row["state"], "pid": row["pid"],

@@ -51,6 +51,8 @@ class Change(BaseModel):
     spec_hash: str | None = None
     paused: bool = False
     """The Anima is paused (:mod:`orgctl.state.pauses`): apply records its spec and does not start it."""
+    drift: list[str] = []
+    """What was changed outside orgctl (:mod:`orgctl.gitops.drifting`); the restart converges it back."""
 
 
 class Plan(BaseModel):
@@ -66,6 +68,11 @@ class Plan(BaseModel):
     @property
     def has_changes(self) -> bool:
         return bool(self.changes)
+
+    @property
+    def drifted(self) -> list[Change]:
+        """Changes that converge something changed outside orgctl back to the applied spec."""
+        return [c for c in self.changes if c.drift]
 
     def mass_retire(self, inventory: Inventory) -> str | None:
         """Why this plan is a mass retirement (every applied Anima, or more than half), or None.
@@ -132,15 +139,35 @@ def _paused_change(name: str, spec_hash: str, pause: PauseRecord, reasons: list[
     return Change(name=name, action=Action.CHANGE, spec_hash=spec_hash, reasons=[*reasons, note], paused=True)
 
 
+def _with_drift(changes: list[Change], desired: OrgSpec, drift: Mapping[str, list[str]]) -> list[Change]:
+    """``changes`` with every drifted Anima (still in the spec, enabled) restarted, its drift recorded."""
+    by_name = {c.name: c for c in changes}
+    for name, reasons in drift.items():
+        want = desired.animas.get(name)
+        change = by_name.get(name)
+        if want is None or not want.enabled or (change is not None and change.action in (Action.RETIRE, Action.HIRE)):
+            continue
+        if change is not None and change.paused:
+            continue
+        base = change.reasons if change is not None else []
+        by_name[name] = Change(name=name, action=Action.RESTART, spec_hash=want.spec_hash(),
+                               reasons=[*(f"changed outside orgctl: {r}" for r in reasons), *base], drift=list(reasons))
+    return list(by_name.values())
+
+
 def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus,
-                 paused: Mapping[str, PauseRecord] | None = None) -> Plan:
+                 paused: Mapping[str, PauseRecord] | None = None,
+                 drift: Mapping[str, list[str]] | None = None) -> Plan:
     """Compare ``desired`` with what the inventory says was applied and the runtime shows running.
 
     ``paused``: pause records by name (:func:`orgctl.state.pauses.read_pauses`). A paused Anima that
     no process runs is not started: a spec change is recorded in place (``paused=True``), and with no
     change there is nothing to do. A record whose Anima runs anyway is stale and ignored.
+    ``drift``: reasons by name (:func:`orgctl.gitops.drifting.detect_drift`); a drifted Anima that
+    stays in the spec is restarted from a freshly written snapshot, whatever else its change was.
     """
     paused = paused or {}
+    drift = drift or {}
     changes: list[Change] = []
     for name in sorted(set(desired.animas) | set(inventory.animas)):
         want = desired.animas.get(name)
@@ -184,6 +211,7 @@ def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus,
         elif in_place or have.spec_hash != h:
             changes.append(Change(name=name, action=Action.CHANGE, spec_hash=h,
                                   reasons=in_place or ["spec changed"]))
+    changes = _with_drift(changes, desired, drift)
     order = {Action.RETIRE: 0, Action.RESTART: 1, Action.CHANGE: 2, Action.HIRE: 3}
     changes.sort(key=lambda c: (order[c.action], c.name))
     return Plan(org=desired.name, revision=desired.revision, changes=changes)

@@ -19,7 +19,7 @@ def stop_all(*, paths: StatePaths, backend: Backend) -> tuple[list[str], list[in
     stopped = []
     for name, entry in inventory.animas.items():
         if entry.status == "active":
-            inventory.animas[name] = entry.model_copy(update={"status": "stopped", "applied_at": now_iso()})
+            inventory.animas[name] = entry.model_copy(update={"status": "stopped", "applied_at": now_iso()}).sealed()
             stopped.append(name)
     if stopped:
         save_inventory(paths.inventory, inventory)

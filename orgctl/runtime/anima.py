@@ -103,6 +103,7 @@ class AnimaProcess:
         self.woken = False
         self.snapshot: Snapshot = read_snapshot(paths.spec_snapshot(name))
         self._parts: tuple[Snapshot, Policy, MemoryStore] | None = None
+        self._hash: tuple[Snapshot, str] | None = None
         self.model = SupervisorModel(paths.socket)
         self.org = Organization(paths=paths)
         self.runner = TaskRunner(self.agent, now=self.now)
@@ -153,15 +154,23 @@ class AnimaProcess:
     def connect(self) -> None:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(str(self.paths.socket))
-        protocol.send(conn, {"op": "hello", "name": self.name, "pid": os.getpid()})
+        protocol.send(conn, {"op": "hello", "name": self.name, "pid": os.getpid(), "spec_hash": self.spec_hash()})
         reader = conn.makefile("rb")
         reply = protocol.recv(reader)
         if not reply or not reply.get("ok"):
             raise SystemExit(f"supervisor refused hello: {reply}")
         threading.Thread(target=self._watch_supervisor, args=(conn,), daemon=True).start()
 
+    def spec_hash(self) -> str:
+        """The hash of the spec this process runs (computed once per snapshot), reported to the supervisor
+        so that a snapshot changed behind orgctl's back shows as drift."""
+        if self._hash is None or self._hash[0] is not self.snapshot:
+            self._hash = (self.snapshot, self.snapshot.spec.spec_hash())
+        return self._hash[1]
+
     def report(self, *, state: str, ran_cycle: bool) -> None:
-        protocol.request(self.paths.socket, "heartbeat", name=self.name, state=state, ran_cycle=ran_cycle)
+        protocol.request(self.paths.socket, "heartbeat", name=self.name, state=state, ran_cycle=ran_cycle,
+                         spec_hash=self.spec_hash())
 
     def first_boot(self) -> None:
         """Introduce itself on #general and record a survey of its environment, once per Anima."""
@@ -237,6 +246,8 @@ class AnimaProcess:
                 self.org.reload()
                 self.cron = CronSchedule(self.snapshot.spec.cron, now=self.now())
                 print(f"{self.name}: reloaded spec at {self.snapshot.revision}", file=sys.stderr)
+                awake = in_active_hours(self.snapshot.spec.active_hours, self.now())
+                self.report(state="running" if awake else "resting", ran_cycle=False)  # the new spec hash, now
             if self.woken:
                 self.woken = False
                 self.cycles("message")

@@ -260,21 +260,26 @@ class Supervisor:
 
     # ------------------------------------------------------------ reports from Animas
 
-    def hello(self, name: str, pid: int) -> bool:
+    def hello(self, name: str, pid: int, *, spec_hash: str | None = None) -> bool:
+        """An Anima process connected; ``spec_hash`` is the hash of the spec it loaded."""
         with self._lock:
             child = self._children.get(name)
             if child is None or child.status.pid != pid:
                 return False
             child.status.state = "running"
+            child.status.spec_hash = spec_hash
             self._save()
             return True
 
-    def heartbeat(self, name: str, *, state: str, ran_cycle: bool) -> None:
+    def heartbeat(self, name: str, *, state: str, ran_cycle: bool, spec_hash: str | None = None) -> None:
+        """A beat (or a rest) of ``name``; ``spec_hash`` is what it runs now (it changes on a reload)."""
         with self._lock:
             child = self._children.get(name)
             if child is None:
                 return
             child.status.state = "resting" if state == "resting" else "running"
+            if spec_hash:
+                child.status.spec_hash = spec_hash
             if ran_cycle:
                 child.status.heartbeats += 1
                 child.status.last_heartbeat = now_iso()
@@ -397,12 +402,12 @@ class _Handler(socketserver.StreamRequestHandler):
         if op == "wake":
             return {"ok": True, "woken": sup.wake(str(msg["name"]))}
         if op == "hello":
-            if sup.hello(str(msg["name"]), int(msg["pid"])):
+            if sup.hello(str(msg["name"]), int(msg["pid"]), spec_hash=msg.get("spec_hash")):
                 return {"ok": True}
             return {"ok": False, "error": "unknown Anima or pid"}
         if op == "heartbeat":
             sup.heartbeat(str(msg["name"]), state=str(msg.get("state", "running")),
-                          ran_cycle=bool(msg.get("ran_cycle", True)))
+                          ran_cycle=bool(msg.get("ran_cycle", True)), spec_hash=msg.get("spec_hash"))
             return {"ok": True}
         if op == "complete":
             try:

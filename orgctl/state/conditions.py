@@ -49,17 +49,21 @@ def carry_transitions(new: list[dict[str, str]], old: list[dict[str, Any]] | Non
 
 
 def anima_conditions(*, health: str, health_reason: str, synced: bool, pending: str | None,
-                     stalled: str | None, suspended: str | None, resting: bool = False) -> list[dict[str, str]]:
+                     stalled: str | None, suspended: str | None, resting: bool = False,
+                     drifted: str | None = None) -> list[dict[str, str]]:
     """Ready, Reconciling and Stalled for one Anima.
 
     ``pending``: why a change for it is still queued (``None`` when none is); ``stalled``: the
     permanent error that stops reconciling it until its spec changes; ``suspended``: why it is
-    suspended (the controller leaves it as it is); ``resting``: outside its active hours (no beat is due).
+    suspended (the controller leaves it as it is); ``resting``: outside its active hours (no beat is due);
+    ``drifted``: what was changed outside orgctl and left in place (``--drift warn``).
     """
     if stalled:
         ready = condition("Ready", False, "Stalled", stalled)
     elif suspended:
         ready = condition("Ready", None, "Suspended", suspended)
+    elif drifted:
+        ready = condition("Ready", False, "Drifted", f"changed outside orgctl: {drifted}")
     elif not synced:
         ready = condition("Ready", False, "OutOfSync", pending or "the running Anima does not match the spec")
     elif health == "Healthy":

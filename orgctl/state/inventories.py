@@ -7,6 +7,8 @@ against it, retire and ``down`` touch only what is in it. Written only by
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +43,21 @@ class InventoryEntry(BaseModel):
     org: dict[str, Any]
     applied_at: str
     archive: str | None = None
+    digest: str | None = None
+    """sha256 of the record's other fields (:meth:`compute_digest`), set by :meth:`sealed`: an entry edited by
+    hand no longer matches it, and shows as drift. None in inventories written before it existed."""
+
+    def compute_digest(self) -> str:
+        payload = json.dumps(self.model_dump(mode="json", exclude={"digest"}), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def sealed(self) -> InventoryEntry:
+        """This entry with its :attr:`digest` set."""
+        return self.model_copy(update={"digest": self.compute_digest()})
+
+    def tampered(self) -> bool:
+        """True when the entry has a digest and its fields no longer match it (edited outside orgctl)."""
+        return self.digest is not None and self.digest != self.compute_digest()
 
 
 class Inventory(BaseModel):
@@ -66,4 +83,6 @@ def load_inventory(path: Path) -> Inventory:
 
 
 def save_inventory(path: Path, inventory: Inventory) -> None:
+    """Write the inventory atomically, as it is: whoever makes or changes an entry seals it
+    (:meth:`InventoryEntry.sealed`), so a tampered entry stays visible until it is converged."""
     write_json(path, inventory.model_dump(mode="json"))

@@ -37,6 +37,8 @@ class ProcessStatus(BaseModel):
     start_ticks: int | None = None
     """The process's start time (:func:`orgctl.processes.start_ticks`): with ``pid``, its identity."""
     backoff_seconds: float = 0.0
+    spec_hash: str | None = None
+    """The spec hash the process says it runs (at hello and every beat): drift shows when it is not the applied one."""
 
 
 class RuntimeStatus(BaseModel):

@@ -142,7 +142,7 @@ def test_plan_json_shape(org: Path) -> None:
     assert data["summary"] == {"hire": 3, "change": 0, "restart": 0, "retire": 0}
     assert data["changes"][0] | {"spec_hash": None} == {
         "name": "alice", "action": "hire", "symbol": "+", "reasons": ["new in the repo"], "spec_hash": None,
-        "paused": False}
+        "paused": False, "drift": []}
 
 
 def test_writing_an_inherited_default_explicitly_is_no_change(org: Path, running) -> None:  # type: ignore[no-untyped-def]
