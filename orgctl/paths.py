@@ -124,6 +124,11 @@ class StatePaths:
         return self.paused / f"{name}.json"
 
     @property
+    def suspended(self) -> Path:
+        """Present while the reconciliation of the whole org is suspended (``orgctl suspend --all``)."""
+        return self.root / "suspended.json"
+
+    @property
     def status(self) -> Path:
         """Conditions, sync and health per Anima, written by the controller after every pass (``orgctl status``)."""
         return self.root / "status.json"

@@ -111,7 +111,8 @@ def _plan(desired, inventory, runtime, paths: StatePaths):  # type: ignore[no-un
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--out", "-out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the plan to FILE; `orgctl apply FILE` applies exactly it, or refuses it once stale.")
-def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, out: Path | None) -> None:
+@click.option("--chart", is_flag=True, help="Also print the org chart before/after as a Mermaid flowchart.")
+def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, out: Path | None, chart: bool) -> None:
     """Show what apply would do: desired state (git) against observed state (what runs)."""
     from orgctl.cli import rendering
     from orgctl.state.files import write_json
@@ -126,9 +127,12 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, o
                          "plan": the_plan.to_json()})
         click.echo(f"Saved the plan to {out}. Apply exactly it with: orgctl apply {out}", err=True)
     if as_json:
-        click.echo(json.dumps(the_plan.to_json(), indent=2))
+        click.echo(json.dumps(the_plan.to_json() | ({"chart": rendering.mermaid_chart(the_plan, desired, inventory)}
+                                                    if chart else {}), indent=2))
     else:
         rendering.echo_plan(the_plan)
+        if chart:
+            click.echo(f"\n```mermaid\n{rendering.mermaid_chart(the_plan, desired, inventory)}\n```")
     if detailed_exitcode and the_plan.has_changes:
         sys.exit(2)
 
@@ -151,8 +155,12 @@ def _saved_plan(path: Path) -> dict[str, Any]:
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--allow-mass-retire", is_flag=True,
               help="Allow a plan that retires every applied Anima, or more than half of them.")
+@click.option("--wait", is_flag=True, help="Return only when every Anima is Ready (or fail naming those that are not).")
+@click.option("--timeout", "wait_timeout", default="5m", show_default=True, metavar="DURATION",
+              help="How long --wait waits (90s, 5m, 1h).")
 @lock_timeout_option
-def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bool, lock_timeout: float) -> None:
+def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bool, wait: bool, wait_timeout: str,
+          lock_timeout: float) -> None:
     """Converge the running organization on the desired state (hire, change, restart, retire).
 
     Given a PLANFILE from `plan --out`, apply exactly that plan without asking, or refuse it when the
@@ -166,6 +174,7 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
     from orgctl.state.inventories import now_iso
     from orgctl.state.locking import state_lock
 
+    timeout = _duration(wait_timeout, "--timeout")
     saved = _saved_plan(target) if target.is_file() else None
     org_dir = Path(saved["org_dir"]) if saved else target
     if saved:
@@ -183,6 +192,8 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
             auto_approve = True  # a saved plan was reviewed when it was made, as terraform apply PLANFILE
         rendering.echo_plan(the_plan)
         if not the_plan.has_changes:
+            if wait:
+                _wait_ready(paths, desired.revision, timeout)
             return
         if (mass := the_plan.mass_retire(inventory)) and not allow_mass_retire:
             events.emit(paths.work.events, reason="MassRetireRefused", object=f"revision/{desired.revision}",
@@ -208,17 +219,49 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
     for name, archive in result.archives.items():
         click.echo(f"Archived the memory of {name} to {archive}")
     click.secho(f"\n{result.summary()}", fg="green", bold=True)
+    if wait:
+        _wait_ready(paths, desired.revision, timeout)
+
+
+def _duration(value: str, option: str) -> float:
+    from orgctl.desired.models import parse_duration
+
+    try:
+        return float(parse_duration(value))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=option) from e
+
+
+def _wait_ready(paths: StatePaths, revision: str | None, timeout: float) -> None:
+    """Wait until every Anima that should run is Ready; raises OrgctlError naming the others after ``timeout``."""
+    import time
+
+    from orgctl.state.observing import not_ready, observe_status
+
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = not_ready(observe_status(paths), revision)
+        if not waiting:
+            click.echo(f"All Animas are Ready at {str(revision)[:7]}.")
+            return
+        if time.monotonic() >= deadline:
+            raise OrgctlError(f"not Ready after {timeout:.0f}s: " + "; ".join(f"{n}: {why}" for n, why in
+                                                                              sorted(waiting.items())),
+                              hint="see `orgctl status` and `orgctl events --type Warning`")
+        time.sleep(0.2)
 
 
 def _refuse_under_controller(paths: StatePaths, org_dir: Path) -> None:
-    """Raises OrgctlError when a controller reconciles this org: two writers of desired state would fight."""
+    """Raises OrgctlError when a controller reconciles this org: two writers of desired state would fight.
+    While the org's reconciliation is suspended (``orgctl suspend --all``), applying by hand is the point."""
     from orgctl.gitops.serving import running_controller
+    from orgctl.state.pauses import org_suspension
 
-    if (info := running_controller(paths)) is not None:
+    if (info := running_controller(paths)) is not None and org_suspension(paths) is None:
         raise OrgctlError(f"the controller (pid {info.get('pid')}) reconciles this org from {info.get('source')}",
                           hint=f"commit the change to the tracked branch (and push it, when that is a remote's); "
                                f"`orgctl reconcile {org_dir}` applies it now. To apply by hand, "
-                               f"`orgctl controller stop {org_dir}` first")
+                               f"`orgctl suspend --all` or `orgctl controller stop {org_dir}` first")
 
 
 def _refuse_stale(saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
@@ -318,73 +361,6 @@ def down(org_dir: Path, lock_timeout: float) -> None:
         click.echo("Nothing was running.")
         return
     click.echo(f"Stopped {len(pids)} process(es); Animas now stopped: {', '.join(stopped) or 'none'}.")
-
-
-def _applied_active(paths: StatePaths, name: str) -> None:
-    """Raises OrgctlError unless ``name`` is applied and meant to run."""
-    from orgctl.state.inventories import load_inventory
-
-    entry = load_inventory(paths.inventory).animas.get(name)
-    if entry is None or entry.status == "retired":
-        raise OrgctlError(f"no applied Anima named {name!r}", hint="see `orgctl status`")
-    if entry.status != "active":
-        raise OrgctlError(f"{name} is {entry.status}", hint="only an Anima that is meant to run can be paused")
-
-
-@cli.command()
-@click.argument("name")
-@org_dir_argument
-@click.option("--reason", default="", help="Why, kept in the pause record and the event (one line).")
-@lock_timeout_option
-def pause(name: str, org_dir: Path, reason: str, lock_timeout: float) -> None:
-    """Stop NAME and keep it stopped (apply records its spec changes, starts it only after resume)."""
-    from orgctl.runtime.local import LocalBackend
-    from orgctl.state import events
-    from orgctl.state.inventories import now_iso
-    from orgctl.state.locking import state_lock
-    from orgctl.state.pauses import PauseRecord, read_pauses, write_pause
-
-    root, paths = resolve(org_dir)
-    with state_lock(paths.lock, operation="pause", timeout=lock_timeout):
-        _applied_active(paths, name)
-        if (current := read_pauses(paths).get(name)) is not None:
-            click.echo(f"{name} is already paused (by {current.by} at {current.at}).")
-            return
-        LocalBackend(paths=paths, org_dir=root).stop(name)
-        why = " ".join(reason.split())[:200]
-        write_pause(paths, PauseRecord(name=name, by="human", at=now_iso(), reason=why))
-        events.emit(paths.work.events, reason="AnimaPaused", object=f"anima/{name}", anima=name,
-                    message=f"a person paused {name}" + (f": {why}" if why else ""))
-    click.echo(f"Paused {name}. It stays stopped until `orgctl resume {name}`.")
-
-
-@cli.command()
-@click.argument("name")
-@org_dir_argument
-@lock_timeout_option
-def resume(name: str, org_dir: Path, lock_timeout: float) -> None:
-    """Start a paused NAME again (with the spec applied meanwhile)."""
-    from orgctl.runtime.local import LocalBackend
-    from orgctl.state import events
-    from orgctl.state.locking import state_lock
-    from orgctl.state.pauses import clear_pause, read_pauses
-
-    root, paths = resolve(org_dir)
-    with state_lock(paths.lock, operation="resume", timeout=lock_timeout):
-        _applied_active(paths, name)
-        current = read_pauses(paths).get(name)
-        if current is None:
-            click.echo(f"{name} is not paused; nothing to do.")
-            return
-        backend = LocalBackend(paths=paths, org_dir=root)
-        clear_pause(paths, name)
-        started = backend.supervisor_alive()
-        if started:
-            backend.start(name)
-        events.emit(paths.work.events, reason="AnimaResumed", object=f"anima/{name}", anima=name,
-                    message=f"a person resumed {name} (paused by {current.by})")
-    click.echo(f"Resumed {name}." if started else
-               f"Resumed {name}: the supervisor is not running; `orgctl apply` starts it.")
 
 
 @cli.command()

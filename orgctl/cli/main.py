@@ -52,4 +52,4 @@ def main() -> None:
 
 
 # The commands register themselves on `cli`; imported last because they import `cli`.
-from orgctl.cli import commands, controller, proposals, work  # noqa: E402,F401
+from orgctl.cli import commands, controller, proposals, suspensions, work  # noqa: E402,F401

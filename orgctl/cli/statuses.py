@@ -16,6 +16,12 @@ def _ready(row: dict[str, Any]) -> str:
     return str(ready.get("status")) if ready else "-"
 
 
+def _state(row: dict[str, Any]) -> str:
+    """The process state, marked when the Anima is suspended (left as it is, not reconciled)."""
+    suspended = (row.get("suspended") or "").startswith("suspended")
+    return f"{row['state']} (suspended)" if suspended else str(row["state"])
+
+
 def _controller_line(report: dict[str, Any]) -> str:
     ctl = report.get("controller")
     if not ctl:
@@ -40,8 +46,11 @@ def echo_status(report: dict[str, Any]) -> None:
         click.echo("\nNo Animas applied yet. Run `orgctl plan` and `orgctl apply`.")
         return
     click.echo(f"Org:              health {org.get('health')}, sync {org.get('sync') or 'unknown (no controller)'}")
+    if org.get("suspended"):
+        click.secho(f"Reconciliation:   {org['suspended']}: nothing is applied until `orgctl resume --all`",
+                    fg="yellow")
     headers = ["NAME", "ROLE", "STATE", "SYNC", "HEALTH", "READY", "REVISION", "LAST HEARTBEAT", "BEATS", "RESTARTS"]
-    table = [[r["name"], r["role"] or "-", r["state"], r["sync"] or "-", r["health"], _ready(r), _short(r["revision"]),
+    table = [[r["name"], r["role"] or "-", _state(r), r["sync"] or "-", r["health"], _ready(r), _short(r["revision"]),
               r["last_heartbeat"] or "-", str(r["heartbeats"]), str(r["restarts"])] for r in rows]
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
     click.echo("")
@@ -58,7 +67,9 @@ def echo_status(report: dict[str, Any]) -> None:
                 problems.append((f"{r['name']}: Stalled since {since}: {c.get('message')}", "red"))
             if c.get("type") == "Reconciling" and c.get("status") == "True":
                 problems.append((f"{r['name']}: Reconciling: {c.get('message')}", "yellow"))
-        if r["health"] == "Suspended":
+        if r.get("suspended"):
+            problems.append((f"{r['name']}: {r['suspended']}", "yellow"))
+        elif r["health"] == "Suspended":
             problems.append((f"{r['name']}: Suspended: {r['reason']}", "yellow"))
     if problems:
         click.echo("")

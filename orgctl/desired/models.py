@@ -238,6 +238,13 @@ class HumanChannel(_Strict):
         return f"ntfy {origin}{parts.path}"
 
 
+DeletionPolicy = Literal["archive", "delete", "orphan"]
+"""What retiring an Anima (removing it from the repo) does, as Kubernetes' propagation policies:
+``archive`` (default) stops it and copies its memory to the state dir's archive; ``delete`` stops it and
+removes its memory from the work tree (git history keeps what was committed); ``orphan`` stops managing
+it and leaves its process and memory as they are."""
+
+
 class OrgDefaults(_Strict):
     """``defaults:`` in ``org.yaml``; every Anima inherits these unless it sets its own."""
 
@@ -246,6 +253,7 @@ class OrgDefaults(_Strict):
     heartbeat_interval: Duration = 1800
     active_hours: ActiveHours = "always"
     timezone: TimeZone = "UTC"
+    deletion_policy: DeletionPolicy = "archive"
 
 
 class OrgFile(_Strict):
@@ -277,6 +285,8 @@ class AnimaFile(_Strict):
     messaging: MessageLimitsOverride | None = None
     budget: BudgetLimits | None = Field(default=None, description="this Anima's own limits; default: "
                                                                   "org.yaml budgets.per_anima")
+    deletion_policy: DeletionPolicy | None = Field(default=None, description="when it is removed from the repo; "
+                                                   "default: org.yaml defaults.deletion_policy")
 
 
 # ---------------------------------------------------------------- resolved spec
@@ -341,6 +351,7 @@ class AnimaSpec(_Strict):
     notifications: list[HumanChannel] = Field(default=[], description="org.yaml's channels, for the top-level "
                                                                        "Anima only (the one that may call_human)")
     files: dict[str, str] = Field(description="sha256 of each spec file's text, by file name")
+    deletion_policy: DeletionPolicy = "archive"
 
     def config(self) -> dict[str, Any]:
         """The restart-relevant settings, by field name."""

@@ -2,9 +2,12 @@
 
 Each action is recorded in the inventory as soon as it succeeds, so a
 failure half-way leaves observed state true to what runs, and the next plan
-shows exactly what remains. Retiring an Anima stops it and archives its
-memory to ``<state>/archive/<name>-<time>/`` (from git at the last applied
-revision, plus anything newer in the work tree); git history keeps it too.
+shows exactly what remains. Retiring an Anima follows its ``deletion_policy``:
+``archive`` (default) stops it and archives its memory to
+``<state>/archive/<name>-<time>/`` (from git at the last applied revision, plus
+anything newer in the work tree); ``delete`` stops it and removes its memory
+folder from the work tree; ``orphan`` leaves it running and unmanaged. Git
+history keeps committed memory in every case.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def inventory_entry(spec: AnimaSpec, *, revision: str | None, status: str) -> In
     return InventoryEntry(name=spec.name, status=status,  # type: ignore[arg-type]
                           revision=revision, spec_hash=spec.spec_hash(), config=spec.config(),
                           files=dict(spec.files), org=spec.org.model_dump(mode="json"),
-                          applied_at=now_iso()).sealed()
+                          applied_at=now_iso(), deletion_policy=spec.deletion_policy).sealed()
 
 
 def _last_committed_memory(org_dir: Path, rel: str):  # type: ignore[no-untyped-def]
@@ -93,6 +96,20 @@ def archive_memory(*, org_dir: Path, paths: StatePaths, name: str) -> Path:
     return dest.parent
 
 
+def delete_memory(*, org_dir: Path, name: str) -> None:
+    """Remove a retired Anima's memory folder from the work tree (``deletion_policy: delete``).
+
+    Only ``animas/<name>/memory`` (and the then empty ``animas/<name>``) is removed; what was committed
+    stays in git history.
+    """
+    live = org_dir / "animas" / name / "memory"
+    if live.is_dir() and not live.is_symlink():
+        shutil.rmtree(live)
+    parent = live.parent
+    if parent.is_dir() and not parent.is_symlink() and not any(parent.iterdir()):
+        parent.rmdir()
+
+
 def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: Path,
                paths: StatePaths, backend: Backend, source_repo: Path | None = None) -> ApplyResult:
     """Carry out ``plan`` (computed from ``desired`` and ``inventory``) on ``backend``.
@@ -138,12 +155,20 @@ def apply_change(change: Change, *, desired: OrgSpec, inventory: Inventory, org_
     name = change.name
     if change.action == Action.RETIRE:
         entry = inventory.animas[name]
+        if entry.deletion_policy == "orphan":  # no longer ours to manage: the process and memory stay
+            inventory.animas[name] = entry.model_copy(update={"status": "orphaned", "applied_at": now_iso()}).sealed()
+            result.done[change.action].append(name)
+            return
         backend.stop(name)
-        archive = archive_memory(org_dir=org_dir, paths=paths, name=name)
+        archive: Path | None = None
+        if entry.deletion_policy == "delete":
+            delete_memory(org_dir=org_dir, name=name)
+        else:
+            archive = archive_memory(org_dir=org_dir, paths=paths, name=name)
+            result.archives[name] = archive
         paths.spec_snapshot(name).unlink(missing_ok=True)
-        inventory.animas[name] = entry.model_copy(update={"status": "retired", "archive": str(archive),
-                                                          "applied_at": now_iso()}).sealed()
-        result.archives[name] = archive
+        inventory.animas[name] = entry.model_copy(update={
+            "status": "retired", "archive": str(archive) if archive else None, "applied_at": now_iso()}).sealed()
     else:
         spec = desired.animas[name]
         if not spec.enabled:

@@ -45,7 +45,7 @@ from orgctl.state import conditions, events
 from orgctl.state.files import read_json, write_json
 from orgctl.state.inventories import load_inventory, now_iso, save_inventory
 from orgctl.state.locking import state_lock
-from orgctl.state.pauses import read_pauses
+from orgctl.state.pauses import org_suspension, read_pauses
 
 log = logging.getLogger("orgctl.controller")
 
@@ -155,6 +155,8 @@ class PassReport:
     duration_s: float = 0.0
     drifted: dict[str, str] = field(default_factory=dict)
     """Drift left in place (``--drift warn``), by Anima."""
+    suspended: str | None = None
+    """Why nothing was reconciled: the whole org is suspended (``orgctl suspend --all``)."""
 
     @property
     def converged(self) -> bool:
@@ -162,6 +164,8 @@ class PassReport:
 
     def summary(self) -> str:
         rev = (self.revision or "-")[:7]
+        if self.suspended:
+            return f"pass ({self.trigger}) skipped: {self.suspended}"
         if self.error:
             return f"pass ({self.trigger}) at {rev} failed: {self.error}"
         parts = [f"pass ({self.trigger}) at {rev}: "
@@ -312,6 +316,9 @@ class Controller:
         return report
 
     def _pass(self, report: PassReport) -> None:
+        if (held := org_suspension(self.paths)) is not None:
+            report.suspended = f"the reconciliation of the whole org is {held.describe()}"
+            return
         tip = self._source()
         report.revision = tip
         if tip is None:
@@ -407,15 +414,14 @@ class Controller:
         pauses = read_pauses(self.paths)
         animas: dict[str, Any] = {}
         for row in observed["animas"]:
-            if row["state"] == "retired":
+            if row["state"] in ("retired", "orphaned"):
                 continue
             name = row["name"]
             pending = report.pending.get(name)
             drifted = report.drifted.get(name)
             stalled = spec_stalled.get(name)
             synced = pending is None and stalled is None and drifted is None
-            suspended = (f"paused by {pauses[name].by}" + (f": {pauses[name].reason}" if pauses[name].reason else "")
-                         if name in pauses else None)
+            suspended = pauses[name].describe() if name in pauses else report.suspended
             conds = conditions.anima_conditions(health=row["health"], health_reason=row["reason"], synced=synced,
                                                 pending=pending, stalled=stalled, suspended=suspended,
                                                 resting=row["state"] == "resting", drifted=drifted)
@@ -429,11 +435,13 @@ class Controller:
             }
         org_health = conditions.worst_health([a["health"] for a in animas.values()])
         org_synced = report.converged
-        org_conds = [
+        org_conds = [conditions.condition("Ready", None, "Suspended", report.suspended)] if report.suspended else [
             conditions.condition("Ready", org_synced and org_health == "Healthy" and not report.error,
                                  "Succeeded" if org_synced and org_health == "Healthy" else
                                  ("Stalled" if report.stalled else ("Failed" if report.error else org_health)),
                                  report.summary()),
+        ]
+        org_conds += [
             conditions.condition("Reconciling", bool(report.pending) and not report.stalled,
                                  "Progressing" if report.pending else "Succeeded"),
             conditions.condition("Stalled", bool(report.stalled), "PermanentError" if report.stalled else "",

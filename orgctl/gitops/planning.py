@@ -10,7 +10,8 @@ Actions per Anima, with Terraform's symbols:
 ====== ========= ==========================================================
 
 A paused Anima (``orgctl pause``, or a manager's ``pause_anima``) is not started: its spec
-changes are applied in place and it stays stopped until it is resumed.
+changes are applied in place and it stays stopped until it is resumed. A suspended one
+(``orgctl suspend``) gets no change at all and is listed in :attr:`Plan.suspended`.
 
 Restarts count as changes in the summary line (Terraform counts a replace
 under both add and destroy; an Anima that keeps its memory is not destroyed).
@@ -61,6 +62,9 @@ class Plan(BaseModel):
     org: str
     revision: str | None
     changes: list[Change]
+    suspended: dict[str, str] = {}
+    """Animas left as they are (``orgctl suspend NAME``), with who suspended them and why: shown, never
+    silently skipped. Their spec changes wait until ``orgctl resume``."""
 
     def count(self, *actions: Action) -> int:
         return sum(1 for c in self.changes if c.action in actions)
@@ -81,7 +85,7 @@ class Plan(BaseModel):
         mis-merged ``animas/`` folder must not stop the whole organization (Argo CD's and Flux's
         prune safeguards answer the same risk).
         """
-        applied = sum(1 for e in inventory.animas.values() if e.status != "retired")
+        applied = sum(1 for e in inventory.animas.values() if e.status not in ("retired", "orphaned"))
         retiring = self.count(Action.RETIRE)
         if retiring and (retiring == applied or retiring * 2 > applied):
             return f"this plan retires {retiring} of {applied} applied Animas"
@@ -100,11 +104,20 @@ class Plan(BaseModel):
             "org": self.org,
             "revision": self.revision,
             "changes": [c.model_dump(mode="json") | {"symbol": c.action.symbol} for c in self.changes],
+            "suspended": dict(self.suspended),
             "summary": {"hire": self.count(Action.HIRE),
                         "change": self.count(Action.CHANGE, Action.RESTART),
                         "restart": self.count(Action.RESTART),
                         "retire": self.count(Action.RETIRE)},
         }
+
+
+RETIRE_REASONS = {
+    "archive": "stop it and archive its memory",
+    "delete": "stop it and delete its memory from the work tree (deletion_policy: delete; git history keeps "
+              "what was committed)",
+    "orphan": "stop managing it; its process and memory are left as they are (deletion_policy: orphan)",
+}
 
 
 def _short(value: Any) -> str:
@@ -134,8 +147,7 @@ def _diff(want: AnimaSpec, have: InventoryEntry) -> tuple[list[str], list[str]]:
 
 
 def _paused_change(name: str, spec_hash: str, pause: PauseRecord, reasons: list[str]) -> Change:
-    note = (f"paused by {pause.by} at {pause.at}" + (f" ({pause.reason})" if pause.reason else "")
-            + ": spec recorded, not started until `orgctl resume`")
+    note = f"{pause.describe()}: spec recorded, not started until `orgctl resume`"
     return Change(name=name, action=Action.CHANGE, spec_hash=spec_hash, reasons=[*reasons, note], paused=True)
 
 
@@ -166,24 +178,30 @@ def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus,
     ``drift``: reasons by name (:func:`orgctl.gitops.drifting.detect_drift`); a drifted Anima that
     stays in the spec is restarted from a freshly written snapshot, whatever else its change was.
     """
-    paused = paused or {}
-    drift = drift or {}
+    holds = paused or {}
+    suspended = {n: r.describe() for n, r in holds.items() if r.mode == "suspend"
+                 and (n in desired.animas or n in inventory.animas)}
+    paused = {n: r for n, r in holds.items() if r.mode == "pause"}
+    drift = {n: r for n, r in (drift or {}).items() if n not in suspended}
     changes: list[Change] = []
     for name in sorted(set(desired.animas) | set(inventory.animas)):
+        if name in suspended:
+            continue
         want = desired.animas.get(name)
         have = inventory.animas.get(name)
         if want is None:
-            if have is not None and have.status != "retired":
+            if have is not None and have.status not in ("retired", "orphaned"):
                 changes.append(Change(name=name, action=Action.RETIRE,
-                                      reasons=["removed from the repo: stop it and archive its memory"]))
+                                      reasons=[f"removed from the repo: {RETIRE_REASONS[have.deletion_policy]}"]))
             continue
         h = want.spec_hash()
         if have is not None and have.status == "stopped" and want.enabled and name in paused:
             changes.append(_paused_change(name, h, paused[name], ["stopped by `orgctl down`"]))
             continue
-        if have is None or have.status in ("retired", "stopped"):
+        if have is None or have.status in ("retired", "stopped", "orphaned"):
             if want.enabled:
                 why = {None: "new in the repo", "retired": "back in the repo after being retired",
+                       "orphaned": "back in the repo after being orphaned: managed again",
                        "stopped": "not running (stopped by `orgctl down`)"}[have.status if have else None]
                 changes.append(Change(name=name, action=Action.HIRE, reasons=[why], spec_hash=h))
             continue
@@ -214,4 +232,4 @@ def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus,
     changes = _with_drift(changes, desired, drift)
     order = {Action.RETIRE: 0, Action.RESTART: 1, Action.CHANGE: 2, Action.HIRE: 3}
     changes.sort(key=lambda c: (order[c.action], c.name))
-    return Plan(org=desired.name, revision=desired.revision, changes=changes)
+    return Plan(org=desired.name, revision=desired.revision, changes=changes, suspended=suspended)

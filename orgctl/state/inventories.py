@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from orgctl.errors import StateError
 from orgctl.state.files import read_json, write_json
 
-EntryStatus = Literal["active", "disabled", "stopped", "retired"]
+EntryStatus = Literal["active", "disabled", "stopped", "retired", "orphaned"]
 
 
 def now_iso() -> str:
@@ -31,7 +31,9 @@ class InventoryEntry(BaseModel):
 
     ``status``: ``active`` (should run), ``disabled`` (``enabled: false`` in
     the spec), ``stopped`` (by ``orgctl down``), ``retired`` (removed from the
-    repo; ``archive`` says where its memory was copied).
+    repo; ``archive`` says where its memory was copied, None when it was deleted),
+    ``orphaned`` (removed from the repo with ``deletion_policy: orphan``: no longer
+    managed, left running as it was).
     """
 
     name: str
@@ -43,6 +45,8 @@ class InventoryEntry(BaseModel):
     org: dict[str, Any]
     applied_at: str
     archive: str | None = None
+    deletion_policy: str = "archive"
+    """What retiring it does (:data:`orgctl.desired.models.DeletionPolicy`), as applied."""
     digest: str | None = None
     """sha256 of the record's other fields (:meth:`compute_digest`), set by :meth:`sealed`: an entry edited by
     hand no longer matches it, and shows as drift. None in inventories written before it existed."""
@@ -69,7 +73,7 @@ class Inventory(BaseModel):
 
     def owned(self) -> list[InventoryEntry]:
         """Entries orgctl still owns a process (or a stopped slot) for: not retired."""
-        return [e for e in self.animas.values() if e.status != "retired"]
+        return [e for e in self.animas.values() if e.status not in ("retired", "orphaned")]
 
 
 def load_inventory(path: Path) -> Inventory:

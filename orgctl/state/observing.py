@@ -16,7 +16,8 @@ The report is a dict::
      "animas": [row, ...]}
 
 and a row is ``{"name", "role", "state", "revision", "spec_hash", "pid", "heartbeats",
-"last_heartbeat", "restarts", "last_exit_code", "health", "reason", "sync", "conditions"}``.
+"last_heartbeat", "restarts", "last_exit_code", "health", "reason", "sync", "conditions",
+"suspended"}`` (``suspended``: who paused or suspended it and why, or None).
 ``state`` is the process state when the supervisor runs it (starting/running/resting/backoff),
 else the inventory's view (``not running``, ``paused``, ``disabled``, ``stopped``, ``retired``).
 ``health`` is ``Healthy``, ``Progressing`` (starting), ``Degraded`` (a crash loop, or no
@@ -130,18 +131,47 @@ def _pauses(paths: StatePaths) -> dict[str, dict[str, Any]]:
     return out
 
 
+def describe_hold(record: Mapping[str, Any]) -> str:
+    """``paused by human at <time> (reason)`` for a suspension record read as JSON (see PauseRecord.describe)."""
+    what = "suspended" if record.get("mode") == "suspend" else "paused"
+    reason = record.get("reason")
+    return f"{what} by {record.get('by')} at {record.get('at')}" + (f" ({reason})" if reason else "")
+
+
 def _health(entry: Mapping[str, Any], proc: Mapping[str, Any] | None, pause: Mapping[str, Any] | None,
             paths: StatePaths, now: datetime) -> tuple[str, str]:
     status = entry.get("status")
     if status != "active":
         return ("Suspended", "disabled in the spec") if status == "disabled" else ("Missing", "")
     if proc is None:
-        return ("Suspended", f"paused by {pause.get('by')}") if pause else ("Missing", "not running")
+        return ("Suspended", describe_hold(pause)) if pause else ("Missing", "not running")
     interval = float((entry.get("config") or {}).get("heartbeat_interval") or 1800)
     health, reason = assess(proc, interval=interval, now=now)
     if health == "Degraded" and (tail := log_tail(paths, str(entry.get("name")))):
         reason = f"{reason}; log: {tail}"
     return health, reason
+
+
+def not_ready(report: Mapping[str, Any], revision: str | None) -> dict[str, str]:
+    """Animas of ``report`` (from :func:`observe_status`) that should run and are not Ready, with why.
+
+    Ready: the process is up (running, or resting outside its active hours), runs the spec applied at
+    ``revision`` (the spec hash it reports is the applied one), and is Healthy. Paused, suspended,
+    disabled, retired and orphaned Animas are not waited for.
+    """
+    out = {}
+    for row in report["animas"]:
+        if row["state"] in ("retired", "orphaned", "disabled", "stopped", "paused") or row.get("suspended"):
+            continue
+        if row["state"] not in ("running", "resting"):
+            out[row["name"]] = row["state"] + (f": {row['reason']}" if row["reason"] else "")
+        elif revision is not None and row["revision"] != revision:
+            out[row["name"]] = f"applied revision {str(row['revision'])[:7]}, not {revision[:7]}"
+        elif row["running_spec_hash"] is not None and row["running_spec_hash"] != row["spec_hash"]:
+            out[row["name"]] = "its process has not loaded the applied spec yet"
+        elif row["health"] != "Healthy":
+            out[row["name"]] = f"{row['health']}: {row['reason']}"
+    return out
 
 
 def observe_status(paths: StatePaths, *, now: datetime | None = None) -> dict[str, Any]:
@@ -159,9 +189,10 @@ def observe_status(paths: StatePaths, *, now: datetime | None = None) -> dict[st
         proc = procs.get(name)
         if proc is not None and proc.get("state") == "stopped":
             proc = None
-        idle = "paused" if name in pauses else "not running"
+        hold = pauses.get(name)
+        idle = "paused" if hold and hold.get("mode") != "suspend" else "not running"
         state = (proc.get("state") if proc else idle) if entry.get("status") == "active" else entry.get("status")
-        health, reason = _health(entry, proc, pauses.get(name), paths, now)
+        health, reason = _health(entry, proc, hold, paths, now)
         mine = recorded_animas.get(name) or {}
         rows.append({
             "name": name, "role": (entry.get("config") or {}).get("role"), "state": state,
@@ -173,14 +204,18 @@ def observe_status(paths: StatePaths, *, now: datetime | None = None) -> dict[st
             "health": health, "reason": reason,
             "sync": mine.get("sync"), "conditions": mine.get("conditions") or [],
             "lastAttemptedRevision": mine.get("lastAttemptedRevision"),
+            "suspended": describe_hold(hold) if hold else None,
+            "running_spec_hash": proc.get("spec_hash") if proc else None,
         })
-    live = [r for r in rows if r["state"] != "retired"]
+    live = [r for r in rows if r["state"] not in ("retired", "orphaned")]
     org_sync = (recorded.get("org") or {}).get("sync") if controller else None
+    held = _read(paths.suspended)
     return {
         "revision": inventory.get("revision"), "applied_at": inventory.get("applied_at"),
         "supervisor_pid": runtime.get("supervisor_pid") if alive else None, "supervisor_running": alive,
         "model_server": _model_server(paths), "controller": controller,
         "org": {"health": worst_health([r["health"] for r in live]), "sync": org_sync,
+                "suspended": describe_hold(held) if isinstance(held, dict) else None,
                 "conditions": (recorded.get("org") or {}).get("conditions") or [] if controller else []},
         "animas": rows,
     }

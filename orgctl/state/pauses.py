@@ -1,13 +1,23 @@
-"""Pause records: an Anima a person or a manager paused stays stopped until someone resumes it.
+"""Suspension records: Animas, or the whole org, that reconciliation leaves alone until someone resumes them.
 
-``<state>/paused/<name>.json``, one per paused Anima, written by whoever pauses it (``orgctl pause``,
-or a manager's ``pause_anima`` tool) after the supervisor stopped the process, and removed by whoever
-resumes it. Operational state (DESIGN §2): the spec does not change, so ``plan`` keeps the Anima's
-spec up to date but does not start it (as Flux's ``suspend`` keeps a resource's spec and stops
-reconciling it), and ``status`` shows ``paused``.
+``<state>/paused/<name>.json``, one per Anima, in one of two modes:
+
+* ``pause`` -- written by whoever pauses it (``orgctl pause``, or a manager's ``pause_anima`` tool)
+  after the supervisor stopped the process: ``plan`` keeps its spec up to date but does not start it,
+  and ``status`` shows ``paused``. A manager's pause is a suspension with its reason, so neither
+  ``apply`` nor the controller's self-heal undoes it.
+* ``suspend`` -- Flux's meaning (``orgctl suspend NAME``): reconciliation stops and the Anima is left
+  exactly as it is, running or not; spec changes wait until ``orgctl resume``.
+
+``<state>/suspended.json`` suspends the reconciliation of the whole org (``orgctl suspend --all``,
+for incidents and rollbacks): the controller applies nothing until ``orgctl resume --all``.
+Operational state (DESIGN §2): the spec does not change; ``plan`` and ``status`` show every
+suspension, never skip one silently.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -17,12 +27,19 @@ from orgctl.state.files import read_json, write_json
 
 
 class PauseRecord(BaseModel):
-    """Why ``name`` is paused: by whom (an Anima or ``human``), when (ISO 8601 UTC), the reason given."""
+    """Why ``name`` is paused or suspended: by whom (an Anima or ``human``), when (ISO 8601 UTC), the reason."""
 
     name: str
     by: str
     at: str
     reason: str = ""
+    mode: Literal["pause", "suspend"] = "pause"
+    """``pause``: stopped and kept stopped; ``suspend``: left as it is, not reconciled."""
+
+    def describe(self) -> str:
+        """``paused by human at <time> (reason)``: one line for plans, status and events."""
+        what = "paused" if self.mode == "pause" else "suspended"
+        return f"{what} by {self.by} at {self.at}" + (f" ({self.reason})" if self.reason else "")
 
 
 def read_pauses(paths: StatePaths) -> dict[str, PauseRecord]:
@@ -36,6 +53,25 @@ def read_pauses(paths: StatePaths) -> dict[str, PauseRecord]:
         if record.name == path.stem:
             out[record.name] = record
     return out
+
+
+def org_suspension(paths: StatePaths) -> PauseRecord | None:
+    """The suspension of the whole org's reconciliation, or None."""
+    try:
+        return PauseRecord.model_validate(read_json(paths.suspended, default=None))
+    except (ValidationError, OrgctlError):
+        return None
+
+
+def suspend_org(paths: StatePaths, record: PauseRecord) -> None:
+    write_json(paths.suspended, record.model_dump(mode="json"))
+
+
+def resume_org(paths: StatePaths) -> bool:
+    """Clear the org's suspension; True when there was one."""
+    existed = paths.suspended.exists()
+    paths.suspended.unlink(missing_ok=True)
+    return existed
 
 
 def write_pause(paths: StatePaths, record: PauseRecord) -> None:

@@ -487,3 +487,76 @@ def test_a_saved_plan_is_applied_exactly_or_refused_once_stale(running: Path, st
     junk.write_text('{"hello": 1}')
     bad = run_cli("apply", str(junk))
     assert bad.exit_code == 1 and "not an orgctl plan file" in bad.output and "Traceback" not in bad.output
+
+
+def test_deletion_policies_archive_delete_and_orphan(running: Path, state: StatePaths) -> None:
+    """Removed from the repo: `delete` stops it and removes its memory folder (no archive); `orphan` leaves
+    the process running and unmanaged; the default archives (covered above)."""
+    org = running
+    edit(org / "animas/bob/anima.yaml", "enabled: true", "enabled: true\ndeletion_policy: delete")
+    edit(org / "animas/carol/anima.yaml", "enabled: true", "enabled: true\ndeletion_policy: orphan")
+    commit_all(org, "policies")
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    running_pids = pids(state)
+    git(org, "rm", "-rq", "animas/bob", "animas/carol")
+    (org / "animas/bob/memory/knowledge").mkdir(parents=True, exist_ok=True)  # written by bob since: untracked
+    (org / "animas/bob/memory/knowledge/n.md").write_text("a note\n")
+    git(org, "commit", "-qm", "remove bob and carol")
+    plan = run_cli("plan", str(org)).output
+    assert "deletion_policy: delete" in plan and "deletion_policy: orphan" in plan
+    result = run_cli("apply", str(org), "--auto-approve", "--allow-mass-retire")
+    assert result.exit_code == 0, result.output
+    inventory = load_inventory(state.inventory)
+    assert inventory.animas["bob"].status == "retired" and inventory.animas["bob"].archive is None
+    assert not (org / "animas/bob").exists() and not any(state.archive.glob("bob-*"))
+    assert not pid_alive(running_pids["bob"])
+    assert inventory.animas["carol"].status == "orphaned" and pid_alive(running_pids["carol"])
+    assert "No changes." in run_cli("plan", str(org)).output
+
+
+def test_apply_wait_returns_when_every_anima_is_ready(running: Path, state: StatePaths) -> None:
+    org = running
+    result = run_cli("apply", str(org), "--auto-approve", "--wait", "--timeout", "60s")
+    assert result.exit_code == 0, result.output
+    assert "All Animas are Ready at" in result.output
+    assert set(pids(state)) == {"alice", "bob", "carol"}  # up, and each reported the applied spec
+    assert all(p.spec_hash == load_inventory(state.inventory).animas[n].spec_hash
+               for n, p in load_runtime(state.runtime).animas.items())
+    bad = run_cli("apply", str(org), "--auto-approve", "--wait", "--timeout", "soon")
+    assert bad.exit_code == 2 and "expected a duration like 30s" in bad.output
+
+
+def test_not_ready_names_each_anima_and_why() -> None:
+    from orgctl.state.observing import not_ready
+
+    def row(name: str, **kw: object) -> dict[str, object]:
+        return {"name": name, "state": "running", "revision": "abc1234def", "spec_hash": "h1",
+                "running_spec_hash": "h1", "health": "Healthy", "reason": "", "suspended": None} | kw
+
+    report = {"animas": [row("alice"), row("bob", state="backoff", health="Degraded", reason="crash loop"),
+                         row("carol", revision="0000000aaa"), row("dave", running_spec_hash="h0"),
+                         row("erin", state="paused"), row("finn", suspended="suspended by human"),
+                         row("gus", state="resting")]}
+    assert not_ready(report, "abc1234def") == {
+        "bob": "backoff: crash loop", "carol": "applied revision 0000000, not abc1234",
+        "dave": "its process has not loaded the applied spec yet"}
+
+
+def test_plan_chart_draws_the_org_before_and_after_in_mermaid(running: Path, state: StatePaths) -> None:
+    org = running
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    git(org, "rm", "-rq", "animas/carol")
+    (org / "animas/dave").mkdir()
+    for f in ("identity.md", "injection.md", "permissions.md", "cron.md"):
+        (org / "animas/dave" / f).write_text((org / "animas/bob" / f).read_text())
+    (org / "animas/dave/anima.yaml").write_text("role: engineer\nsupervisor: bob\n")
+    commit_all(org, "carol leaves, dave joins under bob")
+    out = run_cli("plan", str(org), "--chart").output
+    chart = out[out.index("```mermaid"):]
+    assert 'dave["+ dave<br/><small>engineer</small>"]' in chart and "bob --> dave" in chart
+    assert 'carol["- carol<br/><small>researcher</small>"]' in chart and "alice -. was .-> carol" in chart
+    classes = {line.split()[2]: line.split()[1].split(",") for line in chart.splitlines()
+               if line.strip().startswith("class ")}
+    assert classes["hire"] == ["dave"] and classes["retire"] == ["carol"] and "bob" in classes["change"]
+    as_json = json.loads(run_cli("plan", str(org), "--chart", "--json").output)
+    assert as_json["chart"].startswith("flowchart TD")
