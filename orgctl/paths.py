@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STATE_DIR_ENV = "ORGCTL_STATE_DIR"
+STATE_FORMAT = 1
+"""The state dir format this orgctl writes (migrations: :mod:`orgctl.state.versions`)."""
 XDG_STATE_ENV = "XDG_STATE_HOME"
 
 
@@ -214,11 +216,20 @@ class StatePaths:
         """The Anima's own folder: commands run here; it holds a clone of the org repo."""
         return self.root / "workspaces" / name
 
+    @property
+    def format_file(self) -> Path:
+        """The state dir's format version (:mod:`orgctl.state.versions`)."""
+        return self.root / "format.json"
+
     def ensure(self) -> StatePaths:
+        """Create the folders; a new state dir is stamped with the current :data:`STATE_FORMAT`."""
+        fresh = not self.root.is_dir() or not any(os.scandir(self.root))
         for d in (self.root, self.specs, self.logs, self.archive, self.work.root):
             d.mkdir(parents=True, exist_ok=True)
         self.run.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.run, 0o700)
+        if fresh and not self.format_file.exists():
+            self.format_file.write_text(f'{{"format_version": {STATE_FORMAT}}}\n', encoding="utf-8")
         return self
 
 

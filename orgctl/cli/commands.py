@@ -21,7 +21,11 @@ def _load(root: Path, revision: str | None):  # type: ignore[no-untyped-def]
     from orgctl.desired.sources import GitRevisionSource, WorkTreeSource
 
     source = WorkTreeSource(root) if revision is None else GitRevisionSource(root, revision)
-    return load_org(source)
+    spec = load_org(source)
+    if spec.schema_version is None:
+        click.secho("Note: org.yaml has no schema_version; read as version 1 (add `schema_version: 1`).",
+                    fg="yellow", err=True)
+    return spec
 
 
 def _warn_uncommitted(root: Path, revision: str) -> None:

@@ -14,11 +14,17 @@ revision_option = click.option(
     "--revision", "-r", default="HEAD", show_default=True, metavar="REV",
     help="Git revision that is the desired state.")
 lock_timeout_option = click.option(
-    "--lock-timeout", default=0.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
-    help="How long to wait for the state lock.")
+    "--lock-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+    help="How long to wait for the state lock (a running controller holds it briefly during each pass).")
 
 
 def resolve(org_dir: Path) -> tuple[Path, StatePaths]:
-    """The org repo's absolute path and its state paths."""
+    """The org repo's absolute path and its state paths, the state dir's format checked (migrated when older,
+    with a note on stderr; StateError when newer)."""
+    from orgctl.state.versions import check_state_format
+
     root = org_dir.resolve()
-    return root, state_paths(root)
+    paths = state_paths(root)
+    if (note := check_state_format(paths)) is not None:
+        click.secho(f"Note: {note}", fg="yellow", err=True)
+    return root, paths

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from orgctl.desired.crontabs import parse_cron_md
 from orgctl.desired.documents import Located, parse_markdown, parse_yaml
 from orgctl.desired.models import (
+    SCHEMA_VERSION,
     AnimaFile,
     AnimaSpec,
     CronTask,
@@ -248,6 +249,10 @@ def load_org(source: Source) -> OrgSpec:
         if located is not None:
             org, errs = validate_model(OrgFile, located, file=ORG_FILE)
             diags.extend(errs)
+            if org is not None and (org.schema_version or 1) > SCHEMA_VERSION:
+                diags.append(Diagnostic(ORG_FILE, located.line_of(("schema_version",)),
+                                        f"schema_version {org.schema_version} needs a newer orgctl: this one reads "
+                                        f"schema versions up to {SCHEMA_VERSION} (upgrade: pip install -U orgctl)"))
 
     names = source.list_dirs(ANIMAS_DIR)
     folded: dict[str, str] = {}
@@ -318,7 +323,8 @@ def load_org(source: Source) -> OrgSpec:
             | {ANIMA_FILE: hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()},
         )
     return OrgSpec(name=org.name, defaults=d, revision=source.revision, animas=animas,
-                   notifications=list(org.notifications), board_channels=list(org.board_channels))
+                   notifications=list(org.notifications), board_channels=list(org.board_channels),
+                   schema_version=org.schema_version)
 
 
 def _message_limits(org: OrgFile, anima: AnimaFile) -> MessageLimits:

@@ -16,7 +16,7 @@ from datetime import time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from orgctl.desired.permissions import PermissionsFrontmatter
 from orgctl.desired.roles import ROLES
@@ -256,9 +256,16 @@ class OrgDefaults(_Strict):
     deletion_policy: DeletionPolicy = "archive"
 
 
+SCHEMA_VERSION = 1
+"""The newest ``schema_version`` of ``org.yaml`` (and the spec files it governs) this orgctl reads."""
+
+
 class OrgFile(_Strict):
     """``org.yaml`` at the repo root."""
 
+    schema_version: StrictInt | None = Field(default=None, ge=1, description="the spec format this repo is "
+                                             f"written in; this orgctl reads up to {SCHEMA_VERSION}; "
+                                             "missing: read as 1")
     name: StrictStr = Field(min_length=1)
     description: StrictStr = ""
     defaults: OrgDefaults = OrgDefaults()
@@ -372,6 +379,7 @@ class OrgSpec(_Strict):
     animas: dict[str, AnimaSpec]
     notifications: list[HumanChannel] = []
     board_channels: list[str] = ["general", "ops"]
+    schema_version: int | None = Field(default=None, description="as written in org.yaml (None: not written)")
 
     def enabled(self) -> list[AnimaSpec]:
         return [a for a in self.animas.values() if a.enabled]

@@ -9,7 +9,8 @@ Layout under ``animas/<name>/memory/``:
 * ``knowledge/<YYYY-MM-DD>.md`` — the consolidated note of a day, with YAML
   frontmatter; rewritten when the day is consolidated again (git shows the diff).
 
-Dates are the Anima's local dates (its ``timezone``).
+Dates are the Anima's local dates (its ``timezone``). Frontmatter carries ``format``
+(:data:`MEMORY_FORMAT`): a note written by a newer orgctl is never rewritten by an older one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,26 @@ from orgctl.memory import MEMORY_DIRS
 from orgctl.state.files import append_jsonl, write_text_atomic
 
 _SECTION = re.compile(r"^## ", re.MULTILINE)
+
+MEMORY_FORMAT = 1
+"""The frontmatter format of memory notes this orgctl writes (and the newest it rewrites)."""
+
+
+def note_format(path: Path) -> int | None:
+    """The ``format`` in a note's YAML frontmatter (1 when it has frontmatter without one), or None without
+    frontmatter or file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if not text.startswith("---\n") or "\n---" not in text[4:]:
+        return None
+    try:
+        meta = yaml.safe_load(text[4:text.index("\n---", 4)]) or {}
+    except yaml.YAMLError:
+        return None
+    version = meta.get("format", 1) if isinstance(meta, dict) else 1
+    return version if isinstance(version, int) else None
 
 
 class MemoryStore:
@@ -104,6 +125,10 @@ class MemoryStore:
         """Write (or rewrite) the day's knowledge note: YAML frontmatter, then Markdown."""
         path = self.knowledge_file(day)
         self._writable(path)
-        front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
+        if (found := note_format(path)) is not None and found > MEMORY_FORMAT:
+            raise StateError(f"{path} is in memory format {found}, written by a newer orgctl; this one writes "
+                             f"format {MEMORY_FORMAT} and will not overwrite it",
+                             hint="upgrade orgctl (pip install -U orgctl)")
+        front = yaml.safe_dump({"format": MEMORY_FORMAT, **meta}, sort_keys=False, allow_unicode=True).strip()
         write_text_atomic(path, f"---\n{front}\n---\n\n{body.strip()}\n")
         return path

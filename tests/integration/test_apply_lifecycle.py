@@ -440,12 +440,12 @@ def test_a_stuck_lock_names_its_holder_and_force_unlock_breaks_it(running: Path,
     holder = subprocess.Popen([_sys.executable, "-c", _HOLD_LOCK, str(state.lock)], stdout=subprocess.PIPE, text=True)
     try:
         lock_id = holder.stdout.readline().strip()  # type: ignore[union-attr]
-        blocked = run_cli("down", str(org))
+        blocked = run_cli("down", str(org), "--lock-timeout", "0")
         assert blocked.exit_code == 1 and lock_id in blocked.output
         assert f"orgctl force-unlock {lock_id}" in blocked.output
         wrong = run_cli("force-unlock", "not-the-id", str(org))
         assert wrong.exit_code == 1 and "does not match the holder" in wrong.output
-        assert run_cli("down", str(org)).exit_code == 1  # still locked
+        assert run_cli("down", str(org), "--lock-timeout", "0.5").exit_code == 1  # still locked
         broken = run_cli("force-unlock", lock_id, str(org))
         assert broken.exit_code == 0 and f"pid {holder.pid}" in broken.output, broken.output
         assert run_cli("down", str(org)).exit_code == 0

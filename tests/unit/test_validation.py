@@ -157,7 +157,7 @@ def test_invalid_active_hours(org: Path, hours: str, reason: str) -> None:
 def test_invalid_org_defaults(org: Path) -> None:
     edit(org / "org.yaml", "timezone: UTC", "timezone: Mars/Olympus")
     d = only(org)
-    assert d.file == "org.yaml" and d.line == 9 and "unknown time zone" in d.reason
+    assert d.file == "org.yaml" and d.line == 10 and "unknown time zone" in d.reason
 
 
 def test_missing_files(org: Path) -> None:
