@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,25 +30,12 @@ from pathlib import Path
 from orgctl.desired.loading import load_org
 from orgctl.desired.secrets import scan_text
 from orgctl.desired.sources import GitRevisionSource, WorkTreeSource
-from orgctl.gitops.bootstrapping import init_org
-from orgctl.paths import template_dir
+
+sys.path.insert(0, str(Path(__file__).parent))
+from orgs import build_org  # noqa: E402  (bench/orgs.py, shared by the benches)
 
 RESULTS = Path(__file__).parent / "results" / "spec_loading.json"
 RUNS = 3
-
-
-def build_org(root: Path, n: int) -> Path:
-    org = root / "big"
-    init_org(dest=org, template=template_dir(), name="big")
-    bob = org / "animas" / "bob"
-    for i in range(n - 3):  # alice, bob, carol are there already
-        dest = org / "animas" / f"eng{i:04d}"
-        shutil.copytree(bob, dest)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
-    subprocess.run(["git", "-C", str(org), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(org), "commit", "-qm", f"{n} Animas"], check=True, env=env)
-    return org
 
 
 def median_seconds(fn, runs: int = RUNS) -> float:  # type: ignore[no-untyped-def]

@@ -70,6 +70,29 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> 
     raise AssertionError(f"{what}: not reached in {timeout:.0f}s")
 
 
+def anima_processes(state: StatePaths, name: str | None = None) -> list[int]:
+    """Live Anima processes of the org whose state dir is ``state`` (all, or those named ``name``), found in
+    /proc, tracked or not: forked ones by their kernel name ``orgctl:<name>`` and the org's state dir in
+    their environment; exec'd ones (ORGCTL_SPAWN=exec) by their command line."""
+    found = []
+    root = str(state.root).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_bytes().strip()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        forked = comm.startswith(b"orgctl:") and b"ORGCTL_ORG_STATE=" + root in environ \
+            and (name is None or comm == f"orgctl:{name}".encode()[:15])
+        execd = b"orgctl.runtime.anima" in argv and root in argv and (name is None or name.encode() in argv)
+        if forked or execd:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def run_cli(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 

@@ -29,7 +29,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -169,14 +169,21 @@ class PassReport:
         if self.error:
             return f"pass ({self.trigger}) at {rev} failed: {self.error}"
         parts = [f"pass ({self.trigger}) at {rev}: "
-                 + (f"applied {len(self.applied)} ({', '.join(self.applied)})" if self.applied else "no changes")]
+                 + (f"applied {len(self.applied)} ({_names(self.applied)})" if self.applied else "no changes")]
         if self.pending:
-            parts.append(f"{len(self.pending)} pending ({', '.join(sorted(self.pending))})")
+            parts.append(f"{len(self.pending)} pending ({_names(self.pending)})")
         if self.stalled:
             parts.append(f"stalled: {self.stalled}")
         if self.drifted:
-            parts.append(f"drift left in place ({', '.join(sorted(self.drifted))})")
+            parts.append(f"drift left in place ({_names(self.drifted)})")
         return "; ".join(parts) + f" in {self.duration_s:.2f}s"
+
+
+def _names(names: Iterable[str], limit: int = 8) -> str:
+    """``a, b, c`` -- or the first ``limit`` and ``(+N more)``, so a pass over 1,000 Animas logs one short line."""
+    ordered = sorted(names)
+    shown = ", ".join(ordered[:limit])
+    return shown + (f" (+{len(ordered) - limit} more)" if len(ordered) > limit else "")
 
 
 def _stalled_animas(error: SpecError) -> dict[str, str]:
@@ -342,8 +349,8 @@ class Controller:
                 inventory.revision, inventory.applied_at = desired.revision, now_iso()
                 save_inventory(self.paths.inventory, inventory)
         if report.applied:
-            self.emit("Reconciled", f"applied revision {str(desired.revision)[:7]} to "
-                       f"{', '.join(report.applied)}", object=f"revision/{desired.revision}")
+            self.emit("Reconciled", f"applied revision {str(desired.revision)[:7]} to {_names(report.applied)}",
+                      object=f"revision/{desired.revision}")
 
     def _report_drift(self, drift: dict[str, list[str]], report: PassReport) -> None:
         """A DriftDetected Warning per Anima when its drift first shows (or changes); in ``warn`` mode the drift

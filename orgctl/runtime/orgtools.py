@@ -75,21 +75,19 @@ def supervisor_control(paths: StatePaths, *, timeout: float = 60.0) -> Control:
 # ---------------------------------------------------------------- the org chart
 
 
-def _children(specs: Mapping[str, AnimaSpec]) -> dict[str | None, list[str]]:
-    out: dict[str | None, list[str]] = {}
-    for name in sorted(specs):
-        out.setdefault(specs[name].org.supervisor, []).append(name)
-    return out
-
-
 def subtree(specs: Mapping[str, AnimaSpec], root: str) -> list[tuple[str, int]]:
     """``root`` and every direct or indirect report, depth first, as ``(name, depth)`` (root at 0).
 
-    Built from each spec's ``org.supervisor``; a name not in ``specs`` gives ``[]``.
+    Built from each spec's ``org.reports`` (derived from every ``supervisor:`` when the spec was loaded), so
+    only the subtree's specs are read -- with lazily loaded specs, an engineer's look at its team does not
+    load the whole org. A name not in ``specs`` gives ``[]``; a report that is not applied is left out.
     """
     if root not in specs:
         return []
-    children = _children(specs)
+
+    def children(name: str) -> list[str]:
+        return sorted(r for r in specs[name].org.reports if r in specs)
+
     out: list[tuple[str, int]] = []
     seen: set[str] = set()
     stack = [(root, 0)]
@@ -99,7 +97,7 @@ def subtree(specs: Mapping[str, AnimaSpec], root: str) -> list[tuple[str, int]]:
             continue
         seen.add(name)
         out.append((name, depth))
-        stack.extend((c, depth + 1) for c in reversed(children.get(name, [])))
+        stack.extend((c, depth + 1) for c in reversed(children(name)))
     return out
 
 

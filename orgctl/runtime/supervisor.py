@@ -44,6 +44,7 @@ from orgctl.llm.requests import CompletionRequest
 from orgctl.paths import StatePaths, private_dir
 from orgctl.processes import keyless_env, start_ticks
 from orgctl.runtime import protocol
+from orgctl.runtime.forkserver import ForkServer
 from orgctl.state.files import open_log, read_json, write_json
 from orgctl.state.inventories import now_iso
 from orgctl.state.runtimes import ProcessStatus, RuntimeStatus, save_runtime
@@ -55,6 +56,7 @@ BACKOFF_CAP = 30.0  # seconds
 STABLE_AFTER = 60.0  # seconds of running that reset the backoff
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 SWEEP_EVERY = 30.0  # seconds between overdue-task sweeps
+SPAWN_ENV = "ORGCTL_SPAWN"  # "fork" (default: from the fork server) or "exec" (a fresh interpreter per Anima)
 
 
 def backoff_delay(failures: int) -> float:
@@ -91,17 +93,24 @@ class Supervisor:
         self._gateway: Any = None  # the real gateway, when one was built (a replaying cassette needs none)
         self._model: Any = None
         self._gateway_lock = threading.Lock()
+        # Animas are forked from one preloaded process (shared memory), unless ORGCTL_SPAWN=exec asks for a
+        # fresh interpreter each (the fork server's only alternative, kept for debugging).
+        self._forks = ForkServer(paths.root) if os.environ.get(SPAWN_ENV, "fork") != "exec" else None
 
     # ------------------------------------------------------------ children
 
     def _spawn(self, child: _Child) -> None:
-        with open_log(self.paths.logs / f"{child.name}.log") as out:
-            child.proc = subprocess.Popen(
-                [sys.executable, "-m", "orgctl.runtime.anima", "--name", child.name,
-                 "--state-dir", str(self.paths.root)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=keyless_env(state_root=self.paths.root),  # no keys: the gateway and notifiers live here
-            )
+        log_path = self.paths.logs / f"{child.name}.log"
+        with open_log(log_path) as out:  # rotated here, before the child appends to it
+            if self._forks is not None:
+                child.proc = self._forks.spawn(child.name, log_path)  # type: ignore[assignment]
+            else:
+                child.proc = subprocess.Popen(
+                    [sys.executable, "-m", "orgctl.runtime.anima", "--name", child.name,
+                     "--state-dir", str(self.paths.root)],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    env=keyless_env(state_root=self.paths.root),  # no keys: the gateway and notifiers live here
+                )
         child.started_mono = time.monotonic()
         child.restart_at = None
         child.status.state = "starting"
@@ -355,6 +364,8 @@ class Supervisor:
             t.join()
         if self._gateway is not None:
             self._gateway.close()
+        if self._forks is not None:
+            self._forks.close()
         with self._lock:
             self._children.clear()
             self._save()

@@ -17,7 +17,7 @@ from orgctl.paths import StatePaths
 from orgctl.state.files import pid_alive
 from orgctl.state.inventories import load_inventory
 from orgctl.state.runtimes import load_runtime
-from tests.conftest import commit_all, edit, git, run_cli, wait_for
+from tests.conftest import anima_processes, commit_all, edit, git, run_cli, wait_for
 
 
 def pids(state: StatePaths) -> dict[str, int]:
@@ -326,17 +326,7 @@ def test_health_from_the_record_alone() -> None:
 
 def _bob_processes(state: StatePaths) -> list[int]:
     """Live Anima processes named bob of this org, found in /proc (tracked or not)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"orgctl.runtime.anima" in argv and b"bob" in argv and str(state.root).encode() in argv:
-            found.append(int(entry.name))
-    return found
+    return anima_processes(state, "bob")
 
 
 def test_a_restart_racing_a_backoff_respawn_leaves_exactly_one_tracked_process(running: Path,

@@ -26,7 +26,7 @@ import pytest
 from orgctl.paths import StatePaths
 from orgctl.state.files import pid_alive, read_json
 from orgctl.state.runtimes import load_runtime
-from tests.conftest import commit_all, edit, git, run_cli, wait_for
+from tests.conftest import anima_processes, commit_all, edit, git, run_cli, wait_for
 
 
 class ControllerRunner:
@@ -230,9 +230,7 @@ def test_killed_processes_come_back_and_a_restarted_controller_adopts_without_du
                  what="a new supervisor and its Animas")
         again = anima_pids(state)
         assert not set(again.values()) & set(first.values())
-        orgctl_procs = subprocess.run(["pgrep", "-f", f"orgctl.runtime.anima .*--state-dir {state.root}"],
-                                      capture_output=True, text=True).stdout.split()
-        assert sorted(map(int, orgctl_procs)) == sorted(again.values())  # exactly one process per Anima
+        assert anima_processes(state) == sorted(again.values())  # exactly one process per Anima
 
 
 def test_a_mass_retirement_is_refused_by_the_controller_with_a_warning(running: Path, state: StatePaths,

@@ -1,0 +1,48 @@
+"""Helpers the benches share: a generated org of N Animas, the orgctl CLI as a process, PSS of a process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from orgctl.gitops.bootstrapping import init_org
+from orgctl.paths import template_dir
+
+ORGCTL = str(Path(sys.executable).with_name("orgctl"))
+GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+
+
+def build_org(root: Path, n: int, *, name: str = "big") -> Path:
+    """An org repo of ``n`` Animas under ``root``: the template's three plus copies of bob (5 files, ~40 lines
+    each, reporting to alice), committed."""
+    org = root / name
+    init_org(dest=org, template=template_dir(), name=name)
+    bob = org / "animas" / "bob"
+    for i in range(n - 3):  # alice, bob, carol are there already
+        shutil.copytree(bob, org / "animas" / f"eng{i:04d}")
+    env = {**os.environ, **GIT_ENV}
+    subprocess.run(["git", "-C", str(org), "add", "-A"], check=True, env=env)
+    subprocess.run(["git", "-C", str(org), "commit", "-qm", f"{n} Animas"], check=True, env=env)
+    return org
+
+
+def orgctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``orgctl ARGS`` to completion; raises CalledProcessError (with its output) on failure."""
+    return subprocess.run([ORGCTL, *args], check=True, capture_output=True, text=True, env=env)
+
+
+def pss_kb(pid: int) -> int | None:
+    """Proportional set size of ``pid`` in kB (/proc/PID/smaps_rollup): shared pages divided among sharers;
+    None when the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return None
