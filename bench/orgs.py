@@ -24,9 +24,10 @@ def build_org(root: Path, n: int, *, name: str = "big") -> Path:
     bob = org / "animas" / "bob"
     for i in range(n - 3):  # alice, bob, carol are there already
         shutil.copytree(bob, org / "animas" / f"eng{i:04d}")
-    env = {**os.environ, **GIT_ENV}
-    subprocess.run(["git", "-C", str(org), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(org), "commit", "-qm", f"{n} Animas"], check=True, env=env)
+    if n > 3:
+        env = {**os.environ, **GIT_ENV}
+        subprocess.run(["git", "-C", str(org), "add", "-A"], check=True, env=env)
+        subprocess.run(["git", "-C", str(org), "commit", "-qm", f"{n} Animas"], check=True, env=env)
     return org
 
 

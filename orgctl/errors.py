@@ -8,7 +8,7 @@ Set ``ORGCTL_DEBUG=1`` to see the traceback of user errors too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class OrgctlError(Exception):
@@ -26,13 +26,14 @@ class OrgctlError(Exception):
         self.hint = hint
 
 
-@dataclass(frozen=True, order=True)
-class Diagnostic:
-    """One problem found in the org repo.
+class Diagnostic(NamedTuple):
+    """One problem found in the org repo; immutable, ordered by file, line, reason.
 
     ``file`` is relative to the repo root (POSIX separators); ``line`` is
     1-based, or 0 when the problem is about the file as a whole (e.g. a
-    missing file); ``reason`` is one sentence.
+    missing file); ``reason`` is one sentence. (A NamedTuple rather than a
+    dataclass: every command imports this module, and ``dataclasses`` costs
+    start-up time.)
     """
 
     file: str

@@ -104,6 +104,7 @@ def running(org: Path, state: StatePaths) -> Iterator[Path]:
     from orgctl.runtime.local import LocalBackend
 
     pids = LocalBackend(paths=state, org_dir=org).shutdown()
+    from orgctl.processes import cmdline
     from orgctl.state.files import pid_alive
 
-    assert not [p for p in pids if pid_alive(p)]
+    assert not [(p, cmdline(p)) for p in pids if pid_alive(p)]

@@ -326,25 +326,6 @@ def history(org_dir: Path, as_json: bool, limit: int) -> None:
 
 @cli.command()
 @org_dir_argument
-@click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
-def status(org_dir: Path, as_json: bool) -> None:
-    """Show each Anima's state, sync, health and Ready condition, its revision, last heartbeat and restarts.
-
-    Reads only files in the state dir (no git, no process is contacted): what the supervisor and the
-    controller recorded."""
-    from orgctl.cli.statuses import echo_status
-    from orgctl.state.observing import observe_status
-
-    _, paths = resolve(org_dir)
-    report = observe_status(paths)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    echo_status(report)
-
-
-@cli.command()
-@org_dir_argument
 @lock_timeout_option
 def down(org_dir: Path, lock_timeout: float) -> None:
     """Stop everything orgctl started for this org (Animas, supervisor, model server), nothing else."""

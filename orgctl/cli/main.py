@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
 import click
+from click.utils import make_default_short_help
 
 from orgctl import __version__
 from orgctl.errors import OrgctlError, SpecError
@@ -23,8 +25,73 @@ def report_error(err: OrgctlError) -> None:
         click.echo(f"Hint: {err.hint}", err=True)
 
 
+#: Every command: the module under ``orgctl.cli`` that defines it, and its one-line help. Commands are
+#: imported only when they run, so ``orgctl --help`` loads no command module and ``orgctl status`` only its
+#: own (start-up: bench/startup.py). tests/unit/test_cli_table.py checks each line against the command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("commands", "Create a new org repo in DIRECTORY from the template: three Animas and one commit."),
+    "validate": ("commands", "Check the org spec (work tree by default); report every problem with file:line."),
+    "plan": ("commands", "Show what apply would do: desired state (git) against observed state (what runs)."),
+    "apply": ("commands", "Converge the running organization on the desired state (hire, change, restart, retire)."),
+    "controller": ("controller", "The GitOps controller: keep the running org converged on the tracked branch "
+                                 "(`controller [DIR]`)."),
+    "reconcile": ("controller", "Ask the running controller for a pass now, and show when and how it was handled."),
+    "status": ("statuses", "Show each Anima's state, sync, health and Ready condition, its revision, last heartbeat "
+                           "and restarts."),
+    "history": ("commands", "List past applies: when, which revision, what the plan held, the result and how long "
+                            "it took."),
+    "force-unlock": ("commands", "Break a state lock whose holder is stuck (LOCK_ID: from the error that named the "
+                                 "holder)."),
+    "down": ("commands", "Stop everything orgctl started for this org (Animas, supervisor, model server), nothing "
+                         "else."),
+    "suspend": ("suspensions", "Stop reconciling NAME (or, with --all, the whole org) and leave it exactly as it is."),
+    "pause": ("suspensions", "Stop NAME and keep it stopped (apply records its spec changes, starts it only after "
+                             "resume)."),
+    "resume": ("suspensions", "Undo `pause NAME` (start it again, with the spec applied meanwhile), `suspend NAME` "
+                              "or `suspend --all`."),
+    "consolidate": ("commands", "Distil each Anima's episodes of the day into knowledge; one git commit per Anima."),
+    "task": ("work", "Give an Anima work (human tasks always come first in its queue)."),
+    "tasks": ("work", "Show task queues (one Anima's, or everyone's), with stale and overdue flags."),
+    "chat": ("work", "Say TEXT to NAME and wait for its answer (the transcript is kept in the state dir)."),
+    "send": ("work", "Send a DM: from `human` to an Anima, or as an Anima (under the messaging rules)."),
+    "inbox": ("work", "Show NAME's inbox (default: `human`, where Animas report to people)."),
+    "board": ("work", "Read the Board (or `board post CHANNEL TEXT`)."),
+    "events": ("work", "Show what happened (the operator's view, newest last): repeats folded with a count, as "
+                       "kubectl shows them."),
+    "approvals": ("work", "Actions waiting for a person's decision (commands under an `ask` rule)."),
+    "approve": ("work", "Approve a held action; the Anima runs it and is told."),
+    "deny": ("work", "Deny a held action; the Anima is told and it does not run."),
+    "can-i": ("work", "Would NAME be allowed to run COMMAND, use TOOL, read or write PATH? Exit 0 yes, 1 no."),
+    "usage": ("work", "Model calls, tokens and cost per Anima and model, with each Anima's budget state."),
+    "receive": ("work", "Serve the inbound webhook: outside messages into Animas' inboxes, always untrusted."),
+    "proposals": ("proposals", "List spec changes proposed by Animas (branches orgctl/proposals/*), or "
+                               "`proposals show BRANCH`."),
+}
+
+
 class OrgctlGroup(click.Group):
-    """Maps :class:`OrgctlError` to its message and exit code; ``ORGCTL_DEBUG=1`` keeps tracebacks."""
+    """Maps :class:`OrgctlError` to its message and exit code; ``ORGCTL_DEBUG=1`` keeps tracebacks.
+
+    Commands load lazily from :data:`COMMANDS` (click's documented lazy-loading pattern), and the
+    command list in ``--help`` is written from the table, without importing any command module.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            importlib.import_module(f"orgctl.cli.{COMMANDS[cmd_name][0]}")  # it registers itself on `cli`
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [(n, make_default_short_help(COMMANDS[n][1] if n in COMMANDS else
+                                            (self.get_command(ctx, n) or click.Command(n)).get_short_help_str(limit),
+                                            limit)) for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -50,6 +117,3 @@ def main() -> None:
     """Console-script entry point."""
     cli(prog_name="orgctl")
 
-
-# The commands register themselves on `cli`; imported last because they import `cli`.
-from orgctl.cli import commands, controller, proposals, suspensions, work  # noqa: E402,F401

@@ -1,10 +1,15 @@
-"""``orgctl status`` as a table: light on imports (click and the standard library), so it starts fast."""
+"""``orgctl status``: light on imports (click and the standard library), so it starts fast."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import click
+
+from orgctl.cli.main import cli
+from orgctl.cli.options import org_dir_argument, resolve
 
 
 def _short(rev: str | None) -> str:
@@ -75,3 +80,21 @@ def echo_status(report: dict[str, Any]) -> None:
         click.echo("")
         for text, color in problems:
             click.secho(text, fg=color)
+
+
+@cli.command()
+@org_dir_argument
+@click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
+def status(org_dir: Path, as_json: bool) -> None:
+    """Show each Anima's state, sync, health and Ready condition, its revision, last heartbeat and restarts.
+
+    Reads only files in the state dir (no git, no process is contacted): what the supervisor and the
+    controller recorded."""
+    from orgctl.state.observing import observe_status
+
+    _, paths = resolve(org_dir)
+    report = observe_status(paths)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    echo_status(report)

@@ -109,9 +109,14 @@ class LocalBackend:
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
             time.sleep(0.1)
+        killed = []
         for pid in pids:  # what did not stop by itself, and only if it is still that process
             if pid_alive(pid) and is_orgctl_process(pid, "orgctl.", state_root=self.paths.root, started=started[pid]):
                 os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        deadline = time.monotonic() + 5.0  # SIGKILL is delivered asynchronously: wait until they are gone
+        while killed and time.monotonic() < deadline and any(pid_alive(p) for p in killed):
+            time.sleep(0.05)
         for leftover in (self.paths.supervisor_pid, self.paths.model_server):
             leftover.unlink(missing_ok=True)
         if self.paths.socket.exists() and not self.supervisor_alive():

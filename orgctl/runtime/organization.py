@@ -14,6 +14,7 @@ the work tree.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -49,40 +50,52 @@ class SendResult:
         return self.message is not None
 
 
+def _plain(name: str) -> bool:
+    """A name that can only mean a file directly in the snapshot folder (no separator, no leading dot)."""
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".") and "\0" not in name
+
+
 class SnapshotSpecs(Mapping[str, AnimaSpec]):
-    """The applied specs of an org, by name: the names are listed once, each spec is parsed from its
-    snapshot only when it is first asked for, then kept.
+    """The applied specs of an org, by name: each spec is parsed from its snapshot only when it is first asked
+    for, then kept (until :meth:`Organization.reload`); which names exist is read from the folder each time.
 
     An Anima process holds one of these; before, each parsed every snapshot of the org at start, so an idle
-    Anima's memory grew with the org (10 MB each at 200 Animas, measured by bench/idle_memory.py). A snapshot
-    that cannot be read is left out, as if the Anima were not applied.
+    Anima's memory grew with the org (10 MB each at 200 Animas, measured by bench/idle_memory.py) -- and it
+    never saw an Anima whose snapshot was written after it started (apply writes them one by one, and a
+    forked Anima starts within milliseconds). A snapshot that cannot be read is left out.
     """
 
     def __init__(self, paths: StatePaths) -> None:
         self._paths = paths
-        self._names = sorted(p.stem for p in paths.specs.glob("*.json"))
-        self._known = set(self._names)
         self._loaded: dict[str, AnimaSpec | None] = {}
 
+    def _names(self) -> list[str]:
+        try:
+            return sorted(f[:-5] for f in os.listdir(self._paths.specs) if f.endswith(".json"))
+        except OSError:
+            return []
+
     def _load(self, name: str) -> AnimaSpec | None:
-        if name not in self._loaded:
+        if self._loaded.get(name) is None:
             spec = None
             with contextlib.suppress(OSError, ValueError):
                 spec = read_snapshot(self._paths.spec_snapshot(name)).spec
+            if spec is None:
+                return None  # not (yet) applied, or unreadable: asked again next time
             self._loaded[name] = spec
         return self._loaded[name]
 
     def __getitem__(self, name: str) -> AnimaSpec:
-        spec = self._load(name) if name in self._known else None
+        spec = self._load(name) if isinstance(name, str) and _plain(name) else None
         if spec is None:
             raise KeyError(name)
         return spec
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._known and self._load(name) is not None
+        return isinstance(name, str) and _plain(name) and self._load(name) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return (n for n in self._names if self._load(n) is not None)
+        return (n for n in self._names() if self._load(n) is not None)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

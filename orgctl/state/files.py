@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ from orgctl.errors import StateError
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Atomically replace ``path`` with ``text`` (UTF-8)."""
+    import tempfile  # here, not at the top: read-only commands (status) start faster without it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -68,7 +68,7 @@ def test_init_apply_heartbeat_consolidate_down(org: Path, state: StatePaths) -> 
 
         note = org / f"animas/alice/memory/knowledge/{day.stem}.md"
         text = note.read_text()
-        assert text.startswith("---\nanima: alice\n") and "pass: consolidation" in text
+        assert text.startswith("---\nformat: 1\nanima: alice\n") and "pass: consolidation" in text
         assert "\n# " in text and "\n- " in text
 
         message = git(org, "log", "-1", "--format=%B")

@@ -78,3 +78,37 @@ def test_a_task_travels_down_and_back_up_with_three_animas_awake(running: Path, 
     after = [e for e in read_events(state.work.events) if e.at >= injected.at]
     assert not [e for e in after if e.reason in ("CommandRun", "HumanCalled", "TaskDelegated", "ApprovalRequested")]
     assert org.inbox("alice").find(injected.id) not in org.inbox("alice").unread()
+
+
+def test_a_supervisor_killed_while_animas_wait_on_the_model_leaves_no_second_model_server(
+        running: Path, state: StatePaths) -> None:
+    """Three awake Animas queue on the org's model server; the supervisor is SIGKILLed mid-call. Its model server
+    and Animas go with it; the controller's next pass starts a new supervisor, and there is never more than one
+    model server for the org."""
+    import os
+    import signal
+
+    from orgctl.state.runtimes import load_runtime
+    from tests.conftest import wait_for
+
+    org_dir = running
+    edit(org_dir / "org.yaml", 'active_hours: "08:00-20:00"', "active_hours: always")
+    edit(org_dir / "animas/carol/anima.yaml", 'active_hours: "09:00-17:00"', "active_hours: always")
+    commit_all(org_dir, "awake all day")
+    assert run_cli("controller", "--once", str(org_dir)).exit_code == 0
+    for name in ("alice", "bob", "carol"):  # work for each: all three wake and queue on the model
+        added = run_cli("task", "add", name, "Summarize what you know about the org repo", "-C", str(org_dir))
+        assert added.exit_code == 0
+    first = wait_for(lambda: model_servers(state), timeout=120, what="a model server for the waking Animas")
+    supervisor = load_runtime(state.runtime).supervisor_pid
+    assert supervisor is not None and len(first) == 1
+    os.kill(supervisor, signal.SIGKILL)
+    wait_for(lambda: not model_servers(state), timeout=30, what="the old model server exits with its supervisor")
+    assert run_cli("controller", "--once", str(org_dir)).exit_code == 0  # adopts nothing: starts them again
+    seen = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (seen and seen[-1] == 1):
+        seen.append(len(model_servers(state)))
+        time.sleep(0.2)
+    assert max(seen) <= 1 and seen[-1] == 1, seen
+    assert load_runtime(state.runtime).supervisor_pid not in (None, supervisor)

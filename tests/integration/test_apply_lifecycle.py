@@ -371,7 +371,9 @@ def test_a_supervision_pass_never_respawns_an_anima_that_is_not_wanted(running: 
     child.wanted = True  # a wanted child in the same state is respawned: the pass itself works
     sup._check_children()
     try:
-        assert child.proc is not None and _bob_processes(state) == [child.proc.pid]
+        assert child.proc is not None
+        pid = child.proc.pid  # a forked child names itself (orgctl:bob) first thing: wait for that
+        wait_for(lambda: _bob_processes(state) == [pid], timeout=10, what="bob's one process")
     finally:
         sup.shutdown()
     assert _bob_processes(state) == []
@@ -540,7 +542,8 @@ def test_plan_chart_draws_the_org_before_and_after_in_mermaid(running: Path, sta
     for f in ("identity.md", "injection.md", "permissions.md", "cron.md"):
         (org / "animas/dave" / f).write_text((org / "animas/bob" / f).read_text())
     (org / "animas/dave/anima.yaml").write_text("role: engineer\nsupervisor: bob\n")
-    commit_all(org, "carol leaves, dave joins under bob")
+    git(org, "add", "animas/dave")  # not --all: carol may still be writing memory into her old folder
+    git(org, "commit", "-qm", "carol leaves, dave joins under bob")
     out = run_cli("plan", str(org), "--chart").output
     chart = out[out.index("```mermaid"):]
     assert 'dave["+ dave<br/><small>engineer</small>"]' in chart and "bob --> dave" in chart
