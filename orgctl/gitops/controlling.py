@@ -42,7 +42,7 @@ from orgctl.gitops.mirrors import OrgMirror
 from orgctl.gitops.planning import Action, Change, Plan, compute_plan
 from orgctl.paths import StatePaths
 from orgctl.state import conditions, events
-from orgctl.state.files import read_json, write_json
+from orgctl.state.files import append_jsonl, read_json, write_json
 from orgctl.state.inventories import load_inventory, now_iso, save_inventory
 from orgctl.state.locking import state_lock
 from orgctl.state.pauses import org_suspension, read_pauses
@@ -157,6 +157,8 @@ class PassReport:
     """Drift left in place (``--drift warn``), by Anima."""
     suspended: str | None = None
     """Why nothing was reconciled: the whole org is suspended (``orgctl suspend --all``)."""
+    planned: dict[str, int] = field(default_factory=dict)
+    """The plan's summary (hire, change, restart, retire counts), for ``orgctl history``."""
 
     @property
     def converged(self) -> bool:
@@ -318,6 +320,11 @@ class Controller:
         report.duration_s = time.monotonic() - started
         self.passes += 1
         self.last_report = report
+        if report.applied or any("failed" in why for why in report.pending.values()):
+            with contextlib.suppress(OSError):  # `orgctl history` lists the controller's applies too
+                append_jsonl(self.paths.history, {
+                    "at": now_iso(), "revision": report.revision, "plan": report.planned, "by": "controller",
+                    "result": report.summary(), "duration_s": round(report.duration_s, 2)})
         with contextlib.suppress(OrgctlError, OSError):
             self._write_status(report)
         return report
@@ -344,6 +351,7 @@ class Controller:
             drift = detect_drift(inventory, runtime, self.paths, paused=paused)
             self._report_drift(drift, report)
             plan = compute_plan(desired, inventory, runtime, paused, drift if self.options.drift == "heal" else None)
+            report.planned = plan.to_json()["summary"]
             self._carry_out(plan, desired=desired, inventory=inventory, report=report)
             if not report.pending and not report.stalled and inventory.revision != desired.revision:
                 inventory.revision, inventory.applied_at = desired.revision, now_iso()

@@ -142,6 +142,8 @@ def test_a_commit_on_the_remote_is_applied_and_a_second_controller_refuses(runni
         assert answer.exit_code == 0, answer.output
         assert "Handled at" in answer.output and sha[:7] in answer.output
     assert "pass (commit)" in ctl.output
+    history = [json.loads(line) for line in state.history.read_text().splitlines()]
+    assert [h["revision"] for h in history if h.get("by") == "controller"][-1] == sha  # `orgctl history` lists it
 
 
 def test_the_checkout_alone_is_tracked_and_uncommitted_edits_are_reported_not_applied(running: Path,
