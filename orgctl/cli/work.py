@@ -377,12 +377,12 @@ def usage(name: str | None, since: str | None, org_dir: Path, as_json: bool) -> 
     Read from the usage log the gateway appends to (one line per call); replayed calls
     cost nothing and are not in it.
     """
-    from orgctl.llm.budgets import Budgets, evaluate, read_usage, summarize
+    from orgctl.llm.budgets import Budgets, evaluate, read_usage, summarize, usage_files
     from orgctl.runtime.organization import Organization
 
     _, paths = resolve(org_dir)
     start = _parse_since(since)
-    records = read_usage(paths.usage)
+    records = [r for f in usage_files(paths.usage, since=start) for r in read_usage(f)]
     rows = summarize(records, anima=name, since=start)
     specs = Organization(paths=paths).specs
     now = datetime.now(UTC)

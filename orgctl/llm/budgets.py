@@ -99,6 +99,49 @@ def _within(record: dict[str, Any], since: datetime | None, until: datetime | No
     return (since is None or at >= _utc(since)) and (until is None or at < _utc(until))
 
 
+USAGE_MONTHS_KEPT = 12
+"""Monthly usage files kept besides the current one (``usage-YYYY-MM.jsonl``); older ones are deleted."""
+
+
+def append_usage(path: Path, record: dict[str, Any], *, now: datetime | None = None) -> None:
+    """Append one usage record to ``path``, first moving a file last written in an earlier UTC month aside
+    to ``usage-YYYY-MM.jsonl`` (and deleting those older than :data:`USAGE_MONTHS_KEPT` months).
+
+    The usage log is bounded that way without losing what budgets need: they count the current month, which
+    is always whole in ``path``. Concurrent writers are safe: the move is one ``rename``, and a writer that
+    loses the race finds the file already moved.
+    """
+    import contextlib
+    import os
+
+    from orgctl.state.files import append_jsonl
+
+    now = _utc(now or datetime.now(UTC))
+    try:
+        written = datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
+    except FileNotFoundError:
+        written = now
+    if (written.year, written.month) != (now.year, now.month):
+        archive = path.with_name(f"{path.stem}-{written:%Y-%m}{path.suffix}")
+        if not archive.exists():
+            with contextlib.suppress(FileNotFoundError):  # another writer moved it first
+                os.replace(path, archive)
+        months = sorted(path.parent.glob(f"{path.stem}-*{path.suffix}"))
+        for old in months[:-USAGE_MONTHS_KEPT]:
+            old.unlink(missing_ok=True)
+    append_jsonl(path, record)
+
+
+def usage_files(path: Path, *, since: datetime | None = None) -> list[Path]:
+    """The usage files holding records at or after ``since`` (all of them without it), oldest first:
+    the monthly archives of :func:`append_usage`, then ``path``."""
+    archives = sorted(path.parent.glob(f"{path.stem}-*{path.suffix}"))
+    if since is not None:
+        first = f"{path.stem}-{_utc(since):%Y-%m}{path.suffix}"
+        archives = [a for a in archives if a.name >= first]
+    return [*archives, path]
+
+
 def read_usage(path: Path, *, since: datetime | None = None) -> list[dict[str, Any]]:
     """The usage records in ``path`` (JSON objects, file order), those at or after ``since`` when given.
 

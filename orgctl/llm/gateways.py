@@ -38,12 +38,11 @@ from typing import Any
 
 from orgctl.desired.models import BudgetLimits
 from orgctl.errors import BudgetExceeded, ModelError
-from orgctl.llm.budgets import BudgetGuard, BudgetState, LimitsFor
+from orgctl.llm.budgets import BudgetGuard, BudgetState, LimitsFor, append_usage
 from orgctl.llm.requests import LOCAL_PREFIX, CompletionRequest, CompletionResult, Usage
 from orgctl.llm.retrying import DEFAULT_POLICY, RetryPolicy, call_with_retries, retry_after_from_headers
 from orgctl.llm.servers import LocalModelServer
 from orgctl.paths import StatePaths
-from orgctl.state.files import append_jsonl
 from orgctl.state.inventories import now_iso
 from orgctl.state.snapshots import read_snapshot
 
@@ -169,7 +168,7 @@ class Gateway:
                   "completion_tokens": usage.completion_tokens, "latency_s": round(latency, 3)}
         if (cost := self._cost(response, local=request.model.startswith(LOCAL_PREFIX))) is not None:
             record["cost_usd"] = cost
-        append_jsonl(self.paths.usage, record)
+        append_usage(self.paths.usage, record)
         return CompletionResult(content=content, usage=usage, model=request.model,
                                 latency_s=round(latency, 3), budget=budget.level)
 

@@ -222,3 +222,27 @@ def test_summarize_groups_by_anima_and_model() -> None:
     ]
     assert [r.model for r in summarize(records, anima="bob")] == ["local/smollm2", "openai/gpt-4o-mini"]
     assert summarize(records, anima="alice")[0].calls == 3
+
+
+def test_the_usage_log_moves_to_a_monthly_file_when_the_month_turns_and_keeps_twelve(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Bounded without losing what budgets count: the current month is always whole in usage.jsonl."""
+    import os
+    from datetime import UTC, datetime
+
+    from orgctl.llm.budgets import USAGE_MONTHS_KEPT, append_usage, read_usage, usage_files
+
+    log = tmp_path / "usage.jsonl"
+    for month in range(1, 15):  # 14 old months, each file last written in its own month
+        append_usage(log, {"at": f"2025-{month:02d}-10T00:00:00+00:00" if month <= 12 else
+                           f"2026-{month - 12:02d}-10T00:00:00+00:00", "prompt_tokens": month},
+                     now=datetime(2025 + (month - 1) // 12, (month - 1) % 12 + 1, 10, tzinfo=UTC))
+        stamp = datetime(2025 + (month - 1) // 12, (month - 1) % 12 + 1, 10, tzinfo=UTC).timestamp()
+        os.utime(log, (stamp, stamp))
+    append_usage(log, {"at": "2026-11-24T00:00:00+00:00", "prompt_tokens": 99}, now=datetime(2026, 11, 24, tzinfo=UTC))
+    assert [r["prompt_tokens"] for r in read_usage(log)] == [99]  # this month, whole and alone
+    archives = sorted(p.name for p in tmp_path.glob("usage-*.jsonl"))
+    assert len(archives) == USAGE_MONTHS_KEPT and archives[-1] == "usage-2026-02.jsonl"
+    assert archives[0] == "usage-2025-03.jsonl"  # the two oldest months were deleted
+    since = datetime(2026, 1, 15, tzinfo=UTC)
+    assert [p.name for p in usage_files(log, since=since)] == ["usage-2026-01.jsonl", "usage-2026-02.jsonl",
+                                                               "usage.jsonl"]
