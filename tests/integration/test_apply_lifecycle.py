@@ -96,7 +96,7 @@ def test_removed_anima_is_stopped_and_archived_with_its_memory(running: Path, st
     episode.write_text("## 10:00:00 heartbeat\n\n- learned something\n")
     commit_all(org, "carol remembers")
     git(org, "rm", "-rq", "animas/carol")
-    commit_all(org, "retire carol")
+    git(org, "commit", "-qm", "retire carol")  # not add --all: carol may still be writing memory into her folder
 
     result = run_cli("apply", str(org), "--auto-approve")
     assert result.exit_code == 0 and "0 hired, 2 changed, 1 retired" in result.output  # alice, bob: org chart
@@ -376,9 +376,8 @@ def test_a_supervision_pass_never_respawns_an_anima_that_is_not_wanted(running: 
     child.wanted = True  # a wanted child in the same state is respawned: the pass itself works
     sup._check_children()
     try:
-        assert child.proc is not None
-        pid = child.proc.pid  # a forked child names itself (orgctl:bob) first thing: wait for that
-        wait_for(lambda: _bob_processes(state) == [pid], timeout=10, what="bob's one process")
+        # respawned (with no supervisor socket here, the new bob exits at once: its pid is what is checked)
+        assert child.proc is not None and child.proc.pid > 0 and child.status.restarts == 1
     finally:
         sup.shutdown()
     assert _bob_processes(state) == []
@@ -389,16 +388,14 @@ def test_a_mass_retirement_is_refused_unless_allowed_and_every_apply_is_in_histo
     """Removing 2 of 3 Animas from the repo (more than half) must not stop them on a plain apply: exit
     1, nothing changed, a Warning event. --allow-mass-retire goes through. `orgctl history` lists each
     apply with its revision, plan, result and duration."""
-    import shutil
 
     org = running
     assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
     before = pids(state)
-    shutil.rmtree(org / "animas/bob")
-    shutil.rmtree(org / "animas/carol")
+    git(org, "rm", "-rq", "animas/bob", "animas/carol")  # git, not rm -rf: bob and carol still write memory there
     edit(org / "animas/alice/injection.md", "Delegate engineering work to bob and research questions to carol.",
          "Do the work yourself for now.")
-    commit_all(org, "an over-eager clean-up")
+    git(org, "commit", "-qam", "an over-eager clean-up")
     refused = run_cli("apply", str(org), "--auto-approve")
     assert refused.exit_code == 1 and "refusing to apply: this plan retires 2 of 3 applied Animas" in refused.output
     assert "--allow-mass-retire" in refused.output and "Traceback" not in refused.output
