@@ -258,7 +258,7 @@ def _wait_ready(paths: StatePaths, revision: str | None, timeout: float) -> None
 def _refuse_under_controller(paths: StatePaths, org_dir: Path) -> None:
     """Raises OrgctlError when a controller reconciles this org: two writers of desired state would fight.
     While the org's reconciliation is suspended (``orgctl suspend --all``), applying by hand is the point."""
-    from orgctl.gitops.serving import running_controller
+    from orgctl.state.observing import running_controller
     from orgctl.state.pauses import org_suspension
 
     if (info := running_controller(paths)) is not None and org_suspension(paths) is None:

