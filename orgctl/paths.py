@@ -1,8 +1,8 @@
 """The one place that resolves every path orgctl uses.
 
 * The **org repo** is the git work tree given on the command line (default:
-  the current directory). It belongs to a person: orgctl reads it and, until
-  the memory issue lands, writes only ``animas/*/memory/`` there.
+  the current directory). It belongs to a person: orgctl only reads it
+  (``orgctl pull`` is the one command that brings memory commits into it).
 * The **state directory** holds everything the runtime writes that is not
   memory (DESIGN §2), outside every checkout, so ``git clean -fdx``, a stash
   or a branch switch in the person's checkout cannot break a running org:
@@ -12,7 +12,9 @@
   - work in flight, under ``work/``: inboxes, task queues, the Board,
     approvals, chat transcripts, cron results, the event stream;
   - each Anima's workspace under ``workspaces/<name>/`` (a clone of the org
-    repo at the applied revision, where its commands run).
+    repo at the applied revision, where its commands run);
+  - the runtime's own clone of the org repo under ``clone/``, whose work tree
+    holds the memory the Animas write (:mod:`orgctl.gitops.clones`).
 
   It defaults to ``$XDG_STATE_HOME/orgctl/<org id>/`` (``~/.local/state`` when
   ``XDG_STATE_HOME`` is unset), where the org id is the repo folder's name
@@ -139,6 +141,15 @@ class StatePaths:
     def mirror(self) -> Path:
         """The runtime's own bare copy of the org repo, which the controller fetches the tracked branch into."""
         return self.root / "repo.git"
+
+    @property
+    def clone(self) -> Path:
+        """The runtime's own clone of the org repo: memory is written and committed there (DESIGN §2)."""
+        return self.root / "clone"
+
+    def memory(self, name: str) -> Path:
+        """Where Anima ``name``'s memory is written: ``clone/animas/<name>/memory``."""
+        return self.clone / "animas" / name / "memory"
 
     @property
     def controller(self) -> Path:

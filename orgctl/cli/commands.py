@@ -10,22 +10,9 @@ from typing import Any
 import click
 
 from orgctl.cli.main import cli
-from orgctl.cli.options import lock_timeout_option, org_dir_argument, resolve, revision_option
+from orgctl.cli.options import load_desired, lock_timeout_option, org_dir_argument, resolve, revision_option
 from orgctl.errors import OrgctlError
 from orgctl.paths import StatePaths
-
-
-def _load(root: Path, revision: str | None):  # type: ignore[no-untyped-def]
-    """Load and validate the spec: the work tree when ``revision`` is None, else that revision."""
-    from orgctl.desired.loading import load_org
-    from orgctl.desired.sources import GitRevisionSource, WorkTreeSource
-
-    source = WorkTreeSource(root) if revision is None else GitRevisionSource(root, revision)
-    spec = load_org(source)
-    if spec.schema_version is None:
-        click.secho("Note: org.yaml has no schema_version; read as version 1 (add `schema_version: 1`).",
-                    fg="yellow", err=True)
-    return spec
 
 
 def _warn_uncommitted(root: Path, revision: str) -> None:
@@ -54,7 +41,7 @@ def init(directory: Path, name: str | None) -> None:
     paths = state_paths(directory)
     _refuse_live_state(paths, directory)
     sha = init_org(dest=directory, template=template_dir(), name=name)
-    spec = _load(directory.resolve(), "HEAD")
+    spec = load_desired(directory.resolve(), "HEAD")
     click.echo(f"Created org {spec.name!r} in {directory} at {sha[:7]} with "
                f"{len(spec.animas)} Animas: {rendering.chart_line(spec)}")
     if paths.root.exists():  # an org that used to live at this path left its state: not this org's
@@ -71,7 +58,7 @@ def init(directory: Path, name: str | None) -> None:
 def validate(org_dir: Path, revision: str | None) -> None:
     """Check the org spec (work tree by default); report every problem with file:line."""
     root, _ = resolve(org_dir)
-    spec = _load(root, revision)
+    spec = load_desired(root, revision)
     where = "work tree" if revision is None else f"revision {revision}"
     enabled = len(spec.enabled())
     click.echo(f"Valid: org {spec.name!r}, {len(spec.animas)} Animas ({enabled} enabled), "
@@ -122,7 +109,7 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, o
     from orgctl.state.files import write_json
 
     root, paths = resolve(org_dir)
-    desired = _load(root, revision)
+    desired = load_desired(root, revision)
     _warn_uncommitted(root, revision)
     _, inventory, runtime = _observe(root, paths)
     the_plan = _plan(desired, inventory, runtime, paths)
@@ -173,6 +160,7 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
 
     from orgctl.cli import rendering
     from orgctl.gitops.applying import apply_plan
+    from orgctl.gitops.clones import RuntimeClone
     from orgctl.state import events
     from orgctl.state.files import append_jsonl
     from orgctl.state.inventories import now_iso
@@ -185,7 +173,7 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
         revision = str(saved["ref"])
     root, paths = resolve(org_dir)
     _refuse_under_controller(paths, org_dir)
-    desired = _load(root, revision)
+    desired = load_desired(root, revision)
     _warn_uncommitted(root, revision)
     paths.ensure()
     with state_lock(paths.lock, operation="apply", timeout=lock_timeout):
@@ -213,7 +201,7 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
         record = {"at": now_iso(), "revision": desired.revision, "plan": the_plan.to_json()["summary"]}
         try:
             result = apply_plan(plan=the_plan, desired=desired, inventory=inventory, org_dir=root,
-                                paths=paths, backend=backend)
+                                paths=paths, backend=backend, clone=RuntimeClone.for_checkout(root, paths.clone))
         except OrgctlError as e:
             append_jsonl(paths.history, record | {"result": f"failed: {e.message}",
                                                   "duration_s": round(time.monotonic() - started, 2)})
@@ -346,39 +334,5 @@ def down(org_dir: Path, lock_timeout: float) -> None:
         click.echo("Nothing was running.")
         return
     click.echo(f"Stopped {len(pids)} process(es); Animas now stopped: {', '.join(stopped) or 'none'}.")
-
-
-@cli.command()
-@org_dir_argument
-@revision_option
-@click.option("--anima", "animas", multiple=True, metavar="NAME",
-              help="Only this Anima (repeatable). Default: every Anima in the spec.")
-@click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Day to consolidate (default: today, in each Anima's time zone).")
-@lock_timeout_option
-def consolidate(org_dir: Path, revision: str, animas: tuple[str, ...], day, lock_timeout: float) -> None:  # type: ignore[no-untyped-def]
-    """Distil each Anima's episodes of the day into knowledge; one git commit per Anima."""
-    from orgctl.memory.passes import run_consolidation
-    from orgctl.state.locking import state_lock
-
-    root, paths = resolve(org_dir)
-    desired = _load(root, revision)
-    unknown = sorted(set(animas) - set(desired.animas))
-    if unknown:
-        raise OrgctlError(f"unknown Anima(s): {', '.join(unknown)}",
-                          hint=f"known: {', '.join(sorted(desired.animas))}")
-    names = list(animas) or sorted(desired.animas)
-    paths.ensure()
-    with state_lock(paths.lock, operation="consolidate", timeout=lock_timeout):
-        results = run_consolidation(
-            repo_dir=root, paths=paths, spec=desired, names=names,
-            day=day.date() if day else None,
-            progress=lambda name: click.echo(f"Consolidating {name} …", err=True))
-    for r in results:
-        if r.commit:
-            click.echo(f"{r.anima}: {r.episodes} episodes → {r.note.relative_to(root) if r.note else '-'} "
-                       f"({r.tokens} tokens), commit {r.commit[:7]}")
-        else:
-            click.echo(f"{r.anima}: nothing committed ({r.skipped or 'no memory changes'})")
 
 

@@ -49,7 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                              "resume)."),
     "resume": ("suspensions", "Undo `pause NAME` (start it again, with the spec applied meanwhile), `suspend NAME` "
                               "or `suspend --all`."),
-    "consolidate": ("commands", "Distil each Anima's episodes of the day into knowledge; one git commit per Anima."),
+    "pull": ("memory", "Bring the memory the Animas committed into this checkout (a fast-forward, or a merge)."),
+    "consolidate": ("memory", "Distil each Anima's episodes of the day into knowledge; one git commit per Anima."),
     "task": ("work", "Give an Anima work (human tasks always come first in its queue)."),
     "tasks": ("work", "Show task queues (one Anima's, or everyone's), with stale and overdue flags."),
     "chat": ("work", "Say TEXT to NAME and wait for its answer (the transcript is kept in the state dir)."),

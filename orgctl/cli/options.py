@@ -28,3 +28,17 @@ def resolve(org_dir: Path) -> tuple[Path, StatePaths]:
     if (note := check_state_format(paths)) is not None:
         click.secho(f"Note: {note}", fg="yellow", err=True)
     return root, paths
+
+
+def load_desired(root: Path, revision: str | None):  # type: ignore[no-untyped-def]
+    """Load and validate the spec (an OrgSpec): the work tree when ``revision`` is None, else that revision.
+    Raises SpecError with file:line diagnostics."""
+    from orgctl.desired.loading import load_org
+    from orgctl.desired.sources import GitRevisionSource, WorkTreeSource
+
+    source = WorkTreeSource(root) if revision is None else GitRevisionSource(root, revision)
+    spec = load_org(source)
+    if spec.schema_version is None:
+        click.secho("Note: org.yaml has no schema_version; read as version 1 (add `schema_version: 1`).",
+                    fg="yellow", err=True)
+    return spec

@@ -4,10 +4,10 @@ Each action is recorded in the inventory as soon as it succeeds, so a
 failure half-way leaves observed state true to what runs, and the next plan
 shows exactly what remains. Retiring an Anima follows its ``deletion_policy``:
 ``archive`` (default) stops it and archives its memory to
-``<state>/archive/<name>-<time>/`` (from git at the last applied revision, plus
-anything newer in the work tree); ``delete`` stops it and removes its memory
-folder from the work tree; ``orphan`` leaves it running and unmanaged. Git
-history keeps committed memory in every case.
+``<state>/archive/<name>-<time>/`` (as last committed, plus anything newer the
+runtime's clone holds); ``delete`` stops it without an archive; both then
+commit the removal of its memory folder in the runtime's clone (one reviewable
+commit, the files stay in history). ``orphan`` leaves it running and unmanaged.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from orgctl.desired.models import AnimaSpec, OrgSpec
 from orgctl.gitops import repos
 from orgctl.gitops.backends import Backend
+from orgctl.gitops.clones import RuntimeClone
 from orgctl.gitops.planning import Action, Change, Plan
 from orgctl.paths import StatePaths
 from orgctl.state.inventories import Inventory, InventoryEntry, now_iso, save_inventory
@@ -48,11 +49,11 @@ def inventory_entry(spec: AnimaSpec, *, revision: str | None, status: str) -> In
                           applied_at=now_iso(), deletion_policy=spec.deletion_policy).sealed()
 
 
-def _last_committed_memory(org_dir: Path, rel: str):  # type: ignore[no-untyped-def]
+def _last_committed_memory(repo_dir: Path, rel: str):  # type: ignore[no-untyped-def]
     """The git tree of ``rel`` as last committed on HEAD's history (before any deletion), or None."""
     import git
 
-    repo = repos.open_repo(org_dir)
+    repo = repos.open_repo(repo_dir)
     try:
         last = repo.git.rev_list("-1", "HEAD", "--", rel).strip()
     except git.GitCommandError:  # no commits yet: nothing to export
@@ -68,26 +69,26 @@ def _last_committed_memory(org_dir: Path, rel: str):  # type: ignore[no-untyped-
     return None
 
 
-def archive_memory(*, org_dir: Path, paths: StatePaths, name: str) -> Path:
+def archive_memory(*, clone: RuntimeClone, paths: StatePaths, name: str) -> Path:
     """Copy a retired Anima's memory into the archive; return the archive folder.
 
     The memory as last committed comes first (found in history even when the
-    folder was deleted in a later commit); memory still in the work tree
-    (newer, uncommitted) is then moved over it, so the work tree no longer
-    holds a folder for an Anima the spec does not have.
+    folder was deleted in a later commit); memory the runtime's clone holds
+    uncommitted (newer) is then moved over it, so the clone no longer holds a
+    folder for an Anima the spec does not have.
     """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     dest = paths.archive / f"{name}-{stamp}" / "memory"
     dest.mkdir(parents=True, exist_ok=True)
     rel = f"animas/{name}/memory"
-    tree = _last_committed_memory(org_dir, rel)
+    tree = _last_committed_memory(clone.root, rel)
     for blob in tree.traverse() if tree is not None else ():
         if blob.type == "blob":
             target = dest / Path(blob.path).relative_to(rel)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(blob.data_stream.read())
-    live = org_dir / rel
-    if live.is_dir():
+    live = clone.root / rel
+    if live.is_dir() and not live.is_symlink():
         shutil.copytree(live, dest, dirs_exist_ok=True)
         shutil.rmtree(live)
         parent = live.parent
@@ -96,13 +97,13 @@ def archive_memory(*, org_dir: Path, paths: StatePaths, name: str) -> Path:
     return dest.parent
 
 
-def delete_memory(*, org_dir: Path, name: str) -> None:
-    """Remove a retired Anima's memory folder from the work tree (``deletion_policy: delete``).
+def delete_memory(*, clone: RuntimeClone, name: str) -> None:
+    """Remove a retired Anima's memory folder from the runtime's clone (``deletion_policy: delete``).
 
     Only ``animas/<name>/memory`` (and the then empty ``animas/<name>``) is removed; what was committed
     stays in git history.
     """
-    live = org_dir / "animas" / name / "memory"
+    live = clone.memory_dir(name)
     if live.is_dir() and not live.is_symlink():
         shutil.rmtree(live)
     parent = live.parent
@@ -111,9 +112,11 @@ def delete_memory(*, org_dir: Path, name: str) -> None:
 
 
 def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: Path,
-               paths: StatePaths, backend: Backend, source_repo: Path | None = None) -> ApplyResult:
+               paths: StatePaths, backend: Backend, clone: RuntimeClone,
+               source_repo: Path | None = None) -> ApplyResult:
     """Carry out ``plan`` (computed from ``desired`` and ``inventory``) on ``backend``.
 
+    ``clone``: the runtime's clone, where memory is written (:meth:`RuntimeClone.for_checkout`).
     ``source_repo``: the repository that holds ``desired.revision`` (the controller's mirror);
     default ``org_dir``. Mutates and saves ``inventory`` after every action. Raises whatever the
     backend raises (:class:`orgctl.errors.RuntimeFailure`) and stops there.
@@ -126,7 +129,7 @@ def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: P
 
     for change in plan.changes:
         apply_change(change, desired=desired, inventory=inventory, org_dir=org_dir, paths=paths,
-                     backend=backend, result=result, source_repo=source_repo)
+                     backend=backend, result=result, clone=clone, source_repo=source_repo)
         save_inventory(paths.inventory, inventory)
     inventory.revision = desired.revision
     inventory.applied_at = now_iso()
@@ -134,10 +137,10 @@ def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: P
     return result
 
 
-def _write_snapshot(spec: AnimaSpec, *, desired: OrgSpec, org_dir: Path, paths: StatePaths,
+def _write_snapshot(spec: AnimaSpec, *, desired: OrgSpec, clone: RuntimeClone, paths: StatePaths,
                     source_repo: Path) -> None:
-    """Hand ``spec`` to the runtime: its snapshot, and its memory folder made sure of."""
-    memory = org_dir / "animas" / spec.name / "memory"
+    """Hand ``spec`` to the runtime: its snapshot, and its memory folder (in the clone) made sure of."""
+    memory = clone.memory_dir(spec.name)
     memory.mkdir(parents=True, exist_ok=True)
     repos.prepare_workspace(source_repo, paths.workspace(spec.name), revision=desired.revision)
     write_snapshot(paths.spec_snapshot(spec.name), Snapshot(
@@ -146,7 +149,8 @@ def _write_snapshot(spec: AnimaSpec, *, desired: OrgSpec, org_dir: Path, paths: 
 
 
 def apply_change(change: Change, *, desired: OrgSpec, inventory: Inventory, org_dir: Path,
-                 paths: StatePaths, backend: Backend, result: ApplyResult, source_repo: Path | None = None) -> None:
+                 paths: StatePaths, backend: Backend, result: ApplyResult, clone: RuntimeClone,
+                 source_repo: Path | None = None) -> None:
     """Carry out one planned ``change`` and record it in ``inventory`` (the caller saves it).
 
     The controller calls this per Anima, so one Anima's failure does not hold back the others.
@@ -160,12 +164,18 @@ def apply_change(change: Change, *, desired: OrgSpec, inventory: Inventory, org_
             result.done[change.action].append(name)
             return
         backend.stop(name)
+        clone.sync(push=False)  # the archive starts from the memory as last committed: bring the branch in
         archive: Path | None = None
         if entry.deletion_policy == "delete":
-            delete_memory(org_dir=org_dir, name=name)
+            delete_memory(clone=clone, name=name)
         else:
-            archive = archive_memory(org_dir=org_dir, paths=paths, name=name)
+            archive = archive_memory(clone=clone, paths=paths, name=name)
             result.archives[name] = archive
+        where = f"archived to {archive}" if archive else "not archived (deletion_policy: delete)"
+        clone.commit([f"animas/{name}/memory"], subject=f"memory({name}): retired",
+                     body=f"{name} was retired at {desired.revision or 'the work tree'}; its memory is {where}. "
+                          "Git history keeps every committed version.",
+                     trailers={"Anima": name, "Pass": "retirement", "Source-Revision": desired.revision or "work-tree"})
         paths.spec_snapshot(name).unlink(missing_ok=True)
         inventory.animas[name] = entry.model_copy(update={
             "status": "retired", "archive": str(archive) if archive else None, "applied_at": now_iso()}).sealed()
@@ -175,7 +185,7 @@ def apply_change(change: Change, *, desired: OrgSpec, inventory: Inventory, org_
             backend.stop(name)
             inventory.animas[name] = inventory_entry(spec, revision=desired.revision, status="disabled")
         else:
-            _write_snapshot(spec, desired=desired, org_dir=org_dir, paths=paths,
+            _write_snapshot(spec, desired=desired, clone=clone, paths=paths,
                             source_repo=Path(source_repo or org_dir))
             previous = inventory.animas.get(name)
             if change.paused:

@@ -37,6 +37,7 @@ from typing import Any, Literal
 from orgctl.errors import OrgctlError, SpecError, StateError
 from orgctl.gitops.applying import ApplyResult, apply_change
 from orgctl.gitops.backends import Backend
+from orgctl.gitops.clones import RuntimeClone
 from orgctl.gitops.drifting import detect_drift
 from orgctl.gitops.mirrors import OrgMirror
 from orgctl.gitops.planning import Action, Change, Plan, compute_plan
@@ -230,6 +231,14 @@ class Controller:
         self._drift_warned: dict[str, list[str]] = {}
         self.passes = 0
         self.last_report: PassReport | None = None
+        self._clone: RuntimeClone | None = None
+
+    def clone(self) -> RuntimeClone:
+        """The runtime's clone, where memory is written: made sure of once, tracking the mirror's branch.
+        Raises GitError when it cannot be created (a temporary error for the Anima being applied)."""
+        if self._clone is None:
+            self._clone = RuntimeClone.for_checkout(self.checkout, self.paths.clone, branch=self.mirror.branch)
+        return self._clone
 
     @property
     def desired(self) -> Any:
@@ -404,7 +413,8 @@ class Controller:
                     self.backend.prepare()
                     prepared = True
                 apply_change(change, desired=desired, inventory=inventory, org_dir=self.checkout,
-                             paths=self.paths, backend=self.backend, result=result, source_repo=self.mirror.path)
+                             paths=self.paths, backend=self.backend, result=result, clone=self.clone(),
+                             source_repo=self.mirror.path)
                 save_inventory(self.paths.inventory, inventory)
             except OrgctlError as e:
                 delay = self.queue.failed(name, e.message)

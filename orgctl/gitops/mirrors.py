@@ -54,7 +54,7 @@ def current_branch(checkout: Path) -> str:
                        hint="check out the branch the org runs from, or pass --branch") from e
 
 
-def _upstream(checkout: Path, branch: str) -> str | None:
+def upstream_url(checkout: Path, branch: str) -> str | None:
     """The URL the checkout's ``branch`` tracks (its remote, else ``origin``), absolute for a local path."""
     names = []
     with contextlib.suppress(GitError):
@@ -92,7 +92,7 @@ class OrgMirror:
         """
         checkout = Path(checkout).resolve()
         branch = branch or current_branch(checkout)
-        url = _upstream(checkout, branch)
+        url = upstream_url(checkout, branch)
         return cls(checkout=checkout, path=Path(path), branch=branch, url=url or str(checkout), remote=url is not None)
 
     @property

@@ -1,10 +1,10 @@
-"""Repo access through gitpython: create the org repo, read revisions, commit memory.
+"""Repo access through gitpython: open the org repo, read revisions, prepare workspaces.
 
-Memory commits follow one contract (docs/concepts.md): one commit per pass,
-by the bot identity below, touching only ``animas/<name>/memory/`` paths,
-with trailers naming the Anima, the pass, the source revision and counts.
-Other staged or unstaged work of the user is left exactly as it was
-(``git commit --only -- <paths>``).
+Memory commits follow one contract (docs/concepts.md), carried out by
+:mod:`orgctl.gitops.clones` in the runtime's own clone: one commit per pass,
+by the bot identity below, touching only ``animas/<name>/memory/`` paths
+(:func:`is_memory_path`), with trailers naming the Anima, the pass, the source
+revision and counts.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ def uncommitted_spec_changes(path: Path) -> list[str]:
     repo = open_repo(path)
     out = repo.git.status("--porcelain", "--untracked-files=all")
     changed = [line[3:] for line in out.splitlines() if line]
-    return [p for p in changed if not _is_memory_path(p)]
+    return [p for p in changed if not is_memory_path(p)]
 
 
-def _is_memory_path(p: str) -> bool:
+def is_memory_path(p: str) -> bool:
+    """True for a path under ``animas/<name>/memory/`` (a bot-owned path: only the runtime writes it)."""
     parts = p.strip('"').split("/")
     return len(parts) >= 3 and parts[0] == "animas" and parts[2] == "memory"
 
@@ -65,39 +66,6 @@ def parse_trailers(message: str) -> dict[str, str]:
             key, value = line[len(TRAILER_PREFIX):].split(": ", 1)
             out[key] = value
     return out
-
-
-def commit_paths(repo_dir: Path, *, paths: list[str], subject: str, body: str,
-                 trailers: Mapping[str, str | int]) -> str | None:
-    """Commit exactly ``paths`` (files or folders) as the bot; returns the new sha, or None if nothing changed.
-
-    Only memory paths are accepted. Raises GitError when a path is outside
-    ``animas/*/memory/`` or git refuses the commit.
-    """
-    import git
-
-    bad = [p for p in paths if not _is_memory_path(p)]
-    if bad:
-        raise GitError(f"refusing to commit non-memory paths {bad}: memory commits never touch specs")
-    repo = open_repo(repo_dir)
-    existing = [p for p in paths if (Path(repo_dir) / p).exists()]
-    try:
-        if existing:
-            repo.git.add("--all", "--", *existing)
-        staged = repo.git.diff("--cached", "--name-only", "--", *paths).splitlines()
-        if not staged:
-            return None
-        message = f"{subject}\n\n{body.strip()}\n\n{format_trailers(trailers)}\n"
-        env = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
-               "GIT_COMMITTER_NAME": BOT_NAME, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
-        with repo.git.custom_environment(**env):
-            repo.git.commit("--only", "--no-verify", "-m", message, "--", *paths)
-    except git.GitCommandError as e:
-        raise GitError(f"git commit failed: {e.stderr.strip() or e}") from e
-    sha = str(repo.head.commit.hexsha)
-    touched = repo.git.diff_tree("--no-commit-id", "--name-only", "-r", sha).splitlines()
-    assert all(_is_memory_path(p) for p in touched), touched  # the contract, checked
-    return sha
 
 
 def prepare_workspace(repo_dir: Path, workspace: Path, *, revision: str | None) -> Path:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from orgctl.gitops import repos
+from orgctl.gitops.clones import RuntimeClone
 from orgctl.llm.requests import ModelClient
 from orgctl.llm.structured import say_line
 from orgctl.memory.stores import MemoryStore
@@ -82,9 +82,9 @@ def _plain_title(facts: list[str]) -> str:
     return first + (f" (+{len(facts) - 1} more)" if len(facts) > 1 else "")
 
 
-def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: ModelClient,
+def consolidate(*, clone: RuntimeClone, anima: str, model: str, day: date, client: ModelClient,
                 source_revision: str | None) -> PassResult:
-    """Run one consolidation pass for ``anima`` over ``day``'s episodes and commit it.
+    """Run one consolidation pass for ``anima`` over ``day``'s episodes and commit it in the runtime's ``clone``.
 
     The note's facts are the day's actions from the activity log; the model names the day in a
     title line, kept only when its words are the day's own (:func:`_grounded`; else a title made of
@@ -93,7 +93,7 @@ def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: Mo
     GitError when the commit fails; in both cases nothing is committed.
     """
     memory_rel = f"animas/{anima}/memory"
-    store = MemoryStore(Path(repo_dir) / memory_rel, anima=anima)
+    store = MemoryStore(clone.root / memory_rel, anima=anima)
     episodes = store.episodes(day)
     if not episodes:
         return PassResult(anima=anima, episodes=0, note=None, commit=None, tokens=0,
@@ -115,10 +115,10 @@ def consolidate(*, repo_dir: Path, anima: str, model: str, day: date, client: Mo
             "source_revision": source_revision, "created": now_iso()}
     body = f"# {title}\n\n" + "\n".join(f"- {f}" for f in facts)
     note = store.write_knowledge(day=day, meta=meta, body=body)
-    sha = repos.commit_paths(
-        repo_dir, paths=[memory_rel],
+    sha = clone.commit(
+        [memory_rel],
         subject=f"memory({anima}): consolidate {day.isoformat()}",
-        body=f"Distilled {len(episodes)} episodes into {note.relative_to(repo_dir).as_posix()}.",
+        body=f"Distilled {len(episodes)} episodes into {note.relative_to(clone.root).as_posix()}.",
         trailers={"Anima": anima, "Pass": "consolidation",
                   "Source-Revision": source_revision or "work-tree",
                   "Episodes": len(episodes), "Knowledge-Notes": 1,

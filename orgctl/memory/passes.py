@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from orgctl.desired.models import OrgSpec
+from orgctl.gitops.clones import RuntimeClone
 from orgctl.memory.consolidation import PassResult, consolidate
 from orgctl.paths import StatePaths
 
 
-def run_consolidation(*, repo_dir: Path, paths: StatePaths, spec: OrgSpec, names: list[str],
+def run_consolidation(*, clone: RuntimeClone, paths: StatePaths, spec: OrgSpec, names: list[str],
                       day: date | None = None,
                       progress: Callable[[str], None] = lambda name: None) -> list[PassResult]:
     """One consolidation pass (and at most one commit) per Anima in ``names``, in order.
 
+    The passes commit in the runtime's ``clone``; the caller syncs it (:meth:`RuntimeClone.sync`).
     ``day`` defaults to today in each Anima's time zone. Raises ModelError or
     GitError from the first pass that fails; earlier passes stay committed.
     """
@@ -36,7 +37,7 @@ def run_consolidation(*, repo_dir: Path, paths: StatePaths, spec: OrgSpec, names
             progress(name)
             if gateway is None:
                 gateway = Gateway(paths=paths.ensure())
-            results.append(consolidate(repo_dir=repo_dir, anima=name, model=anima.model, day=the_day,
+            results.append(consolidate(clone=clone, anima=name, model=anima.model, day=the_day,
                                        client=gateway, source_revision=spec.revision))
     finally:
         if gateway is not None:

@@ -8,7 +8,10 @@ exponential backoff (1 s, 2 s, 4 s ... capped at 30 s; reset after 60 s of
 stable running), as Erlang/OTP supervisors and systemd's ``Restart=`` do.
 
 It also hosts the model gateway, so Anima processes never import model
-libraries: they send ``complete`` requests here.
+libraries: they send ``complete`` requests here; and it commits what the
+Animas wrote to memory, in batches, in the runtime's clone
+(:mod:`orgctl.memory.batches`), then syncs the clone with the tracked branch
+(pushing where the org has a remote).
 
 Its status (pids, restarts, last heartbeat) goes to ``runtime.json``, which
 only the supervisor writes.
@@ -96,6 +99,8 @@ class Supervisor:
         # Animas are forked from one preloaded process (shared memory), unless ORGCTL_SPAWN=exec asks for a
         # fresh interpreter each (the fork server's only alternative, kept for debugging).
         self._forks = ForkServer(paths.root) if os.environ.get(SPAWN_ENV, "fork") != "exec" else None
+        self._memory_lock = threading.Lock()  # one batch at a time (the periodic one, a pull's, the last one)
+        self._memory_error: str | None = None
 
     # ------------------------------------------------------------ children
 
@@ -267,6 +272,48 @@ class Supervisor:
             except Exception:  # keep supervising whatever one pass hit
                 log.exception("supervision pass failed")
 
+    # ------------------------------------------------------------ memory
+
+    def commit_memory(self, *, push: bool = True) -> dict[str, Any]:
+        """Commit each Anima's memory that changed (one commit each), then sync the clone.
+
+        Returns ``{"commits": {name: sha}, "pushed": bool, "error": str | None}``. A failure is
+        reported once as a Warning event (``MemorySyncFailed``) and retried on the next batch; the
+        commits stay in the clone meanwhile.
+        """
+        from orgctl.errors import OrgctlError
+        from orgctl.gitops.clones import RuntimeClone
+        from orgctl.memory.batches import commit_pending
+        from orgctl.state.events import emit
+
+        with self._memory_lock:
+            clone = RuntimeClone.open(self.paths.clone)
+            if clone is None:
+                return {"commits": {}, "pushed": False, "error": None}
+            made: dict[str, str] = {}
+            try:
+                made = commit_pending(clone, self.paths)
+                synced = clone.sync(push=push)
+            except OrgctlError as e:
+                if e.message != self._memory_error:
+                    emit(self.paths.work.events, reason="MemorySyncFailed", object="memory", type="Warning",
+                         message=f"memory commits stay in {clone.root} until the next batch: {e.message}")
+                self._memory_error = e.message
+                return {"commits": made, "pushed": False, "error": e.message}
+            if self._memory_error is not None:
+                emit(self.paths.work.events, reason="MemorySynced", object="memory",
+                     message=f"memory commits reach {clone.source} again")
+            self._memory_error = None
+            return {"commits": made, "pushed": synced.pushed, "error": None}
+
+    def commit_memory_every(self, interval: float) -> None:
+        """Run :meth:`commit_memory` every ``interval`` seconds until shutdown."""
+        while not self._stopping.wait(interval):
+            try:
+                self.commit_memory()
+            except Exception:  # keep batching whatever one batch hit
+                log.exception("memory batch failed")
+
     # ------------------------------------------------------------ reports from Animas
 
     def hello(self, name: str, pid: int, *, spec_hash: str | None = None) -> bool:
@@ -362,6 +409,10 @@ class Supervisor:
             t.start()
         for t in threads:
             t.join()
+        try:  # what the Animas wrote last; pushed by the next batch or `orgctl pull`, so `down` stays fast
+            self.commit_memory(push=False)
+        except Exception:
+            log.exception("last memory batch failed")
         if self._gateway is not None:
             self._gateway.close()
         if self._forks is not None:
@@ -427,6 +478,8 @@ class _Handler(socketserver.StreamRequestHandler):
                 return {"ok": True, "model_error": {"message": e.message, "hint": e.hint,
                                                     "budget": isinstance(e, BudgetExceeded)}}
             return {"ok": True, "result": result.model_dump(mode="json")}
+        if op == "commit_memory":
+            return {"ok": True, **sup.commit_memory()}
         if op == "call_human":
             deliveries = sup.call_human(str(msg["name"]), str(msg["message"]), title=str(msg.get("title", "")),
                                         context_url=msg.get("context_url"))
@@ -532,6 +585,7 @@ def serve(*, paths: StatePaths, org_dir: Path) -> None:
     from it) and the notifiers see the keys; variables already set win.
     """
     from orgctl.errors import OrgctlError
+    from orgctl.memory.batches import batch_interval
     from orgctl.state.envfiles import load_env_file
 
     try:
@@ -557,6 +611,7 @@ def serve(*, paths: StatePaths, org_dir: Path) -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     threading.Thread(target=sup.monitor, name="monitor", daemon=True).start()
+    threading.Thread(target=sup.commit_memory_every, args=(batch_interval(),), name="memory", daemon=True).start()
     sup.status()
     log.info("supervisor %s listening on %s", os.getpid(), sock_path)
     try:

@@ -46,7 +46,7 @@ def test_init_apply_heartbeat_consolidate_down(org: Path, state: StatePaths) -> 
         server = read_json(state.model_server)
         assert server["url"].startswith("http://127.0.0.1:")
         # The reply reaches the person mid-cycle; the episode is written when the cycle ends.
-        episodes = org / "animas/alice/memory/episodes"
+        episodes = state.memory("alice") / "episodes"  # memory is written in the runtime's clone
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(
                 "- Did: answered the person:" in p.read_text() for p in episodes.glob("*.md")):
@@ -55,7 +55,7 @@ def test_init_apply_heartbeat_consolidate_down(org: Path, state: StatePaths) -> 
         episode = day.read_text()
         assert episode.startswith("# Episodes of alice,") and "- Observed: human (chat): What is your team" in episode
         assert "- Did: answered the person:" in episode
-        records = [json.loads(x) for x in (org / f"animas/alice/memory/activity_log/{day.stem}.jsonl")
+        records = [json.loads(x) for x in (state.memory("alice") / f"activity_log/{day.stem}.jsonl")
                    .read_text().splitlines()]
         answered = [r for r in records if r["did"] and r["did"][0].startswith("answered the person")]
         assert answered and answered[0]["revision"] == source and answered[0]["usage"]["calls"] == 1
@@ -66,19 +66,25 @@ def test_init_apply_heartbeat_consolidate_down(org: Path, state: StatePaths) -> 
         assert result.exit_code == 0, result.output
         assert "alice:" in result.output and "commit" in result.output
 
+        assert git(org, "rev-parse", "HEAD").strip() == source  # the person's checkout is never written
+        pulled = run_cli("pull", str(org))
+        assert pulled.exit_code == 0 and pulled.output.startswith("Fast-forwarded"), pulled.output
+        assert git(org, "status", "--porcelain").strip() == ""
+
         note = org / f"animas/alice/memory/knowledge/{day.stem}.md"
         text = note.read_text()
         assert text.startswith("---\nformat: 1\nanima: alice\n") and "pass: consolidation" in text
         assert "\n# " in text and "\n- " in text
 
-        message = git(org, "log", "-1", "--format=%B")
+        sha = git(org, "log", "-1", "--format=%H", "--grep", "^memory(alice): consolidate").strip()
+        message = git(org, "log", "-1", "--format=%B", sha)
         trailers = repos.parse_trailers(message)
         assert trailers["Anima"] == "alice" and trailers["Pass"] == "consolidation"
         assert trailers["Source-Revision"] == source
         assert int(trailers["Episodes"]) >= 1 and trailers["Knowledge-Notes"] == "1"
         assert int(trailers["Tokens"]) > 0
-        assert git(org, "log", "-1", "--format=%an").strip() == repos.BOT_NAME
-        touched = git(org, "show", "--name-only", "--format=", "HEAD").split()
+        assert git(org, "log", "-1", "--format=%an", sha).strip() == repos.BOT_NAME
+        touched = git(org, "show", "--name-only", "--format=", sha).split()
         assert touched and all(p.startswith("animas/alice/memory/") for p in touched)
         assert f"animas/alice/memory/knowledge/{day.stem}.md" in touched
         assert f"animas/alice/memory/episodes/{day.stem}.md" in touched

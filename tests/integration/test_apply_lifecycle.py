@@ -493,16 +493,16 @@ def test_deletion_policies_archive_delete_and_orphan(running: Path, state: State
     assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
     running_pids = pids(state)
     git(org, "rm", "-rq", "animas/bob", "animas/carol")
-    (org / "animas/bob/memory/knowledge").mkdir(parents=True, exist_ok=True)  # written by bob since: untracked
-    (org / "animas/bob/memory/knowledge/n.md").write_text("a note\n")
     git(org, "commit", "-qm", "remove bob and carol")
+    (state.memory("bob") / "knowledge/n.md").write_text("a note\n")  # written by bob since: uncommitted
     plan = run_cli("plan", str(org)).output
     assert "deletion_policy: delete" in plan and "deletion_policy: orphan" in plan
     result = run_cli("apply", str(org), "--auto-approve", "--allow-mass-retire")
     assert result.exit_code == 0, result.output
     inventory = load_inventory(state.inventory)
     assert inventory.animas["bob"].status == "retired" and inventory.animas["bob"].archive is None
-    assert not (org / "animas/bob").exists() and not any(state.archive.glob("bob-*"))
+    assert not state.memory("bob").exists() and not any(state.archive.glob("bob-*"))
+    assert not (org / "animas/bob").exists() and git(org, "status", "--porcelain") == ""  # the checkout: untouched
     assert not pid_alive(running_pids["bob"])
     assert inventory.animas["carol"].status == "orphaned" and pid_alive(running_pids["carol"])
     assert "No changes." in run_cli("plan", str(org)).output

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from orgctl.gitops.clones import RuntimeClone
 from orgctl.llm.requests import CompletionRequest, CompletionResult, Usage
 from orgctl.memory.consolidation import consolidate
 from orgctl.memory.stores import MemoryStore
@@ -39,14 +40,16 @@ class RecordedAnswer:
     ("The 2026-12-31 \"A Day in the Life of a Pirate", "# answered the person"),  # invented: not kept
     ("We ship on Friday.", "# We ship on Friday"),  # the day's own words: kept
 ])
-def test_the_note_holds_what_was_done_whatever_the_model_answers(org: Path, answer: str, title: str) -> None:
+def test_the_note_holds_what_was_done_whatever_the_model_answers(org: Path, tmp_path: Path, answer: str,
+                                                                  title: str) -> None:
     day = date(2026, 11, 23)
-    store = MemoryStore(org / "animas/alice/memory", anima="alice")
+    clone = RuntimeClone.for_checkout(org, tmp_path / "clone")
+    store = MemoryStore(clone.memory_dir("alice"), anima="alice")
     store.append_episode(day=day, markdown="## 19:50:01 message\n\n- Did: answered the person: we ship on Friday",
                          record={"at": "2026-11-23T19:50:01", "trigger": "message", "observed": ["human (chat)"],
                                  "did": ["answered the person: we ship on Friday"]})
     client = RecordedAnswer(answer)
-    result = consolidate(repo_dir=org, anima="alice", model="local/smollm2", day=day, client=client,
+    result = consolidate(clone=clone, anima="alice", model="local/smollm2", day=day, client=client,
                          source_revision=None)
     assert result.commit is not None and result.note is not None
     [request] = client.requests
@@ -55,4 +58,4 @@ def test_the_note_holds_what_was_done_whatever_the_model_answers(org: Path, answ
     assert body.strip().splitlines()[0] == title
     assert "\n- answered the person: we ship on Friday" in body
     assert "\n-\n" not in body and not body.rstrip().endswith("-")
-    assert git(org, "log", "-1", "--format=%s").strip() == "memory(alice): consolidate 2026-11-23"
+    assert git(clone.root, "log", "-1", "--format=%s").strip() == "memory(alice): consolidate 2026-11-23"
