@@ -30,7 +30,6 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 STATE_DIR_ENV = "ORGCTL_STATE_DIR"
@@ -39,8 +38,33 @@ STATE_FORMAT = 1
 XDG_STATE_ENV = "XDG_STATE_HOME"
 
 
-@dataclass(frozen=True)
-class WorkPaths:
+class _Rooted:
+    """An immutable value holding one folder, ``root``: what ``@dataclass(frozen=True)`` would make, without
+    importing dataclasses (and inspect), which ``orgctl status`` cannot afford at start-up."""
+
+    __slots__ = ("root",)
+    root: Path
+
+    def __init__(self, root: Path) -> None:
+        object.__setattr__(self, "root", root)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.root == self.root  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.root))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={self.root!r})"
+
+    def __reduce__(self) -> tuple[type, tuple[Path]]:  # pickle and copy through __init__
+        return type(self), (self.root,)
+
+
+class WorkPaths(_Rooted):
     """Work in flight (DESIGN §2): durable files the runtime carries between runs. All absolute."""
 
     root: Path
@@ -86,8 +110,7 @@ class WorkPaths:
         return self.root / "proposals.jsonl"
 
 
-@dataclass(frozen=True)
-class StatePaths:
+class StatePaths(_Rooted):
     """Paths inside the state directory of one org. All are absolute."""
 
     root: Path
