@@ -18,12 +18,18 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
 
 def build_org(root: Path, n: int, *, name: str = "big") -> Path:
     """An org repo of ``n`` Animas under ``root``: the template's three plus copies of bob (5 files, ~40 lines
-    each, reporting to alice), committed."""
+    each, reporting to alice), committed. Each copy's files end with a line naming it, so no two files
+    have the same content (a content-addressed cache sees 1,000 Animas as 1,000, not as one)."""
     org = root / name
     init_org(dest=org, template=template_dir(), name=name)
     bob = org / "animas" / "bob"
     for i in range(n - 3):  # alice, bob, carol are there already
-        shutil.copytree(bob, org / "animas" / f"eng{i:04d}")
+        copy = org / "animas" / f"eng{i:04d}"
+        shutil.copytree(bob, copy)
+        for path in copy.iterdir():
+            if path.is_file():
+                mark = f"# eng{i:04d}\n" if path.suffix == ".yaml" else f"\n<!-- eng{i:04d} -->\n"
+                path.write_text(path.read_text() + mark)
     if n > 3:
         env = {**os.environ, **GIT_ENV}
         subprocess.run(["git", "-C", str(org), "add", "-A"], check=True, env=env)

@@ -166,6 +166,11 @@ class StatePaths(_Rooted):
         return self.root / "repo.git"
 
     @property
+    def scan_cache(self) -> Path:
+        """Secret-scan results of spec files by content (:mod:`orgctl.desired.scancache`); a cache."""
+        return self.root / "cache" / "secret-scan.json"
+
+    @property
     def clone(self) -> Path:
         """The runtime's own clone of the org repo: memory is written and committed there (DESIGN §2)."""
         return self.root / "clone"

@@ -2,7 +2,7 @@
 
 init -> apply -> a person's task to the manager -> delegated to the engineer,
 who runs an allowed command and reports back -> the manager reports to the
-person -> chat -> consolidate (memory commits) -> down. Runs the real
+person -> chat -> consolidate (memory commits) -> pull -> down. Runs the real
 `orgctl` commands a user would type, on the embedded local model, in
 ./demo/acme, and stops everything it started at the end.
 """
@@ -100,7 +100,8 @@ def main() -> None:
         run(ORGCTL, "chat", "alice", "What did bob find this week?", "--timeout", "180", check=False)
         step("Consolidate: distil the day's episodes into knowledge, one commit per Anima")
         run(ORGCTL, "consolidate")
-        step("The memory commits, reviewable like any other change")
+        step("Bring the memory commits into this checkout (the runtime never writes it), and review them")
+        run(ORGCTL, "pull")
         run("git", "log", "--stat", "-n", "3", "--author=orgctl-bot")
         run(ORGCTL, "status")
         if not done:

@@ -32,6 +32,7 @@ from orgctl.desired.models import (
     OrgSpec,
 )
 from orgctl.desired.permissions import PermissionsFrontmatter
+from orgctl.desired.scancache import ScanCache
 from orgctl.desired.secrets import scan_text
 from orgctl.desired.sources import Source
 from orgctl.errors import Diagnostic, SpecError
@@ -83,22 +84,23 @@ def _reason(err: dict[str, Any]) -> str:
     return f"{loc}: {msg}" if loc else msg
 
 
-def read_spec_file(source: Source, path: str, diags: list[Diagnostic]) -> str | None:
-    """Read one spec file, adding a diagnostic for every line that looks like it holds a secret."""
+def read_spec_file(source: Source, path: str, diags: list[Diagnostic], scans: ScanCache | None = None) -> str | None:
+    """Read one spec file, adding a diagnostic for every line that looks like it holds a secret
+    (``scans`` remembers the results by content)."""
     text = source.read_text(path)
     if text is not None:
-        diags.extend(Diagnostic(path, f.line, f"{f.describe()}; {SECRET_ADVICE}")
-                     for f in scan_text(text, filename=path))
+        found = scans.scan(text, filename=path) if scans is not None else scan_text(text, filename=path)
+        diags.extend(Diagnostic(path, f.line, f"{f.describe()}; {SECRET_ADVICE}") for f in found)
     return text
 
 
-def _scan_other_files(source: Source, base: str, diags: list[Diagnostic]) -> None:
+def _scan_other_files(source: Source, base: str, diags: list[Diagnostic], scans: ScanCache | None) -> None:
     """Scan the Anima's spec files that the loader does not read (notes, declared skills)."""
     known = {ANIMA_FILE, *ANIMA_FILES}
     for folder in (base, f"{base}/{SKILLS_DIR}"):
         for fname in source.list_files(folder):
             if fname.endswith(SPEC_SUFFIXES) and not (folder == base and fname in known):
-                read_spec_file(source, f"{folder}/{fname}", diags)
+                read_spec_file(source, f"{folder}/{fname}", diags, scans)
 
 
 def validate_model(model: type[M], located: Located, *, file: str) -> tuple[M | None, list[Diagnostic]]:
@@ -127,11 +129,11 @@ class _Loaded:
             texts, bodies, permissions, permissions_text, cron)
 
 
-def _load_anima(source: Source, name: str, diags: list[Diagnostic]) -> _Loaded | None:
+def _load_anima(source: Source, name: str, diags: list[Diagnostic], scans: ScanCache | None) -> _Loaded | None:
     base = f"{ANIMAS_DIR}/{name}"
     spec_file = f"{base}/{ANIMA_FILE}"
-    _scan_other_files(source, base, diags)
-    text = read_spec_file(source, spec_file, diags)
+    _scan_other_files(source, base, diags, scans)
+    text = read_spec_file(source, spec_file, diags, scans)
     if text is None:
         diags.append(Diagnostic(spec_file, 0, f"missing {ANIMA_FILE}: every folder under "
                                               f"{ANIMAS_DIR}/ is an Anima and needs one"))
@@ -149,7 +151,7 @@ def _load_anima(source: Source, name: str, diags: list[Diagnostic]) -> _Loaded |
     ok = True
     for fname in ANIMA_FILES:
         path = f"{base}/{fname}"
-        body = read_spec_file(source, path, diags)
+        body = read_spec_file(source, path, diags, scans)
         if body is None:
             if fname == "identity.md":
                 diags.append(Diagnostic(path, 0, "missing identity.md (the Anima's personality)"))
@@ -227,10 +229,11 @@ def _placement(name: str, loaded: dict[str, _Loaded], teams: dict[str | None, li
     )
 
 
-def load_org(source: Source) -> OrgSpec:
+def load_org(source: Source, *, scans: ScanCache | None = None) -> OrgSpec:
     """Load and validate the org at ``source``.
 
-    Returns the resolved :class:`OrgSpec`. Raises :class:`SpecError` with
+    ``scans`` keeps secret-scan results by content across runs (:mod:`orgctl.desired.scancache`;
+    saved here). Returns the resolved :class:`OrgSpec`. Raises :class:`SpecError` with
     every diagnostic when anything is wrong; nothing partial is returned.
     """
     diags: list[Diagnostic] = []
@@ -239,7 +242,7 @@ def load_org(source: Source) -> OrgSpec:
         diags.append(Diagnostic(link, 0, f"is a symbolic link (to {target!r}): spec and memory files must be "
                                          "regular files in the repo, so nothing is read or written through a link"))
     org: OrgFile | None = None
-    text = read_spec_file(source, ORG_FILE, diags)
+    text = read_spec_file(source, ORG_FILE, diags, scans)
     if text is None:
         diags.append(Diagnostic(ORG_FILE, 0, f"missing {ORG_FILE} at the repo root "
                                              f"(in the {source.describe()})"))
@@ -268,9 +271,11 @@ def load_org(source: Source) -> OrgSpec:
                                               f"{folded[key]!r} (names are case-insensitive)"))
             continue
         folded[key] = name
-        if (a := _load_anima(source, name, diags)) is not None:
+        if (a := _load_anima(source, name, diags, scans)) is not None:
             loaded[name] = a
 
+    if scans is not None:
+        scans.save()  # what was scanned counts even when the spec is refused: fix one file, rescan one file
     # a link is not read, so its file also counts as missing: the link's own diagnostic says it better
     diags = [d for d in diags if not (d.file in links and d.reason.startswith("missing"))]
     hierarchy_ok = _check_hierarchy(loaded, set(folded.values()), diags)

@@ -53,7 +53,9 @@ _ZERO = "0" * 40
 def _git(*args: str, cwd: Path, env: Mapping[str, str] | None = None, stdin: str | None = None,
          timeout: float = GIT_TIMEOUT) -> str:
     """Run git in ``cwd``; returns stdout with the trailing newline removed. Raises GitError with git's message."""
-    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env or {})}
+    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C",
+                "GIT_OPTIONAL_LOCKS": "0",  # `git status` in a person's checkout never holds its index.lock
+                **(env or {})}
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                               env=full_env, input=stdin, check=False)

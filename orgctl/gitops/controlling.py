@@ -297,6 +297,7 @@ class Controller:
     def _load(self, revision: str) -> Any:
         """The desired OrgSpec at ``revision``, or None when it does not validate (Stalled: permanent)."""
         from orgctl.desired.loading import load_org
+        from orgctl.desired.scancache import ScanCache
         from orgctl.desired.sources import GitRevisionSource
 
         if revision == self._desired_rev:
@@ -304,7 +305,8 @@ class Controller:
         if revision == self._bad_rev:
             return None
         try:
-            desired = load_org(GitRevisionSource(self.mirror.path, revision))
+            scans = ScanCache(self.paths.scan_cache)  # an unchanged file is not scanned again
+            desired = load_org(GitRevisionSource(self.mirror.path, revision), scans=scans)
         except SpecError as e:
             self._bad_rev, self._bad = revision, e
             details = "; ".join(str(d) for d in e.diagnostics[:5])

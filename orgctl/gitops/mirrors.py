@@ -34,7 +34,8 @@ GIT_TIMEOUT = 120.0  # seconds for one git command (a fetch over a slow network)
 
 def _git(*args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT) -> str:
     """Run git; returns stdout stripped. Raises GitError with git's own message."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}  # never wait on a password prompt
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C",  # never wait on a password prompt
+           "GIT_OPTIONAL_LOCKS": "0"}  # never hold the index.lock of a person's checkout
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                               env=env, check=False)

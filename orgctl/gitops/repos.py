@@ -42,7 +42,8 @@ def head_revision(path: Path) -> str | None:
 def uncommitted_spec_changes(path: Path) -> list[str]:
     """Changed or untracked files outside ``animas/*/memory/`` (not part of a HEAD plan)."""
     repo = open_repo(path)
-    out = repo.git.status("--porcelain", "--untracked-files=all")
+    with repo.git.custom_environment(GIT_OPTIONAL_LOCKS="0"):  # never hold the person's index.lock
+        out = repo.git.status("--porcelain", "--untracked-files=all")
     changed = [line[3:] for line in out.splitlines() if line]
     return [p for p in changed if not is_memory_path(p)]
 
