@@ -138,7 +138,7 @@ class GitRevisionSource:
         if self._blobs is None:
             wanted = [(path, sha) for path, (mode, kind, sha) in self._listing().items()
                       if kind == "blob" and mode != "120000" and self.SPEC_PREFETCH_SKIP not in f"/{path}/"]
-            self._blobs = dict(zip([p for p, _ in wanted], _cat_blobs(self._repo.git_dir, [s for _, s in wanted]),
+            self._blobs = dict(zip([p for p, _ in wanted], cat_blobs(self._repo.git_dir, [s for _, s in wanted]),
                                    strict=True))
         return self._blobs
 
@@ -183,8 +183,9 @@ class GitRevisionSource:
         return found
 
 
-def _cat_blobs(git_dir: str, shas: list[str]) -> list[bytes]:
-    """The contents of ``shas``, in order, from one ``git cat-file --batch`` process."""
+def cat_blobs(git_dir: str, shas: list[str]) -> list[bytes]:
+    """The contents of ``shas``, in order, from one ``git cat-file --batch`` process.
+    Raises GitError when one is not a blob, CalledProcessError when git fails."""
     import subprocess
 
     if not shas:

@@ -12,12 +12,14 @@ commit, the files stay in history). ``orphan`` leaves it running and unmanaged.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from orgctl.desired.models import AnimaSpec, OrgSpec
+from orgctl.errors import GitError
 from orgctl.gitops import repos
 from orgctl.gitops.backends import Backend
 from orgctl.gitops.clones import RuntimeClone
@@ -164,7 +166,8 @@ def apply_change(change: Change, *, desired: OrgSpec, inventory: Inventory, org_
             result.done[change.action].append(name)
             return
         backend.stop(name)
-        clone.sync(push=False)  # the archive starts from the memory as last committed: bring the branch in
+        with contextlib.suppress(GitError):  # bring the branch in, so the archive starts from the memory as
+            clone.sync(push=False)           # last committed; a source out of reach must not hold a retirement
         archive: Path | None = None
         if entry.deletion_policy == "delete":
             delete_memory(clone=clone, name=name)

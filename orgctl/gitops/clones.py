@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orgctl.desired.sources import cat_blobs
 from orgctl.errors import GitError
 from orgctl.gitops.mirrors import current_branch, upstream_url
 from orgctl.gitops.repos import BOT_EMAIL, BOT_NAME, format_trailers, is_memory_path
@@ -333,24 +334,33 @@ class RuntimeClone:
 
     def _materialize(self, paths: list[str], *, rev: str) -> None:
         """Make the work tree's ``paths`` what they are at ``rev`` (written atomically; removed when absent).
-        Only regular files are written: a link or submodule in the tree is skipped."""
+
+        One ``ls-tree`` and one ``cat-file --batch`` for all of them (the first clone of a big org
+        checks out thousands of memory files). Only regular files are written: a link or submodule
+        in the tree is skipped.
+        """
+        if not paths:
+            return
+        wanted = set(paths)
+        listing: dict[str, tuple[str, str, str]] = {}
+        for record in _git("ls-tree", "-r", "-z", rev, "--", "animas", cwd=self.root).split("\0"):
+            meta, _, path = record.partition("\t")
+            if path in wanted:
+                mode, kind, sha = meta.split(" ")
+                listing[path] = (mode, kind, sha)
         for path in paths:
             target = self.root / path
-            try:
-                entry = _git("ls-tree", "-z", rev, "--", path, cwd=self.root).rstrip("\0")
-            except GitError:
-                entry = ""
-            if not entry:
-                if target.is_file() and not target.is_symlink():
-                    target.unlink()
-                continue
-            mode, kind, sha = entry.split("\t", 1)[0].split(" ")
-            if kind != "blob" or mode not in ("100644", "100755"):
-                continue
-            data = subprocess.run(["git", "cat-file", "blob", sha], cwd=self.root, capture_output=True,
-                                  check=True).stdout
+            if path not in listing and target.is_file() and not target.is_symlink():
+                target.unlink()
+        files = [(path, sha) for path, (mode, kind, sha) in sorted(listing.items())
+                 if kind == "blob" and mode in ("100644", "100755")]
+        for (path, _), data in zip(files, cat_blobs(str(self.root / ".git"), [sha for _, sha in files]),
+                                   strict=True):
+            target = self.root / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            _refuse_links(target.parent)
+            linked = [p for p in target.parents if p.is_symlink() and self.root in p.parents]
+            if linked:  # os.replace would write through it
+                raise GitError(f"{linked[0]} is a symbolic link: memory is never written through a link")
             fd, tmp = tempfile.mkstemp(prefix=".orgctl-", dir=target.parent)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
