@@ -166,9 +166,9 @@ class StatePaths(_Rooted):
         return self.root / "repo.git"
 
     @property
-    def scan_cache(self) -> Path:
-        """Secret-scan results of spec files by content (:mod:`orgctl.desired.scancache`); a cache."""
-        return self.root / "cache" / "secret-scan.json"
+    def spec_cache(self) -> Path:
+        """Secret-scan and YAML parse results of spec files by content (:mod:`orgctl.desired.speccache`)."""
+        return self.root / "cache" / "spec.json"
 
     @property
     def clone(self) -> Path:

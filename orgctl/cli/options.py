@@ -34,11 +34,11 @@ def load_desired(root: Path, revision: str | None):  # type: ignore[no-untyped-d
     """Load and validate the spec (an OrgSpec): the work tree when ``revision`` is None, else that revision.
     Raises SpecError with file:line diagnostics."""
     from orgctl.desired.loading import load_org
-    from orgctl.desired.scancache import ScanCache
     from orgctl.desired.sources import GitRevisionSource, WorkTreeSource
+    from orgctl.desired.speccache import SpecCache
 
     source = WorkTreeSource(root) if revision is None else GitRevisionSource(root, revision)
-    spec = load_org(source, scans=ScanCache(state_paths(root).scan_cache))
+    spec = load_org(source, cache=SpecCache(state_paths(root).spec_cache))
     if spec.schema_version is None:
         click.secho("Note: org.yaml has no schema_version; read as version 1 (add `schema_version: 1`).",
                     fg="yellow", err=True)

@@ -8,6 +8,7 @@ pydantic error location (``("heartbeat_interval",)``) back to a line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,10 @@ class Located:
                 return self.lines[loc]
             loc = loc[:-1]
         return self.lines.get((), self.base_line)
+
+
+YamlParser = Callable[..., "tuple[Located | None, list[Diagnostic]]"]
+"""What :func:`parse_yaml` is: ``(text, *, file, first_line=1) -> (Located | None, diagnostics)``."""
 
 
 def _index(node: yaml.Node, path: tuple[Any, ...], out: Located, offset: int) -> None:
@@ -106,10 +111,12 @@ class MarkdownDoc:
     body_line: int
 
 
-def parse_markdown(text: str, *, file: str) -> tuple[MarkdownDoc | None, list[Diagnostic]]:
+def parse_markdown(text: str, *, file: str, parse: YamlParser | None = None
+                   ) -> tuple[MarkdownDoc | None, list[Diagnostic]]:
     """Split frontmatter (``---`` fenced YAML at the very top) from the body.
 
-    Frontmatter, when present, must be a YAML mapping. Returns the document
+    Frontmatter, when present, must be a YAML mapping, parsed with ``parse`` (default
+    :func:`parse_yaml`; the loader passes its cache's). Returns the document
     and diagnostics; the document is None when the frontmatter is broken.
     """
     lines = text.splitlines(keepends=True)
@@ -118,7 +125,7 @@ def parse_markdown(text: str, *, file: str) -> tuple[MarkdownDoc | None, list[Di
     for i in range(1, len(lines)):
         if lines[i].rstrip("\r\n") in ("---", "..."):
             fm_text = "".join(lines[1:i])
-            located, diags = parse_yaml(fm_text, file=file, first_line=2)
+            located, diags = (parse or parse_yaml)(fm_text, file=file, first_line=2)
             if diags:
                 return None, diags
             assert located is not None

@@ -8,10 +8,12 @@ that ``plan`` compares and ``apply`` hands to the runtime.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import urllib.parse
+from collections.abc import Mapping
 from datetime import time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -366,8 +368,19 @@ class AnimaSpec(_Strict):
 
     def spec_hash(self) -> str:
         """sha256 over the whole resolved spec (canonical JSON); equal specs hash equal."""
+        return self._spec_hash
+
+    @functools.cached_property
+    def _spec_hash(self) -> str:  # the model is frozen: computed once (plan asks for it several times per Anima)
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> AnimaSpec:
+        """pydantic's copy, without the hash of the original when ``update`` changes fields."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            copied.__dict__.pop("_spec_hash", None)
+        return copied
 
 
 class OrgSpec(_Strict):

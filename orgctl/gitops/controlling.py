@@ -297,16 +297,16 @@ class Controller:
     def _load(self, revision: str) -> Any:
         """The desired OrgSpec at ``revision``, or None when it does not validate (Stalled: permanent)."""
         from orgctl.desired.loading import load_org
-        from orgctl.desired.scancache import ScanCache
         from orgctl.desired.sources import GitRevisionSource
+        from orgctl.desired.speccache import SpecCache
 
         if revision == self._desired_rev:
             return self._desired
         if revision == self._bad_rev:
             return None
         try:
-            scans = ScanCache(self.paths.scan_cache)  # an unchanged file is not scanned again
-            desired = load_org(GitRevisionSource(self.mirror.path, revision), scans=scans)
+            cache = SpecCache(self.paths.spec_cache)  # an unchanged file is not scanned or parsed again
+            desired = load_org(GitRevisionSource(self.mirror.path, revision), cache=cache)
         except SpecError as e:
             self._bad_rev, self._bad = revision, e
             details = "; ".join(str(d) for d in e.diagnostics[:5])
