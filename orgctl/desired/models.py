@@ -9,8 +9,6 @@ that ``plan`` compares and ``apply`` hands to the runtime.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -20,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
+from orgctl.desired.hashing import spec_digest
 from orgctl.desired.permissions import PermissionsFrontmatter
 from orgctl.desired.roles import ROLES
 
@@ -367,13 +366,12 @@ class AnimaSpec(_Strict):
         return {f: getattr(self, f) for f in RESTART_FIELDS}
 
     def spec_hash(self) -> str:
-        """sha256 over the whole resolved spec (canonical JSON); equal specs hash equal."""
+        """sha256 over the whole resolved spec (:func:`orgctl.desired.hashing.spec_digest`); equal specs hash equal."""
         return self._spec_hash
 
     @functools.cached_property
     def _spec_hash(self) -> str:  # the model is frozen: computed once (plan asks for it several times per Anima)
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return spec_digest(self.model_dump(mode="json", exclude={"org": {"peers"}}), self.org.peers)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> AnimaSpec:
         """pydantic's copy, without the hash of the original when ``update`` changes fields."""

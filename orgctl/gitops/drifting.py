@@ -20,11 +20,11 @@ self-heal converges it back, and so does the controller unless it runs with ``--
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from orgctl.desired.hashing import spec_digest
 from orgctl.paths import StatePaths
 from orgctl.state.inventories import Inventory
 from orgctl.state.runtimes import RuntimeStatus
@@ -34,11 +34,10 @@ def snapshot_spec_hash(path: Path) -> str | None:
     """sha256 of the snapshot's ``spec`` as canonical JSON (equal to the spec's own hash), or None when
     the file is missing or not a snapshot."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        spec = data["spec"]
-    except (OSError, ValueError, KeyError, TypeError):
+        spec = json.loads(path.read_text(encoding="utf-8"))["spec"]
+        return spec_digest(spec, spec["org"].get("peers") or [])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def detect_drift(inventory: Inventory, runtime: RuntimeStatus, paths: StatePaths, *,
