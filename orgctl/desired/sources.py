@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from orgctl.errors import GitError
+from orgctl.gitexec import run_git
 
 
 class Source(Protocol):
@@ -105,11 +106,12 @@ class GitRevisionSource:
         if not Path(root).exists():
             raise GitError(f"{root} does not exist")
         try:
-            self._git_dir = _git(root, "rev-parse", "--absolute-git-dir")
+            self._git_dir = run_git("rev-parse", "--absolute-git-dir", cwd=root)
         except GitError as e:
             raise GitError(f"{root} is not a git repository", hint="create one with `orgctl init DIR`") from e
         try:
-            self.revision = _git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+            self.revision = run_git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}",
+                                    cwd=root)
         except GitError as e:
             raise GitError(f"unknown revision {rev!r}",
                            hint="check the name with `git log --oneline`; a new repository needs a first commit") from e
@@ -119,7 +121,7 @@ class GitRevisionSource:
 
     def _listing(self) -> dict[str, tuple[str, str, str]]:
         if self._entries is None:
-            out = _git(Path(self._git_dir), "ls-tree", "-r", "-t", "-z", "--full-tree", self.revision)
+            out = run_git("ls-tree", "-r", "-t", "-z", "--full-tree", self.revision, cwd=Path(self._git_dir))
             entries: dict[str, tuple[str, str, str]] = {}
             children: dict[str, list[str]] = {}
             for record in filter(None, out.split("\0")):
@@ -179,17 +181,6 @@ class GitRevisionSource:
             if mode == "120000" and any(path == p or path.startswith(p.rstrip("/") + "/") for p in paths):
                 found[path] = cat_blobs(self._git_dir, [sha])[0].decode("utf-8", errors="replace")
         return found
-
-
-def _git(cwd: Path, *args: str) -> str:
-    """``git ARGS`` in ``cwd``: stdout without its trailing newline. Raises GitError with git's message."""
-    import subprocess
-
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False,
-                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
-    if done.returncode != 0:
-        raise GitError(f"git {args[0]} failed: {done.stderr.strip() or done.returncode}")
-    return done.stdout.rstrip("\n")
 
 
 def cat_blobs(git_dir: str, shas: list[str]) -> list[bytes]:

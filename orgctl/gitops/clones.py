@@ -40,31 +40,15 @@ from pathlib import Path
 
 from orgctl.desired.sources import cat_blobs
 from orgctl.errors import GitError
+from orgctl.gitexec import run_git
 from orgctl.gitops.mirrors import current_branch, upstream_url
 from orgctl.gitops.repos import BOT_EMAIL, BOT_NAME, format_trailers, is_memory_path
 
 UPSTREAM_REF = "refs/orgctl/upstream"
 PUSH_ATTEMPTS = 5
-GIT_TIMEOUT = 120.0  # seconds for one git command
 _BOT_ENV = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
             "GIT_COMMITTER_NAME": BOT_NAME, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
 _ZERO = "0" * 40
-
-
-def _git(*args: str, cwd: Path, env: Mapping[str, str] | None = None, stdin: str | None = None,
-         timeout: float = GIT_TIMEOUT) -> str:
-    """Run git in ``cwd``; returns stdout with the trailing newline removed. Raises GitError with git's message."""
-    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C",
-                "GIT_OPTIONAL_LOCKS": "0",  # `git status` in a person's checkout never holds its index.lock
-                **(env or {})}
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              env=full_env, input=stdin, check=False)
-    except subprocess.TimeoutExpired as e:
-        raise GitError(f"git {args[0]} timed out after {timeout:.0f}s") from e
-    if done.returncode != 0:
-        raise GitError(f"git {' '.join(args[:2])} failed: {done.stderr.strip() or done.returncode}")
-    return done.stdout.rstrip("\n")
 
 
 @dataclass(frozen=True)
@@ -103,7 +87,7 @@ class RuntimeClone:
         if not (root / ".git" / "HEAD").is_file():
             return None
         try:
-            config = _git("config", "--get-regexp", r"^orgctl\.", cwd=root)
+            config = run_git("config", "--get-regexp", r"^orgctl\.", cwd=root)
         except GitError:
             return None
         values = dict(line.split(" ", 1) for line in config.splitlines() if " " in line)
@@ -137,16 +121,16 @@ class RuntimeClone:
         fresh = not (self.root / ".git" / "HEAD").is_file()
         self.root.mkdir(parents=True, exist_ok=True)
         if fresh:
-            _git("init", "--quiet", "--initial-branch", self.branch, str(self.root), cwd=self.root)
+            run_git("init", "--quiet", "--initial-branch", self.branch, str(self.root), cwd=self.root)
         for key, value in (("orgctl.branch", self.branch), ("orgctl.source", self.source),
                            ("orgctl.remote", "true" if self.remote else "false"),
                            ("user.name", BOT_NAME), ("user.email", BOT_EMAIL), ("gc.auto", "256")):
-            _git("config", key, value, cwd=self.root)
+            run_git("config", key, value, cwd=self.root)
         with self._locked():
             upstream = self._fetch()
             if self._tip() is None:
-                _git("update-ref", self._ref, upstream, cwd=self.root)
-                _git("symbolic-ref", "HEAD", self._ref, cwd=self.root)
+                run_git("update-ref", self._ref, upstream, cwd=self.root)
+                run_git("symbolic-ref", "HEAD", self._ref, cwd=self.root)
                 self._materialize(self._memory_files(upstream), rev=upstream)
         if fresh and adopt_from is not None:
             _adopt_uncommitted_memory(adopt_from, self.root)
@@ -190,7 +174,7 @@ class RuntimeClone:
 
     def _tip(self) -> str | None:
         try:
-            return _git("rev-parse", "--verify", "--quiet", f"{self._ref}^{{commit}}", cwd=self.root) or None
+            return run_git("rev-parse", "--verify", "--quiet", f"{self._ref}^{{commit}}", cwd=self.root) or None
         except GitError:
             return None
 
@@ -220,23 +204,23 @@ class RuntimeClone:
         message = f"{subject}\n\n{body.strip()}\n\n{format_trailers(trailers)}\n"
         with self._locked(), self._index() as env:
             parent = self.tip()
-            _git("read-tree", parent, cwd=self.root, env=env)
+            run_git("read-tree", parent, cwd=self.root, env=env)
             present = [p for p in paths if (self.root / p).exists()
-                       or _git("ls-tree", "--name-only", parent, "--", p, cwd=self.root)]
+                       or run_git("ls-tree", "--name-only", parent, "--", p, cwd=self.root)]
             if not present:
                 return None
-            _git("add", "--all", "--", *present, cwd=self.root, env=env)
-            tree = _git("write-tree", cwd=self.root, env=env)
-            if tree == _git("rev-parse", f"{parent}^{{tree}}", cwd=self.root):
+            run_git("add", "--all", "--", *present, cwd=self.root, env=env)
+            tree = run_git("write-tree", cwd=self.root, env=env)
+            if tree == run_git("rev-parse", f"{parent}^{{tree}}", cwd=self.root):
                 return None
             if list_files:
-                changed = _git("diff-tree", "-r", "--name-status", "--no-renames", parent, tree, cwd=self.root)
+                changed = run_git("diff-tree", "-r", "--name-status", "--no-renames", parent, tree, cwd=self.root)
                 message = (f"{subject}\n\n{body.strip()}\n\n"
                            + "\n".join("  " + line.replace("\t", " ") for line in changed.splitlines())
                            + f"\n\n{format_trailers(trailers)}\n")
-            sha = _git("commit-tree", tree, "-p", parent, cwd=self.root, env=_BOT_ENV, stdin=message)
-            _git("update-ref", self._ref, sha, parent, cwd=self.root)
-        touched = _git("diff-tree", "--no-commit-id", "--name-only", "-r", sha, cwd=self.root).splitlines()
+            sha = run_git("commit-tree", tree, "-p", parent, cwd=self.root, env=_BOT_ENV, stdin=message)
+            run_git("update-ref", self._ref, sha, parent, cwd=self.root)
+        touched = run_git("diff-tree", "--no-commit-id", "--name-only", "-r", sha, cwd=self.root).splitlines()
         if not all(is_memory_path(p) for p in touched):  # the contract, checked
             raise GitError(f"memory commit {sha[:7]} touched non-memory paths: {touched}")
         return sha
@@ -244,8 +228,8 @@ class RuntimeClone:
     # ------------------------------------------------------------ sync
 
     def _fetch(self) -> str:
-        _git("fetch", "--quiet", "--no-tags", "--", self.source, f"+{self._ref}:{UPSTREAM_REF}", cwd=self.root)
-        return _git("rev-parse", "--verify", f"{UPSTREAM_REF}^{{commit}}", cwd=self.root)
+        run_git("fetch", "--quiet", "--no-tags", "--", self.source, f"+{self._ref}:{UPSTREAM_REF}", cwd=self.root)
+        return run_git("rev-parse", "--verify", f"{UPSTREAM_REF}^{{commit}}", cwd=self.root)
 
     def sync(self, *, push: bool = True) -> SyncResult:
         """Fetch the tracked branch, replay the memory commits it lacks on top, push them (when the org
@@ -263,7 +247,7 @@ class RuntimeClone:
             if not (push and self.remote and result.ahead):
                 return result
             try:
-                _git("push", "--quiet", "--", self.source, f"{result.tip}:{self._ref}", cwd=self.root)
+                run_git("push", "--quiet", "--", self.source, f"{result.tip}:{self._ref}", cwd=self.root)
                 return SyncResult(upstream=upstream, tip=result.tip, replayed=result.replayed, pushed=True,
                                   overridden=result.overridden)
             except GitError as e:  # someone pushed first: fetch, replay again, retry
@@ -276,12 +260,12 @@ class RuntimeClone:
     def _rebase(self, local: str, upstream: str) -> SyncResult:
         """Move the branch to ``upstream`` plus the memory commits only ``local`` has. Caller holds the lock."""
         try:
-            base = _git("merge-base", local, upstream, cwd=self.root)
+            base = run_git("merge-base", local, upstream, cwd=self.root)
         except GitError as e:
             raise GitError(f"{self.source} ({self.branch}) shares no history with the runtime's clone",
                            hint=f"if the org's history was rewritten, move {self.root} aside; it is rebuilt "
                                 "from the tracked branch on the next apply") from e
-        ours = _git("rev-list", "--reverse", f"{base}..{local}", cwd=self.root).split()
+        ours = run_git("rev-list", "--reverse", f"{base}..{local}", cwd=self.root).split()
         if base == upstream:  # nothing new upstream
             return SyncResult(upstream=upstream, tip=local, ahead=len(ours))
         touched_by_us: set[str] = set()
@@ -294,14 +278,14 @@ class RuntimeClone:
             overridden += sorted(paths & upstream_changed - touched_by_us)
             touched_by_us |= paths
             new = self._replay(commit, changes, onto=new)
-        _git("update-ref", self._ref, new, local, cwd=self.root)
+        run_git("update-ref", self._ref, new, local, cwd=self.root)
         self._materialize(sorted(upstream_changed - touched_by_us), rev=new)
-        ahead = int(_git("rev-list", "--count", f"{upstream}..{new}", cwd=self.root) or 0)
+        ahead = int(run_git("rev-list", "--count", f"{upstream}..{new}", cwd=self.root) or 0)
         return SyncResult(upstream=upstream, tip=new, replayed=len(ours), ahead=ahead, overridden=overridden)
 
     def _changes(self, a: str, b: str) -> list[tuple[str, str]]:
         """``(raw line, path)`` of every file that differs between ``a`` and ``b`` (no rename detection)."""
-        out = _git("diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", a, b, cwd=self.root)
+        out = run_git("diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", a, b, cwd=self.root)
         fields = out.split("\0")
         return [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2) if fields[i].startswith(":")]
 
@@ -316,20 +300,20 @@ class RuntimeClone:
             _, dst_mode, _, dst_sha, status = raw[1:].split(" ")
             lines.append(f"0 {_ZERO}\t{path}" if status == "D" else f"{dst_mode} {dst_sha}\t{path}")
         with self._index() as env:
-            _git("read-tree", onto, cwd=self.root, env=env)
-            _git("update-index", "--index-info", cwd=self.root, env=env, stdin="\n".join(lines) + "\n")
-            tree = _git("write-tree", cwd=self.root, env=env)
-        if tree == _git("rev-parse", f"{onto}^{{tree}}", cwd=self.root):
+            run_git("read-tree", onto, cwd=self.root, env=env)
+            run_git("update-index", "--index-info", cwd=self.root, env=env, stdin="\n".join(lines) + "\n")
+            tree = run_git("write-tree", cwd=self.root, env=env)
+        if tree == run_git("rev-parse", f"{onto}^{{tree}}", cwd=self.root):
             return onto
-        author = _git("log", "-1", "--format=%an%x00%ae%x00%aI", commit, cwd=self.root).split("\0")
-        message = _git("log", "-1", "--format=%B", commit, cwd=self.root)
+        author = run_git("log", "-1", "--format=%an%x00%ae%x00%aI", commit, cwd=self.root).split("\0")
+        message = run_git("log", "-1", "--format=%B", commit, cwd=self.root)
         env = {**_BOT_ENV, "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1], "GIT_AUTHOR_DATE": author[2]}
-        return _git("commit-tree", tree, "-p", onto, cwd=self.root, env=env, stdin=message + "\n")
+        return run_git("commit-tree", tree, "-p", onto, cwd=self.root, env=env, stdin=message + "\n")
 
     # ------------------------------------------------------------ work tree
 
     def _memory_files(self, rev: str) -> list[str]:
-        out = _git("ls-tree", "-r", "-z", "--name-only", rev, "--", "animas", cwd=self.root)
+        out = run_git("ls-tree", "-r", "-z", "--name-only", rev, "--", "animas", cwd=self.root)
         return [p for p in out.split("\0") if p and is_memory_path(p)]
 
     def _materialize(self, paths: list[str], *, rev: str) -> None:
@@ -343,7 +327,7 @@ class RuntimeClone:
             return
         wanted = set(paths)
         listing: dict[str, tuple[str, str, str]] = {}
-        for record in _git("ls-tree", "-r", "-z", rev, "--", "animas", cwd=self.root).split("\0"):
+        for record in run_git("ls-tree", "-r", "-z", rev, "--", "animas", cwd=self.root).split("\0"):
             meta, _, path = record.partition("\t")
             if path in wanted:
                 mode, kind, sha = meta.split(" ")
@@ -383,7 +367,7 @@ def _refuse_links(path: Path) -> None:
 def _adopt_uncommitted_memory(checkout: Path, root: Path) -> int:
     """Copy memory files that ``checkout`` holds untracked or modified into the clone at ``root``
     (regular files only); returns how many. The checkout is only read."""
-    out = _git("status", "--porcelain", "-z", "--untracked-files=all", "--", "animas", cwd=checkout)
+    out = run_git("status", "--porcelain", "-z", "--untracked-files=all", "--", "animas", cwd=checkout)
     copied = 0
     for item in out.split("\0"):
         if len(item) < 4 or item[:2] == " D" or item[0] == "D":
@@ -429,19 +413,19 @@ def pull_into(checkout: Path, clone: RuntimeClone) -> PullResult:
     if branch != clone.branch:
         raise GitError(f"{checkout} is on branch {branch!r}; memory is committed on {clone.branch!r}",
                        hint=f"git switch {clone.branch}, then orgctl pull")
-    _git("fetch", "--quiet", "--no-tags", "--", str(clone.root), f"+refs/heads/{clone.branch}:{PULL_REF}",
+    run_git("fetch", "--quiet", "--no-tags", "--", str(clone.root), f"+refs/heads/{clone.branch}:{PULL_REF}",
          cwd=checkout)
-    incoming = _git("rev-parse", "--verify", f"{PULL_REF}^{{commit}}", cwd=checkout)
-    head = _git("rev-parse", "--verify", "HEAD^{commit}", cwd=checkout)
+    incoming = run_git("rev-parse", "--verify", f"{PULL_REF}^{{commit}}", cwd=checkout)
+    head = run_git("rev-parse", "--verify", "HEAD^{commit}", cwd=checkout)
     if _is_ancestor(checkout, incoming, head):
         return PullResult(action="up-to-date", commits=0, files=[], head=head)
-    base = _git("merge-base", head, incoming, cwd=checkout)
-    coming = _git("diff", "--name-only", "-z", "--no-renames", base, incoming, cwd=checkout).split("\0")
+    base = run_git("merge-base", head, incoming, cwd=checkout)
+    coming = run_git("diff", "--name-only", "-z", "--no-renames", base, incoming, cwd=checkout).split("\0")
     coming_memory = {p for p in coming if p and is_memory_path(p)}
-    mine = set(_git("diff", "--name-only", "-z", "--no-renames", base, head, cwd=checkout).split("\0"))
+    mine = set(run_git("diff", "--name-only", "-z", "--no-renames", base, head, cwd=checkout).split("\0"))
     conflicts = sorted(coming_memory & mine)
     identical_untracked = []
-    status = _git("status", "--porcelain", "-z", "--untracked-files=all", "--", "animas", cwd=checkout)
+    status = run_git("status", "--porcelain", "-z", "--untracked-files=all", "--", "animas", cwd=checkout)
     for item in status.split("\0"):
         if len(item) < 4 or item[3:] not in coming_memory:
             continue
@@ -457,13 +441,13 @@ def pull_into(checkout: Path, clone: RuntimeClone) -> PullResult:
                             "(git stash -u), then orgctl pull")
     for rel in identical_untracked:
         (checkout / rel).unlink()
-    commits = int(_git("rev-list", "--count", f"{head}..{incoming}", cwd=checkout) or 0)
+    commits = int(run_git("rev-list", "--count", f"{head}..{incoming}", cwd=checkout) or 0)
     try:
         if _is_ancestor(checkout, head, incoming):
-            _git("merge", "--quiet", "--ff-only", PULL_REF, cwd=checkout)
+            run_git("merge", "--quiet", "--ff-only", PULL_REF, cwd=checkout)
             action = "fast-forward"
         else:
-            _git("merge", "--quiet", "--no-edit", "-m", f"Merge memory from the orgctl runtime ({clone.branch})",
+            run_git("merge", "--quiet", "--no-edit", "-m", f"Merge memory from the orgctl runtime ({clone.branch})",
                  PULL_REF, cwd=checkout)
             action = "merge"
     except GitError:
@@ -471,12 +455,12 @@ def pull_into(checkout: Path, clone: RuntimeClone) -> PullResult:
             _materialize_into(checkout, rel, incoming)
         raise
     return PullResult(action=action, commits=commits, files=sorted(coming_memory),
-                      head=_git("rev-parse", "HEAD", cwd=checkout))
+                      head=run_git("rev-parse", "HEAD", cwd=checkout))
 
 
 def _is_ancestor(repo: Path, a: str, b: str) -> bool:
     try:
-        _git("merge-base", "--is-ancestor", a, b, cwd=repo)
+        run_git("merge-base", "--is-ancestor", a, b, cwd=repo)
         return True
     except GitError:
         return False
@@ -485,8 +469,8 @@ def _is_ancestor(repo: Path, a: str, b: str) -> bool:
 def _same_as(repo: Path, rel: str, rev: str) -> bool:
     """True when the work-tree file ``rel`` has the content it has at ``rev``."""
     try:
-        blob = _git("rev-parse", f"{rev}:{rel}", cwd=repo)
-        return _git("hash-object", "--", rel, cwd=repo) == blob
+        blob = run_git("rev-parse", f"{rev}:{rel}", cwd=repo)
+        return run_git("hash-object", "--", rel, cwd=repo) == blob
     except GitError:
         return False
 

@@ -21,35 +21,19 @@ What is tracked, like a Flux ``GitRepository``:
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from orgctl.errors import GitError
+from orgctl.gitexec import run_git
 
 TRACKED_REF = "refs/orgctl/tracked"
-GIT_TIMEOUT = 120.0  # seconds for one git command (a fetch over a slow network)
-
-
-def _git(*args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT) -> str:
-    """Run git; returns stdout stripped. Raises GitError with git's own message."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C",  # never wait on a password prompt
-           "GIT_OPTIONAL_LOCKS": "0"}  # never hold the index.lock of a person's checkout
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              env=env, check=False)
-    except subprocess.TimeoutExpired as e:
-        raise GitError(f"git {args[0]} timed out after {timeout:.0f}s") from e
-    if done.returncode != 0:
-        raise GitError(f"git {' '.join(args[:2])} failed: {done.stderr.strip() or done.returncode}")
-    return done.stdout.strip()
 
 
 def current_branch(checkout: Path) -> str:
     """The branch checked out in ``checkout``. Raises GitError on a detached HEAD or a non-repo."""
     try:
-        return _git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=checkout)
+        return run_git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=checkout)
     except GitError as e:
         raise GitError(f"{checkout}: HEAD is not on a branch ({e.message})",
                        hint="check out the branch the org runs from, or pass --branch") from e
@@ -59,13 +43,13 @@ def upstream_url(checkout: Path, branch: str) -> str | None:
     """The URL the checkout's ``branch`` tracks (its remote, else ``origin``), absolute for a local path."""
     names = []
     with contextlib.suppress(GitError):
-        names.append(_git("config", f"branch.{branch}.remote", cwd=checkout))
+        names.append(run_git("config", f"branch.{branch}.remote", cwd=checkout))
     names.append("origin")
     for name in names:
         if name == ".":
             continue
         try:
-            url = _git("config", f"remote.{name}.url", cwd=checkout)
+            url = run_git("config", f"remote.{name}.url", cwd=checkout)
         except GitError:
             continue
         if "://" not in url and ":" not in url.split("/")[0]:  # a path, relative to the checkout
@@ -108,8 +92,8 @@ class OrgMirror:
         """The tracked branch's current sha at its source. Raises GitError when it cannot be read."""
         ref = f"refs/heads/{self.branch}"
         if not self.remote:
-            return _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=self.checkout)
-        out = _git("ls-remote", "--", self.url, ref, timeout=60.0)
+            return run_git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=self.checkout)
+        out = run_git("ls-remote", "--", self.url, ref, timeout=60.0)
         for line in out.splitlines():
             sha, _, name = line.partition("\t")
             if name == ref:
@@ -120,7 +104,7 @@ class OrgMirror:
         """Create the bare mirror when it is missing."""
         if not (self.path / "HEAD").is_file():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            _git("init", "--quiet", "--bare", str(self.path))
+            run_git("init", "--quiet", "--bare", str(self.path))
 
     def fetch(self) -> str:
         """Fetch the tracked branch into the mirror (at :data:`TRACKED_REF`); returns its sha.
@@ -128,14 +112,14 @@ class OrgMirror:
         Raises GitError when the source cannot be reached (a temporary error: retried later).
         """
         self.ensure()
-        _git("fetch", "--quiet", "--no-tags", "--", self.url,
+        run_git("fetch", "--quiet", "--no-tags", "--", self.url,
              f"+refs/heads/{self.branch}:{TRACKED_REF}", cwd=self.path)
-        return _git("rev-parse", "--verify", f"{TRACKED_REF}^{{commit}}", cwd=self.path)
+        return run_git("rev-parse", "--verify", f"{TRACKED_REF}^{{commit}}", cwd=self.path)
 
     def fetched(self) -> str | None:
         """The sha the mirror last fetched, or None before the first fetch."""
         try:
-            return _git("rev-parse", "--verify", "--quiet", f"{TRACKED_REF}^{{commit}}", cwd=self.path)
+            return run_git("rev-parse", "--verify", "--quiet", f"{TRACKED_REF}^{{commit}}", cwd=self.path)
         except GitError:
             return None
 
@@ -147,11 +131,11 @@ class OrgMirror:
         if tracked is None:
             return 0
         try:
-            _git("cat-file", "-e", f"{tracked}^{{commit}}", cwd=self.checkout)
+            run_git("cat-file", "-e", f"{tracked}^{{commit}}", cwd=self.checkout)
         except GitError:
             return 0  # the checkout has not fetched that far: nothing to compare
         try:
-            return int(_git("rev-list", "--count", f"{tracked}..refs/heads/{self.branch}", cwd=self.checkout) or 0)
+            return int(run_git("rev-list", "--count", f"{tracked}..refs/heads/{self.branch}", cwd=self.checkout) or 0)
         except (GitError, ValueError):
             return 0
 
@@ -159,7 +143,7 @@ class OrgMirror:
         """Folders whose changes may move the tip: the checkout's git dir, and a local remote's."""
         dirs = []
         if not self.remote:
-            dirs.append(Path(_git("rev-parse", "--absolute-git-dir", cwd=self.checkout)))
+            dirs.append(Path(run_git("rev-parse", "--absolute-git-dir", cwd=self.checkout)))
         elif self.local:
             remote = Path(self.url)
             dirs.append(remote if (remote / "HEAD").is_file() else remote / ".git")

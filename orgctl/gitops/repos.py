@@ -9,11 +9,11 @@ revision and counts.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from orgctl.errors import GitError
+from orgctl.gitexec import run_git
 
 BOT_NAME = "orgctl-bot"
 BOT_EMAIL = "orgctl-bot@users.noreply.localhost"
@@ -47,15 +47,13 @@ def uncommitted_spec_changes(path: Path) -> list[str]:
     holds the person's index.lock, and memory folders left out by git itself (7 of every 12 files of a
     big org). Raises GitError when ``path`` is not a git work tree.
     """
-    import subprocess
-
-    done = subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=all", "--", ".",
-                           ":(exclude,glob)animas/*/memory/**"], cwd=path, capture_output=True, text=True,
-                          check=False, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
-    if done.returncode != 0:
-        raise GitError(f"{path} is not a git repository ({done.stderr.strip()})",
-                       hint="create an org with `orgctl init DIR`")
-    changed, records = [], iter(done.stdout.split("\0"))
+    try:
+        out = run_git("status", "--porcelain", "-z", "--untracked-files=all", "--", ".",
+                      ":(exclude,glob)animas/*/memory/**", cwd=path)
+    except GitError as e:
+        raise GitError(f"{path} is not a git repository ({e.message})",
+                       hint="create an org with `orgctl init DIR`") from e
+    changed, records = [], iter(out.split("\0"))
     for record in records:
         if len(record) < 4:
             continue
