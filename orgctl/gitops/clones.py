@@ -42,7 +42,7 @@ from orgctl.desired.sources import cat_blobs
 from orgctl.errors import GitError
 from orgctl.gitexec import run_git
 from orgctl.gitops.mirrors import current_branch, upstream_url
-from orgctl.gitops.repos import BOT_EMAIL, BOT_NAME, format_trailers, is_memory_path
+from orgctl.gitops.repos import BOT_EMAIL, BOT_NAME, format_trailers, is_memory_path, status_entries
 
 UPSTREAM_REF = "refs/orgctl/upstream"
 PUSH_ATTEMPTS = 5
@@ -367,14 +367,10 @@ def _refuse_links(path: Path) -> None:
 def _adopt_uncommitted_memory(checkout: Path, root: Path) -> int:
     """Copy memory files that ``checkout`` holds untracked or modified into the clone at ``root``
     (regular files only); returns how many. The checkout is only read."""
-    out = run_git("status", "--porcelain", "-z", "--untracked-files=all", "--", "animas", cwd=checkout)
     copied = 0
-    for item in out.split("\0"):
-        if len(item) < 4 or item[:2] == " D" or item[0] == "D":
-            continue
-        rel = item[3:]
+    for xy, rel in status_entries(checkout, "animas"):
         source = checkout / rel
-        if not is_memory_path(rel) or source.is_symlink() or not source.is_file():
+        if "D" in xy or not is_memory_path(rel) or source.is_symlink() or not source.is_file():
             continue
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -425,12 +421,10 @@ def pull_into(checkout: Path, clone: RuntimeClone) -> PullResult:
     mine = set(run_git("diff", "--name-only", "-z", "--no-renames", base, head, cwd=checkout).split("\0"))
     conflicts = sorted(coming_memory & mine)
     identical_untracked = []
-    status = run_git("status", "--porcelain", "-z", "--untracked-files=all", "--", "animas", cwd=checkout)
-    for item in status.split("\0"):
-        if len(item) < 4 or item[3:] not in coming_memory:
+    for xy, rel in status_entries(checkout, "animas"):
+        if rel not in coming_memory:
             continue
-        rel = item[3:]
-        if item[:2] == "??" and _same_as(checkout, rel, incoming):
+        if xy == "??" and _same_as(checkout, rel, incoming):
             identical_untracked.append(rel)
         else:
             conflicts.append(rel)

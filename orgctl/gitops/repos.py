@@ -40,27 +40,33 @@ def head_revision(path: Path) -> str | None:
         return None
 
 
-def uncommitted_spec_changes(path: Path) -> list[str]:
-    """Changed or untracked files outside ``animas/*/memory/`` (not part of a HEAD plan).
-
-    Plain ``git status`` (no gitpython: ``plan`` imports none), with optional locks off so it never
-    holds the person's index.lock, and memory folders left out by git itself (7 of every 12 files of a
-    big org). Raises GitError when ``path`` is not a git work tree.
-    """
-    try:
-        out = run_git("status", "--porcelain", "-z", "--untracked-files=all", "--", ".",
-                      ":(exclude,glob)animas/*/memory/**", cwd=path)
-    except GitError as e:
-        raise GitError(f"{path} is not a git repository ({e.message})",
-                       hint="create an org with `orgctl init DIR`") from e
-    changed, records = [], iter(out.split("\0"))
+def status_entries(path: Path, *pathspec: str) -> list[tuple[str, str]]:
+    """``(XY, path)`` of each changed or untracked file of the work tree at ``path`` under ``pathspec``
+    (default: all), as ``git status --porcelain -z`` reports them (a rename: its new path). Optional
+    locks are off (:mod:`orgctl.gitexec`), so it never holds the person's index.lock. Raises GitError."""
+    out = run_git("status", "--porcelain", "-z", "--untracked-files=all", "--", *(pathspec or (".",)), cwd=path)
+    entries, records = [], iter(out.split("\0"))
     for record in records:
         if len(record) < 4:
             continue
-        changed.append(record[3:])
-        if record[0] in "RC":  # a rename's source path follows as its own record
+        entries.append((record[:2], record[3:]))
+        if record[0] in "RC":  # a rename's or copy's source path follows as its own record
             next(records, None)
-    return [p for p in changed if not is_memory_path(p)]
+    return entries
+
+
+def uncommitted_spec_changes(path: Path) -> list[str]:
+    """Changed or untracked files outside ``animas/*/memory/`` (not part of a HEAD plan).
+
+    Plain ``git status`` (``plan`` imports no gitpython), memory folders left out by git itself (7 of
+    every 12 files of a big org). Raises GitError when ``path`` is not a git work tree.
+    """
+    try:
+        entries = status_entries(path, ".", ":(exclude,glob)animas/*/memory/**")
+    except GitError as e:
+        raise GitError(f"{path} is not a git repository ({e.message})",
+                       hint="create an org with `orgctl init DIR`") from e
+    return [p for _, p in entries if not is_memory_path(p)]
 
 
 def is_memory_path(p: str) -> bool:
