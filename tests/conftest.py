@@ -47,6 +47,15 @@ def git(repo: Path, *args: str) -> str:
                           capture_output=True).stdout
 
 
+def add_bare_remote(org: Path, tmp_path: Path) -> Path:
+    """A bare repository on disk (``tmp_path/remote.git``) made the org's ``origin``, with main pushed to it."""
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    git(org, "remote", "add", "origin", str(bare))
+    git(org, "push", "--quiet", "-u", "origin", "main")
+    return bare
+
+
 def commit_all(repo: Path, message: str) -> str:
     git(repo, "add", "--all")
     git(repo, "commit", "-qm", message)

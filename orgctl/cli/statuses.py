@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from orgctl.cli.main import cli
 from orgctl.cli.options import org_dir_argument, resolve
-from orgctl.cli.statusview import echo_status
+from orgctl.cli.statusview import print_status
 
 
 @cli.command()
@@ -23,8 +22,4 @@ def status(org_dir: Path, as_json: bool) -> None:
     from orgctl.state.observing import observe_status
 
     _, paths = resolve(org_dir)
-    report = observe_status(paths)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    echo_status(report)
+    print_status(observe_status(paths), as_json=as_json)

@@ -110,8 +110,13 @@ def run_status(org_dir: str, *, as_json: bool) -> bool:
         return False
     if note is not None:
         _secho(f"Note: {note}", fg="yellow", err=True)
+    print_status(report, as_json=as_json)
+    return True
+
+
+def print_status(report: dict[str, Any], *, as_json: bool) -> None:
+    """The report as JSON (``--json``) or as :func:`echo_status`'s table."""
     if as_json:
         _echo(json.dumps(report, indent=2))
     else:
         echo_status(report)
-    return True

@@ -26,7 +26,7 @@ import pytest
 from orgctl.paths import StatePaths
 from orgctl.state.files import pid_alive, read_json
 from orgctl.state.runtimes import load_runtime
-from tests.conftest import anima_processes, commit_all, edit, git, run_cli, wait_for
+from tests.conftest import add_bare_remote, anima_processes, commit_all, edit, git, run_cli, wait_for
 
 
 class ControllerRunner:
@@ -99,10 +99,7 @@ def anima_pids(state: StatePaths) -> dict[str, int]:
 @pytest.fixture
 def remote(org: Path, tmp_path: Path) -> tuple[Path, Path]:
     """A bare remote of the org (``origin``), and a second checkout that people push from."""
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    git(org, "remote", "add", "origin", str(bare))
-    git(org, "push", "--quiet", "-u", "origin", "main")
+    bare = add_bare_remote(org, tmp_path)
     pusher = tmp_path / "pusher"
     git(tmp_path, "clone", "--quiet", str(bare), str(pusher))
     return bare, pusher

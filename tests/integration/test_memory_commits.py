@@ -10,17 +10,9 @@ import pytest
 from orgctl.errors import GitError
 from orgctl.gitops import repos
 from orgctl.gitops.clones import RuntimeClone, pull_into
-from tests.conftest import commit_all, edit, git
+from tests.conftest import add_bare_remote, commit_all, edit, git
 
 TRAILERS = {"Anima": "bob", "Pass": "consolidation", "Source-Revision": "abc", "Episodes": 1}
-
-
-def _with_remote(org: Path, tmp_path: Path) -> Path:
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "--initial-branch", "main", str(remote))
-    git(org, "remote", "add", "origin", str(remote))
-    git(org, "push", "-q", "-u", "origin", "main")
-    return remote
 
 
 def _episode(clone: RuntimeClone, text: str, *, name: str = "bob", day: str = "2026-11-21") -> Path:
@@ -69,7 +61,7 @@ def test_spec_paths_and_links_are_refused(org: Path, tmp_path: Path) -> None:
 def test_sync_replays_memory_on_a_moved_remote_and_pushes_it(org: Path, tmp_path: Path) -> None:
     """A person pushes a spec change while the runtime holds a memory commit: sync fetches, replays the
     memory commit on top (linear history, same message and trailers) and pushes."""
-    remote = _with_remote(org, tmp_path)
+    remote = add_bare_remote(org, tmp_path)
     clone = RuntimeClone.for_checkout(org, tmp_path / "clone")
     assert clone.remote and clone.source == str(remote)
     _episode(clone, "## 09:00:00 heartbeat\n\n- hi\n")
@@ -89,7 +81,7 @@ def test_sync_replays_memory_on_a_moved_remote_and_pushes_it(org: Path, tmp_path
 
 def test_a_push_that_loses_a_race_is_fetched_replayed_and_retried(org: Path, tmp_path: Path) -> None:
     """The remote rejects the first push (a pre-receive hook stands for someone who pushed first)."""
-    remote = _with_remote(org, tmp_path)
+    remote = add_bare_remote(org, tmp_path)
     hook = remote / "hooks" / "pre-receive"
     hook.write_text(f"#!/bin/sh\n[ -f {tmp_path}/rejected ] && exit 0\ntouch {tmp_path}/rejected\n"
                     "echo 'someone pushed first' >&2\nexit 1\n")
