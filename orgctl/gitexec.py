@@ -21,8 +21,9 @@ GIT_TIMEOUT = 120.0
 
 
 def run_git(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None, stdin: str | None = None,
-            timeout: float = GIT_TIMEOUT) -> str:
-    """``git ARGS`` in ``cwd``; returns stdout without its trailing newlines (``-z`` output keeps its NULs).
+            timeout: float = GIT_TIMEOUT, strip: bool = True) -> str:
+    """``git ARGS`` in ``cwd``; returns stdout without its trailing newlines (``-z`` output keeps its NULs;
+    ``strip=False`` keeps them all, for file contents).
 
     ``env`` adds to (and overrides) the environment described above. Raises GitError with git's own
     message when git exits non-zero, and when it runs longer than ``timeout`` seconds.
@@ -35,4 +36,4 @@ def run_git(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None =
         raise GitError(f"git {args[0]} timed out after {timeout:.0f}s") from e
     if done.returncode != 0:
         raise GitError(f"git {' '.join(args[:2])} failed: {done.stderr.strip() or done.returncode}")
-    return done.stdout.rstrip("\n")
+    return done.stdout.rstrip("\n") if strip else done.stdout

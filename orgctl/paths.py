@@ -179,6 +179,19 @@ class StatePaths(_Rooted):
         """Where Anima ``name``'s memory is written: ``clone/animas/<name>/memory``."""
         return self.clone / "animas" / name / "memory"
 
+    def memory_lock(self, name: str) -> Path:
+        """Held by whoever writes Anima ``name``'s memory: its process for a write, a pass for the pass."""
+        return self.run / "memory" / f"{name}.lock"
+
+    def memory_state(self, name: str) -> Path:
+        """Operational memory data of Anima ``name`` (access statistics): never in git."""
+        return self.root / "memory" / name
+
+    @property
+    def memory_index(self) -> Path:
+        """The org's search index (Chroma) and its manifest: a cache, rebuilt from the memory files."""
+        return self.root / "cache" / "memory-index"
+
     @property
     def controller(self) -> Path:
         """The running controller's pid, start time, source and options (its pid file)."""

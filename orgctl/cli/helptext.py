@@ -21,15 +21,17 @@ HELP = (
     '  board         Read the Board (or `board post CHANNEL TEXT`).\n'
     '  can-i         Would NAME be allowed to run COMMAND, use TOOL, read or...\n'
     '  chat          Say TEXT to NAME and wait for its answer (the transcript...\n'
-    "  consolidate   Distil each Anima's episodes of the day into knowledge;...\n"
+    "  consolidate   File each Anima's day into knowledge and procedures; one...\n"
     '  controller    The GitOps controller: keep the running org converged on...\n'
     '  deny          Deny a held action; the Anima is told and it does not run.\n'
     '  down          Stop everything orgctl started for this org (Animas,...\n'
     "  events        Show what happened (the operator's view, newest last):...\n"
     '  force-unlock  Break a state lock whose holder is stuck (LOCK_ID: from...\n'
+    '  forget        Downscale, archive and forget unused memory (protected...\n'
     '  history       List past applies: when, which revision, what the plan...\n'
     "  inbox         Show NAME's inbox (default: `human`, where Animas report...\n"
     '  init          Create a new org repo in DIRECTORY from the template:...\n'
+    "  memory        Search, review and repair the Animas' memory: reindex,...\n"
     '  pause         Stop NAME and keep it stopped (apply records its spec...\n'
     '  plan          Show what apply would do: desired state (git) against...\n'
     '  proposals     List spec changes proposed by Animas (branches...\n'

@@ -50,7 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("suspensions", "Undo `pause NAME` (start it again, with the spec applied meanwhile), `suspend NAME` "
                               "or `suspend --all`."),
     "pull": ("memory", "Bring the memory the Animas committed into this checkout (a fast-forward, or a merge)."),
-    "consolidate": ("memory", "Distil each Anima's episodes of the day into knowledge; one git commit per Anima."),
+    "consolidate": ("memory", "File each Anima's day into knowledge and procedures; one git commit per Anima."),
+    "forget": ("memory", "Downscale, archive and forget unused memory (protected notes never); one git commit per "
+                         "Anima."),
+    "memory": ("memory", "Search, review and repair the Animas' memory: reindex, search, show, log, diff, revert."),
     "task": ("work", "Give an Anima work (human tasks always come first in its queue)."),
     "tasks": ("work", "Show task queues (one Anima's, or everyone's), with stale and overdue flags."),
     "chat": ("work", "Say TEXT to NAME and wait for its answer (the transcript is kept in the state dir)."),

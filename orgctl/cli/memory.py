@@ -55,19 +55,28 @@ def pull(org_dir: Path) -> None:
                f"to {result.head[:7]}: {len(result.files)} memory file(s) of {', '.join(notes) or 'no Anima'}.")
 
 
-@cli.command()
-@org_dir_argument
-@revision_option
-@click.option("--anima", "animas", multiple=True, metavar="NAME",
-              help="Only this Anima (repeatable). Default: every Anima in the spec.")
-@click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Day to consolidate (default: today, in each Anima's time zone).")
-@lock_timeout_option
-def consolidate(org_dir: Path, revision: str, animas: tuple[str, ...], day, lock_timeout: float) -> None:  # type: ignore[no-untyped-def]
-    """Distil each Anima's episodes of the day into knowledge; one git commit per Anima."""
-    from orgctl.gitops.clones import RuntimeClone
-    from orgctl.memory.passes import run_consolidation
-    from orgctl.state.locking import state_lock
+def _pass_options(f):  # type: ignore[no-untyped-def]
+    for option in reversed([
+        org_dir_argument, revision_option,
+        click.option("--anima", "animas", multiple=True, metavar="NAME",
+                     help="Only this Anima (repeatable). Default: every Anima in the spec."),
+        click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                     help="The day the pass runs for (default: today, in each Anima's time zone)."),
+        click.option("--dry-run", is_flag=True, help="Show what would change, as diffs; write and commit nothing."),
+        click.option("--json", "as_json", is_flag=True, help="Print the results as JSON."),
+        lock_timeout_option]):
+        f = option(f)
+    return f
+
+
+def _run_pass(kind: str, org_dir: Path, revision: str, animas: tuple[str, ...], day, dry_run: bool,  # type: ignore[no-untyped-def]
+              as_json: bool, lock_timeout: float) -> None:
+    """Run ``kind`` over the chosen Animas: through the supervisor when the org runs (the runtime is then
+    the one writer of memory), else here; print what changed (diffs with --dry-run)."""
+    import json
+
+    from orgctl.memory.passes import result_from_json, result_json, run_passes
+    from orgctl.runtime import protocol
 
     root, paths = resolve(org_dir)
     desired = load_desired(root, revision)
@@ -76,20 +85,283 @@ def consolidate(org_dir: Path, revision: str, animas: tuple[str, ...], day, lock
         raise OrgctlError(f"unknown Anima(s): {', '.join(unknown)}",
                           hint=f"known: {', '.join(sorted(desired.animas))}")
     names = list(animas) or sorted(desired.animas)
-    paths.ensure()
-    with state_lock(paths.lock, operation="consolidate", timeout=lock_timeout):
-        clone = RuntimeClone.for_checkout(root, paths.clone)
-        results = run_consolidation(
-            clone=clone, paths=paths, spec=desired, names=names,
-            day=day.date() if day else None,
-            progress=lambda name: click.echo(f"Consolidating {name} …", err=True))
-        if any(r.commit for r in results):
-            _sync(clone, paths)
-    for r in results:
-        if r.commit:
-            click.echo(f"{r.anima}: {r.episodes} episodes → {r.note.relative_to(clone.root) if r.note else '-'} "
-                       f"({r.tokens} tokens), commit {r.commit[:7]}")
-        else:
-            click.echo(f"{r.anima}: nothing committed ({r.skipped or 'no memory changes'})")
-    if any(r.commit for r in results) and not clone.remote:
+    if protocol.reachable(paths.socket):
+        answer = protocol.request(paths.socket, "memory_pass", timeout=600.0, kind=kind, dry_run=dry_run,
+                                  names=[n for n in names if paths.spec_snapshot(n).is_file()],
+                                  day=day.date().isoformat() if day else None)
+        if not answer.get("ok"):
+            raise OrgctlError(answer.get("error") or "the supervisor refused the pass", hint=answer.get("hint"))
+        results = [result_from_json(r) for r in answer["results"]]
+    else:
+        from orgctl.gitops.clones import RuntimeClone
+        from orgctl.state.locking import state_lock
+
+        paths.ensure()
+        with state_lock(paths.lock, operation=kind, timeout=lock_timeout):
+            clone = RuntimeClone.for_checkout(root, paths.clone)
+            done = run_passes(kind, clone=clone, paths=paths, animas={n: desired.animas[n] for n in names},
+                              revision=desired.revision, day=day.date() if day else None, dry_run=dry_run,
+                              progress=lambda name: click.echo(f"{kind.capitalize()} {name} …", err=True))
+            if any(r.commit for r in done):
+                _sync(clone, paths)
+        results = [(r, {c.path: c.diff() for c in r.changes}) for r in done]
+    if as_json:
+        click.echo(json.dumps([result_json(r) | ({"changes": [dict(c, diff=diffs.get(c["path"], ""))
+                                                            for c in result_json(r)["changes"]]} if dry_run else {})
+                               for r, diffs in results], indent=2))
+        return
+    for r, diffs in results:
+        counts = ", ".join(f"{n} {k}" for k, n in r.counts.items() if n) or "nothing"
+        if r.skipped:
+            click.echo(f"{r.anima}: nothing to {kind} ({r.skipped})")
+            continue
+        head = f"{r.anima}: would {kind}" if r.dry_run else f"{r.anima}: {kind}"
+        click.echo(f"{head}: {counts}" + (f", commit {r.commit[:7]}" if r.commit else ""))
+        for c in r.changes:
+            click.echo(f"  {c.action:<10} {c.path}{' -> ' + c.target if c.target else ''}: {c.summary}")
+            if dry_run and diffs.get(c.path):
+                click.echo("".join("    " + line for line in diffs[c.path].splitlines(keepends=True)).rstrip())
+    if any(r.commit for r, _ in results) and not dry_run:
+        click.echo("Bring it into a checkout with `orgctl pull`.")
+
+
+@cli.command()
+@_pass_options
+@click.option("--weekly", is_flag=True, help="Run the weekly pass instead: merge and compress knowledge notes.")
+def consolidate(org_dir: Path, revision: str, animas: tuple[str, ...], day, dry_run: bool, as_json: bool,  # type: ignore[no-untyped-def]
+                lock_timeout: float, weekly: bool) -> None:
+    """File each Anima's day into knowledge and procedures; one git commit per Anima."""
+    _run_pass("compress" if weekly else "consolidate", org_dir, revision, animas, day, dry_run, as_json,
+              lock_timeout)
+
+
+@cli.command()
+@_pass_options
+def forget(org_dir: Path, revision: str, animas: tuple[str, ...], day, dry_run: bool, as_json: bool,  # type: ignore[no-untyped-def]
+           lock_timeout: float) -> None:
+    """Downscale, archive and forget unused memory (protected notes never); one git commit per Anima."""
+    _run_pass("forget", org_dir, revision, animas, day, dry_run, as_json, lock_timeout)
+
+
+# ------------------------------------------------------------------ orgctl memory …
+
+org_option = click.option("--org", "-C", "org_dir", default=".", show_default=True,
+                          type=click.Path(file_okay=False, path_type=Path), help="The org repo.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@cli.group()
+def memory() -> None:
+    """Search, review and repair the Animas' memory: reindex, search, show, log, diff, revert."""
+
+
+def _memory_repo(paths: StatePaths, root: Path) -> Path:
+    """Where memory history is read: the runtime's clone (it has every pass), else the checkout."""
+    return paths.clone if (paths.clone / ".git").is_dir() else root
+
+
+def _check_anima(paths: StatePaths, name: str) -> None:
+    from orgctl.desired.loading import check_name
+
+    if check_name(name) or not paths.spec_snapshot(name).is_file():
+        raise OrgctlError(f"no applied Anima named {name!r}", hint="orgctl status lists the Animas that run")
+
+
+@memory.command()
+@click.argument("names", nargs=-1)
+@org_option
+def reindex(names: tuple[str, ...], org_dir: Path) -> None:
+    """Rebuild the search index of NAMES (default: every applied Anima) from the memory files."""
+    from orgctl.runtime import protocol
+
+    _, paths = resolve(org_dir)
+    chosen = list(names) or sorted(p.stem for p in paths.specs.glob("*.json"))
+    for name in chosen:
+        _check_anima(paths, name)
+    if protocol.reachable(paths.socket):
+        for name in chosen:
+            click.echo(f"Rebuilding {name}'s index in the runtime …", err=True)
+            answer = protocol.request(paths.socket, "memory_reindex", timeout=1800.0, name=name)
+            click.echo(f"{name}: {answer['items']} items indexed")
+        return
+    from orgctl.memory.index import collect_docs
+    from orgctl.memory.service import MemoryService
+    from orgctl.state.snapshots import read_snapshot
+
+    service = MemoryService(paths).claim()
+    try:
+        for name in chosen:
+            snapshot = read_snapshot(paths.spec_snapshot(name))
+            total = len(collect_docs(Path(snapshot.memory_dir), common=paths.workspace(name) / "common_knowledge",
+                                     skills=snapshot.spec.skills))
+            with click.progressbar(length=total, label=f"{name}: embedding {total} items", file=None) as bar:
+                count = service.reindex(name, progress=bar.update)
+            click.echo(f"{name}: {count} items indexed")
+    finally:
+        service.close()
+
+
+@memory.command()
+@click.argument("name")
+@click.argument("query")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 50), help="How many items.")
+@click.option("--kind", "kinds", multiple=True,
+              type=click.Choice(["episode", "knowledge", "procedures", "common", "skill"]),
+              help="Only items of this kind (repeatable).")
+@click.option("--lexical", is_flag=True, help="BM25 alone (the baseline), without embeddings and graph.")
+@org_option
+@json_option
+def search(name: str, query: str, k: int, kinds: tuple[str, ...], lexical: bool, org_dir: Path,
+           as_json: bool) -> None:
+    """Search NAME's memory for QUERY: the ranking the Anima gets, with scores per channel."""
+    import json
+
+    from orgctl.runtime import protocol
+
+    _, paths = resolve(org_dir)
+    _check_anima(paths, name)
+    if protocol.reachable(paths.socket):
+        results = protocol.request(paths.socket, "search_memory", timeout=120.0, name=name, query=query, k=k,
+                                   kinds=list(kinds) or None, lexical=lexical, record=False)["results"]
+    else:
+        from orgctl.memory.service import MemoryService
+
+        service = MemoryService(paths).claim()
+        try:
+            results = [r.as_json() for r in service.search(name, query, k=k, kinds=list(kinds) or None,
+                                                           lexical=lexical, record=False)]
+        finally:
+            service.close()
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    if not results:
+        click.echo("Nothing found.")
+        return
+    for rank, r in enumerate(results, start=1):
+        channels = " ".join(f"{c}={v:g}" for c, v in r["channels"].items())
+        click.echo(f"{rank:>2}. {r['score']:.3f}  {r['id']}  [{r['kind']}{', ' + r['date'] if r['date'] else ''}]")
+        click.echo(f"      {r['text'][:200]}")
+        click.echo(f"      {channels}")
+
+
+@memory.command()
+@click.argument("name")
+@click.argument("path")
+@org_option
+def show(name: str, path: str, org_dir: Path) -> None:
+    """Print NAME's memory file PATH (e.g. knowledge/bob.md), or one episode (episodes/2026-11-24.md#09:00:00)."""
+    from orgctl.memory.index import episode_docs
+
+    _, paths = resolve(org_dir)
+    _check_anima(paths, name)
+    rel, _, anchor = path.partition("#")
+    root = paths.memory(name).resolve()
+    target = (root / rel).resolve()
+    if rel.startswith("/") or ".." in Path(rel).parts or not target.is_relative_to(root) or not target.is_file() \
+            or (root / rel).is_symlink():
+        raise OrgctlError(f"{name} has no memory file {rel!r}",
+                          hint=f"paths are relative to {name}'s memory folder: episodes/…, knowledge/…, procedures/…")
+    text = target.read_text(encoding="utf-8")
+    if anchor:
+        if not rel.startswith("episodes/"):
+            raise OrgctlError("only episodes have items inside a file (#HH:MM:SS)")
+        from orgctl.memory.stores import episode_sections
+
+        docs = episode_docs(text, rel=rel, day=Path(rel).stem)
+        sections = episode_sections(text)
+        found = [s for d, s in zip(docs, sections, strict=False) if d.id == f"{rel}#{anchor}"]
+        if not found:
+            raise OrgctlError(f"no episode {anchor!r} in {rel}")
+        text = found[0] + "\n"
+    click.echo(text, nl=False)
+
+
+@memory.command("log")
+@click.argument("name", required=False)
+@click.option("-n", "limit", default=20, show_default=True, type=click.IntRange(1), help="How many passes.")
+@click.option("--all", "show_all", is_flag=True, help="Include the batches of episodes.")
+@org_option
+@json_option
+def memory_log_cmd(name: str | None, limit: int, show_all: bool, org_dir: Path, as_json: bool) -> None:
+    """The memory passes (of NAME), newest first, with what each added, changed, archived and forgot."""
+    import json
+
+    from orgctl.memory.review import memory_log
+
+    root, paths = resolve(org_dir)
+    entries = memory_log(_memory_repo(paths, root), anima=name, limit=limit, passes_only=not show_all)
+    if as_json:
+        click.echo(json.dumps([{"sha": e.sha, "date": e.date, "anima": e.anima, "pass": e.kind,
+                                "subject": e.subject, "trailers": e.trailers} for e in entries], indent=2))
+        return
+    if not entries:
+        click.echo("No memory passes yet.")
+        return
+    for e in entries:
+        t = e.trailers
+        counts = " ".join(f"{sign}{t[key]}" for sign, key in (("+", "Added"), ("~", "Changed"), (">", "Archived"),
+                                                              ("-", "Forgotten")) if t.get(key, "0") != "0")
+        redacted = f"  {t['Redactions']} redacted" if t.get("Redactions", "0") != "0" else ""
+        click.echo(f"{e.sha[:7]}  {e.date[:16].replace('T', ' ')}  {e.anima:<12} {e.kind:<12} {counts or '-'}"
+                   f"{redacted}")
+
+
+@memory.command("diff")
+@click.argument("rev")
+@click.argument("name", required=False)
+@org_option
+def memory_diff_cmd(rev: str, name: str | None, org_dir: Path) -> None:
+    """What the memory commit REV (or a range A..B) learned, changed and forgot, note by note."""
+    from orgctl.memory.review import memory_diff
+
+    root, paths = resolve(org_dir)
+    repo = _memory_repo(paths, root)
+    diffs = memory_diff(repo, rev, anima=name)
+    if not diffs:
+        click.echo("No memory changes.")
+        return
+    words = {"learned": "learned", "changed": "changed", "forgotten": "forgot", "archived": "archived",
+             "moved": "moved"}
+    for d in diffs:
+        where = "/".join(d.path.split("/")[3:]) or d.path
+        target = f" -> {'/'.join(d.target.split('/')[3:])}" if d.target else ""
+        click.echo(f"{words[d.action]:<9} {d.path.split('/')[1]}: {where}{target}  \"{d.title}\"")
+        for key, (old, new) in d.meta.items():
+            click.echo(f"            {key}: {old} -> {new}")
+        for line in d.added[:20]:
+            click.echo(f"          + {line}")
+        for line in d.removed[:20]:
+            click.echo(f"          - {line}")
+        hidden = max(0, len(d.added) - 20) + max(0, len(d.removed) - 20)
+        if hidden:
+            click.echo(f"          … {hidden} more lines (git show {rev})")
+
+
+@memory.command()
+@click.argument("commit")
+@org_option
+def revert(commit: str, org_dir: Path) -> None:
+    """Undo the memory pass COMMIT with a revert commit (the index follows the files)."""
+    from orgctl.gitops.clones import RuntimeClone
+    from orgctl.memory.review import revert_pass
+    from orgctl.runtime import protocol
+
+    root, paths = resolve(org_dir)
+    clone = RuntimeClone.open(paths.clone)
+    if clone is None:
+        raise OrgctlError("there is no memory to revert: no Anima of this org has run on this machine")
+    from orgctl.gitexec import run_git
+
+    anima = run_git("log", "-1", "--format=%(trailers:key=Orgctl-Anima,valueonly)", commit, cwd=clone.root).strip()
+    sha = revert_pass(clone, commit, paths_lock=paths.memory_lock(anima) if anima else None)
+    click.echo(f"Reverted {commit[:7]} as {sha[:7]}.")
+    if not protocol.reachable(paths.socket):
+        try:
+            clone.sync()
+        except OrgctlError as e:
+            click.secho(f"Warning: {e.message}", fg="yellow", err=True)
+    else:
+        _sync(clone, paths)
+    if not clone.remote:
         click.echo("Bring it into this checkout with `orgctl pull`.")

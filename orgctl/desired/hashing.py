@@ -9,6 +9,17 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+LATER_DEFAULTS: dict[str, Any] = {
+    "skills": [],
+    "memory": {"hooks": True,
+               "schedule": {"consolidate": "0 2 * * *", "compress": "0 3 * * 0", "forget": "0 4 1 * *"},
+               "forgetting": {"downscale_after_days": 90, "min_uses": 3, "archive_after_days": 180,
+                              "forget_after_days": 365, "protect": ["procedures"]}},
+}
+"""Fields added to the resolved spec after a release, with their defaults: a field at its default does not
+enter the hash, so upgrading changes no Anima's hash (and restarts none). tests/unit check these equal the
+models' defaults."""
+
 
 def spec_digest(spec: Mapping[str, Any], peers: Sequence[str]) -> str:
     """sha256 of a resolved Anima spec in JSON form (canonical: sorted keys, no spaces).
@@ -19,5 +30,5 @@ def spec_digest(spec: Mapping[str, Any], peers: Sequence[str]) -> str:
     """
     org = {k: v for k, v in spec["org"].items() if k != "peers"}
     org["peers_sha256"] = hashlib.sha256("\n".join(peers).encode()).hexdigest()
-    data = {**spec, "org": org}
+    data = {**{k: v for k, v in spec.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}, "org": org}
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -33,6 +33,7 @@ from orgctl.desired.models import (
     OrgFile,
     OrgPlacement,
     OrgSpec,
+    Skill,
 )
 from orgctl.desired.permissions import PermissionsFrontmatter
 from orgctl.desired.sources import Source
@@ -96,13 +97,40 @@ def read_spec_file(source: Source, path: str, diags: list[Diagnostic], cache: Sp
     return text
 
 
-def _scan_other_files(source: Source, base: str, diags: list[Diagnostic], cache: SpecCache) -> None:
-    """Scan the Anima's spec files that the loader does not read (notes, declared skills)."""
+def _scan_other_files(source: Source, base: str, diags: list[Diagnostic], cache: SpecCache) -> list[Skill]:
+    """Scan the Anima's spec files that the loader does not read (notes), and load its declared skills.
+
+    A skill is ``skills/<skill>.md``: frontmatter ``name`` (default: the file's stem) and ``description``
+    (required), then the body. Returns the skills, by file name.
+    """
     known = {ANIMA_FILE, *ANIMA_FILES}
-    for folder in (base, f"{base}/{SKILLS_DIR}"):
-        for fname in source.list_files(folder):
-            if fname.endswith(SPEC_SUFFIXES) and not (folder == base and fname in known):
-                read_spec_file(source, f"{folder}/{fname}", diags, cache)
+    for fname in source.list_files(base):
+        if fname.endswith(SPEC_SUFFIXES) and fname not in known:
+            read_spec_file(source, f"{base}/{fname}", diags, cache)
+    skills = []
+    for fname in source.list_files(f"{base}/{SKILLS_DIR}"):
+        path = f"{base}/{SKILLS_DIR}/{fname}"
+        text = read_spec_file(source, path, diags, cache) if fname.endswith(SPEC_SUFFIXES) else None
+        if text is None or not fname.endswith(".md"):
+            continue
+        doc, errs = parse_markdown(text, file=path, parse=cache.parse_yaml)
+        diags.extend(errs)
+        if doc is None:
+            continue
+        meta = doc.frontmatter.data if doc.frontmatter is not None else {}
+        name, description = meta.get("name", fname[:-3]), meta.get("description")
+        if not isinstance(description, str) or not description.strip():
+            line = doc.frontmatter.line_of(("description",)) if doc.frontmatter is not None else 1
+            diags.append(Diagnostic(path, line, "a skill needs a one-line `description:` in its frontmatter (the "
+                                                "Anima sees names and descriptions, and loads the body on demand)"))
+            continue
+        if not isinstance(name, str) or not name.strip():
+            diags.append(Diagnostic(path, doc.frontmatter.line_of(("name",)) if doc.frontmatter else 1,
+                                    "a skill's `name:` must be a non-empty string"))
+            continue
+        skills.append(Skill(name=name.strip(), description=" ".join(description.split()), body=doc.body.strip(),
+                            file=f"{SKILLS_DIR}/{fname}"))
+    return skills
 
 
 def validate_model(model: type[M], located: Located, *, file: str) -> tuple[M | None, list[Diagnostic]]:
@@ -129,12 +157,13 @@ class _Loaded:
         self.name, self.spec, self.located = name, spec, located
         self.texts, self.bodies, self.permissions, self.permissions_text, self.cron = (
             texts, bodies, permissions, permissions_text, cron)
+        self.skills: list[Skill] = []
 
 
 def _load_anima(source: Source, name: str, diags: list[Diagnostic], cache: SpecCache) -> _Loaded | None:
     base = f"{ANIMAS_DIR}/{name}"
     spec_file = f"{base}/{ANIMA_FILE}"
-    _scan_other_files(source, base, diags, cache)
+    skills = _scan_other_files(source, base, diags, cache)
     text = read_spec_file(source, spec_file, diags, cache)
     if text is None:
         diags.append(Diagnostic(spec_file, 0, f"missing {ANIMA_FILE}: every folder under "
@@ -180,7 +209,9 @@ def _load_anima(source: Source, name: str, diags: list[Diagnostic], cache: SpecC
             ok = ok and not errs
     if spec is None or located is None or not ok:
         return None
-    return _Loaded(name, spec, located, texts, bodies, permissions, permissions_text, cron)
+    loaded = _Loaded(name, spec, located, texts, bodies, permissions, permissions_text, cron)
+    loaded.skills = skills
+    return loaded
 
 
 def _check_hierarchy(loaded: dict[str, _Loaded], all_names: set[str],
@@ -348,11 +379,14 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
             org=_placement(name, loaded, teams),
             files={f: hashlib.sha256(t.encode()).hexdigest()
                    for f, t in sorted(a.texts.items())}
-            | {ANIMA_FILE: hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()},
+            | {ANIMA_FILE: hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()}
+            | {k.file: hashlib.sha256(f"{k.name}\n{k.description}\n{k.body}".encode()).hexdigest() for k in a.skills},
+            skills=a.skills,
+            memory=org.memory,
         )
     return OrgSpec(name=org.name, defaults=d, revision=source.revision, animas=animas,
                    notifications=list(org.notifications), board_channels=list(org.board_channels),
-                   schema_version=org.schema_version)
+                   schema_version=org.schema_version, memory=org.memory)
 
 
 def _message_limits(org: OrgFile, anima: AnimaFile) -> MessageLimits:

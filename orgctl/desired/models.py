@@ -183,6 +183,59 @@ class Budgets(_Strict):
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _cron(value: Any) -> Any:
+    """A 5-field cron expression, checked with croniter (the same as cron.md's schedules)."""
+    from croniter import croniter
+
+    if isinstance(value, str) and not croniter.is_valid(value):
+        raise ValueError(f"not a 5-field cron expression: {value!r}")
+    return value
+
+
+CronExpression = Annotated[StrictStr, BeforeValidator(_cron)]
+
+
+class MemorySchedule(_Strict):
+    """When the memory passes run on their own, as cron expressions in the org's time zone."""
+
+    consolidate: CronExpression = Field(default="0 2 * * *", description="daily: episodes -> knowledge, procedures")
+    compress: CronExpression = Field(default="0 3 * * 0", description="weekly: knowledge notes merged and compressed")
+    forget: CronExpression = Field(default="0 4 1 * *", description="monthly: downscale, archive, forget")
+
+
+class ForgettingConfig(_Strict):
+    """The thresholds of the three forgetting stages (days without a recall, and recalls counted)."""
+
+    downscale_after_days: int = Field(default=90, ge=1, description="unused this long with fewer than min_uses "
+                                                                     "recalls: marked downscaled")
+    min_uses: int = Field(default=3, ge=0)
+    archive_after_days: int = Field(default=180, ge=1, description="downscaled and unused this long: moved "
+                                                                    "to archive/")
+    forget_after_days: int = Field(default=365, ge=1, description="archived and unused this long: removed "
+                                                                   "(still in git history)")
+    protect: list[Literal["knowledge", "procedures"]] = Field(default=["procedures"],
+                                                              description="note kinds never forgotten")
+
+
+class MemoryConfig(_Strict):
+    """``memory:`` in org.yaml: the memory passes' schedules and thresholds, and commit hooks."""
+
+    hooks: StrictBool = Field(default=True, description="run the repo's pre-commit and commit-msg hooks on "
+                                                        "memory commits")
+    schedule: MemorySchedule = MemorySchedule()
+    forgetting: ForgettingConfig = ForgettingConfig()
+
+
+class Skill(_Strict):
+    """A declared skill: ``animas/<name>/skills/<skill>.md`` (frontmatter ``name``, ``description``; the body
+    is the full skill, loaded when the Anima asks for it). Skills are spec: people write them."""
+
+    name: str
+    description: str
+    body: str
+    file: str
+
+
 class HumanChannel(_Strict):
     """One way to reach a human, declared in org.yaml under ``notifications:`` (a list).
 
@@ -274,6 +327,7 @@ class OrgFile(_Strict):
     notifications: list[HumanChannel] = []
     board_channels: list[StrictStr] = ["general", "ops"]
     budgets: Budgets = Budgets()
+    memory: MemoryConfig = MemoryConfig()
 
 
 class AnimaFile(_Strict):
@@ -360,6 +414,8 @@ class AnimaSpec(_Strict):
                                                                        "Anima only (the one that may call_human)")
     files: dict[str, str] = Field(description="sha256 of each spec file's text, by file name")
     deletion_policy: DeletionPolicy = "archive"
+    skills: list[Skill] = Field(default=[], description="declared skills, by file name")
+    memory: MemoryConfig = Field(default=MemoryConfig(), description="org.yaml's memory settings")
 
     def config(self) -> dict[str, Any]:
         """The restart-relevant settings, by field name."""
@@ -391,6 +447,7 @@ class OrgSpec(_Strict):
     notifications: list[HumanChannel] = []
     board_channels: list[str] = ["general", "ops"]
     schema_version: int | None = Field(default=None, description="as written in org.yaml (None: not written)")
+    memory: MemoryConfig = MemoryConfig()
 
     def enabled(self) -> list[AnimaSpec]:
         return [a for a in self.animas.values() if a.enabled]

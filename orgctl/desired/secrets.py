@@ -213,16 +213,12 @@ def _detectors() -> tuple[_Detector, ...]:
 # ------------------------------------------------------------------ scanning
 
 
-def scan_text(text: str, *, filename: str, allow_pragmas: bool = True,
-              prefilter: bool = True) -> list[SecretFinding]:
-    """Every line of ``text`` that holds a likely secret, as findings for ``filename``.
+def _matches(text: str, *, filename: str, allow_pragmas: bool, prefilter: bool,
+             every: bool = False) -> list[tuple[int, str, str]]:
+    """``(line index, kind, value)`` of every likely secret in ``text``, in detector order (see :func:`scan_text`).
 
-    ``filename`` is only reported (and its extension picks the comment style
-    of the allowlist pragma); nothing is read from disk. At most one finding
-    per line and kind; a line with a vendor's key is not also reported as a
-    generic "password or token". ``allow_pragmas=False`` ignores ``pragma:
-    allowlist secret`` comments (for text a person did not write).
-    ``prefilter=False`` runs every plugin on every line (slow; for tests).
+    ``every``: the generic rule also runs on lines where a vendor's key was found (for redaction, where a
+    second secret on the line must go too).
     """
     if not text:
         return []
@@ -239,14 +235,14 @@ def scan_text(text: str, *, filename: str, allow_pragmas: bool = True,
         starts.append(offset)
         offset += len(line) + 1
 
-    found: dict[tuple[int, str], SecretFinding] = {}
+    found: list[tuple[int, str, str]] = []
     flagged: set[int] = set()
     allowed: dict[int, bool] = {}
     for detector in _detectors():
         indexes = detector.candidate_lines(joined, lowered, starts) if prefilter else range(len(lines))
         for i in indexes:
             line = lines[i]
-            if detector.generic and (i in flagged or heuristic.is_indirect_reference(line)):
+            if detector.generic and ((i in flagged and not every) or heuristic.is_indirect_reference(line)):
                 continue
             for value in detector.plugin.analyze_string(line):
                 if (heuristic.is_sequential_string(value) or heuristic.is_potential_uuid(value)
@@ -257,6 +253,54 @@ def scan_text(text: str, *, filename: str, allow_pragmas: bool = True,
                     allowed[i] = is_line_allowlisted(filename, line, get_code_snippet(lines, i + 1))
                 if allow_pragmas and allowed[i]:
                     break
-                found.setdefault((i, detector.kind), SecretFinding(filename, i + 1, detector.kind, _redact(value)))
+                found.append((i, detector.kind, value))
                 flagged.add(i)
+    return found
+
+
+def scan_text(text: str, *, filename: str, allow_pragmas: bool = True,
+              prefilter: bool = True) -> list[SecretFinding]:
+    """Every line of ``text`` that holds a likely secret, as findings for ``filename``.
+
+    ``filename`` is only reported (and its extension picks the comment style
+    of the allowlist pragma); nothing is read from disk. At most one finding
+    per line and kind; a line with a vendor's key is not also reported as a
+    generic "password or token". ``allow_pragmas=False`` ignores ``pragma:
+    allowlist secret`` comments (for text a person did not write).
+    ``prefilter=False`` runs every plugin on every line (slow; for tests).
+    """
+    found: dict[tuple[int, str], SecretFinding] = {}
+    for i, kind, value in _matches(text, filename=filename, allow_pragmas=allow_pragmas, prefilter=prefilter):
+        found.setdefault((i, kind), SecretFinding(filename, i + 1, kind, _redact(value)))
     return sorted(found.values(), key=lambda f: (f.line, f.kind))
+
+
+def redact_text(text: str, *, filename: str) -> tuple[str, list[SecretFinding]]:
+    """``text`` with every likely secret replaced by ``[REDACTED <kind>]``, and what was found.
+
+    For text a model or a tool wrote (memory): allowlist pragmas are ignored, since such text could
+    carry one to smuggle a key through. A value is replaced wherever it occurs in ``text``, so a key
+    quoted twice goes twice. The text is unchanged (and the list empty) when nothing is found.
+    """
+    matches = _matches(text, filename=filename, allow_pragmas=False, prefilter=True, every=True)
+    if not matches:
+        return text, []
+    findings = sorted({SecretFinding(filename, i + 1, kind, _redact(value)) for i, kind, value in matches},
+                      key=lambda f: (f.line, f.kind))
+    lines = text.split("\n")
+    for i, kind, value in matches:
+        if kind == "Private Key":
+            continue
+        # A plugin may report only part of a key (GitHub's reports its prefix): the whole run of key characters
+        # around it goes. ':' and '@' end a run, so the password in https://user:pass@host goes alone.
+        run = re.compile(r"[A-Za-z0-9_\-+/.~]*" + re.escape(value) + r"[A-Za-z0-9_\-+/=~]*")
+        lines[i] = run.sub(f"[REDACTED {kind}]", lines[i])
+        for j, line in enumerate(lines):  # the same value quoted elsewhere
+            if j != i and value in line:
+                lines[j] = run.sub(f"[REDACTED {kind}]", line)
+    text = _PRIVATE_KEY_BLOCK.sub("[REDACTED Private Key]", "\n".join(lines))
+    return text, findings
+
+
+_PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----.*?"
+                                r"(-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\Z)", re.DOTALL)

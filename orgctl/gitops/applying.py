@@ -126,6 +126,8 @@ def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: P
     result = ApplyResult()
     org_dir = Path(org_dir).resolve()
     paths.ensure()
+    if clone.hooks_enabled() != desired.memory.hooks:
+        clone.set_hooks(desired.memory.hooks)
     if any(c.action != Action.RETIRE for c in plan.changes):
         backend.prepare()
 

@@ -43,6 +43,7 @@ from orgctl.errors import GitError
 from orgctl.gitexec import run_git
 from orgctl.gitops.mirrors import current_branch, upstream_url
 from orgctl.gitops.repos import BOT_EMAIL, BOT_NAME, format_trailers, is_memory_path, status_entries
+from orgctl.state.files import write_text_atomic
 
 UPSTREAM_REF = "refs/orgctl/upstream"
 PUSH_ATTEMPTS = 5
@@ -114,6 +115,9 @@ class RuntimeClone:
         if existing == wanted:
             return existing
         wanted._create(adopt_from=checkout if existing is None else None)
+        if existing is not None:  # re-pointed: the hooks are the checkout's
+            hooks = run_git("rev-parse", "--path-format=absolute", "--git-path", "hooks", cwd=checkout)
+            run_git("config", "core.hooksPath", hooks, cwd=wanted.root)
         return wanted
 
     def _create(self, *, adopt_from: Path | None) -> None:
@@ -132,6 +136,9 @@ class RuntimeClone:
                 run_git("update-ref", self._ref, upstream, cwd=self.root)
                 run_git("symbolic-ref", "HEAD", self._ref, cwd=self.root)
                 self._materialize(self._memory_files(upstream), rev=upstream)
+        if adopt_from is not None:
+            hooks = run_git("rev-parse", "--path-format=absolute", "--git-path", "hooks", cwd=adopt_from)
+            run_git("config", "core.hooksPath", hooks, cwd=self.root)
         if fresh and adopt_from is not None:
             _adopt_uncommitted_memory(adopt_from, self.root)
 
@@ -193,6 +200,10 @@ class RuntimeClone:
         as the bot; returns the new sha, or None when they did not change. ``list_files`` adds the
         changed files (``A``/``M``/``D`` and path) to the body.
 
+        Every changed file is scanned for secrets first and redacted in place (detect-secrets, see
+        :func:`orgctl.desired.secrets.redact_text`); the trailer ``Orgctl-Redactions`` says how many.
+        The caller holds the Anima's memory lock, so no Anima writes the files meanwhile.
+
         Raises GitError when a path is not a memory path, holds a symbolic link (memory is never
         committed through a link), or git refuses.
         """
@@ -210,6 +221,10 @@ class RuntimeClone:
             if not present:
                 return None
             run_git("add", "--all", "--", *present, cwd=self.root, env=env)
+            redactions = self._redact_staged(parent, env)
+            if redactions:
+                run_git("add", "--all", "--", *present, cwd=self.root, env=env)
+            message = message.rstrip("\n") + f"\n{format_trailers({'Redactions': redactions})}\n"
             tree = run_git("write-tree", cwd=self.root, env=env)
             if tree == run_git("rev-parse", f"{parent}^{{tree}}", cwd=self.root):
                 return None
@@ -217,13 +232,72 @@ class RuntimeClone:
                 changed = run_git("diff-tree", "-r", "--name-status", "--no-renames", parent, tree, cwd=self.root)
                 message = (f"{subject}\n\n{body.strip()}\n\n"
                            + "\n".join("  " + line.replace("\t", " ") for line in changed.splitlines())
-                           + f"\n\n{format_trailers(trailers)}\n")
+                           + f"\n\n{format_trailers({**trailers, 'Redactions': redactions})}\n")
+            if self.hooks_enabled():
+                message = self._run_hooks(message, env)
             sha = run_git("commit-tree", tree, "-p", parent, cwd=self.root, env=_BOT_ENV, stdin=message)
             run_git("update-ref", self._ref, sha, parent, cwd=self.root)
         touched = run_git("diff-tree", "--no-commit-id", "--name-only", "-r", sha, cwd=self.root).splitlines()
         if not all(is_memory_path(p) for p in touched):  # the contract, checked
             raise GitError(f"memory commit {sha[:7]} touched non-memory paths: {touched}")
         return sha
+
+    def hooks_enabled(self) -> bool:
+        """True unless the org's ``memory.hooks: false`` was applied (:meth:`set_hooks`)."""
+        try:
+            return run_git("config", "--get", "orgctl.hooks", cwd=self.root) != "false"
+        except GitError:
+            return True
+
+    def set_hooks(self, enabled: bool) -> None:
+        """Run the repo's commit hooks on memory commits, or not (``memory.hooks`` in org.yaml; apply sets it)."""
+        run_git("config", "orgctl.hooks", "true" if enabled else "false", cwd=self.root)
+
+    def _run_hooks(self, message: str, env: dict[str, str]) -> str:
+        """Run the repo's ``pre-commit`` and ``commit-msg`` hooks (the hooks folder of the checkout the clone
+        was made from, ``core.hooksPath`` included) on the staged memory commit, as ``git commit`` would;
+        returns the message, as a commit-msg hook may have edited it.
+
+        Raises GitError with the hook's output when a hook refuses: the files stay as they are, uncommitted.
+        """
+        hint = "fix the hook, or set `memory: {hooks: false}` in org.yaml to commit memory without hooks"
+        hook_env = {**env, **_BOT_ENV}
+        try:
+            run_git("hook", "run", "--ignore-missing", "pre-commit", cwd=self.root, env=hook_env)
+        except GitError as e:
+            raise GitError(f"the repo's pre-commit hook refused a memory commit: {e.message}", hint=hint) from None
+        fd, name = tempfile.mkstemp(prefix="COMMIT_EDITMSG-", dir=self.root / ".git")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(message)
+            try:
+                run_git("hook", "run", "--ignore-missing", "commit-msg", "--", name, cwd=self.root, env=hook_env)
+            except GitError as e:
+                raise GitError(f"the repo's commit-msg hook refused a memory commit: {e.message}", hint=hint) from None
+            return Path(name).read_text(encoding="utf-8")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+    def _redact_staged(self, parent: str, env: dict[str, str]) -> int:
+        """Scan every staged file that differs from ``parent`` for secrets and redact them in the work tree
+        (atomically); returns how many were redacted. No secret ever enters a memory commit."""
+        from orgctl.desired.secrets import redact_text  # detect-secrets loads on first use
+
+        changed = run_git("diff-index", "--cached", "--name-only", "--no-renames", "--diff-filter=AM", parent,
+                          cwd=self.root, env=env).splitlines()
+        count = 0
+        for rel in changed:
+            path = self.root / rel
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            clean, found = redact_text(text, filename=rel)
+            if found:
+                write_text_atomic(path, clean)
+                count += len(found)
+        return count
 
     # ------------------------------------------------------------ sync
 

@@ -385,8 +385,8 @@ def propose_skill(repo_dir: Path, anima: str, target: str, skill_name: str, desc
     :func:`propose_change`; :class:`ProposalRefused` for a bad name or an
     empty description.
 
-    Note: the spec loader does not read ``skills/`` yet, so a merged skill
-    is in git but not in the resolved spec (docs/organization.md).
+    Once merged, the skill is in the Anima's resolved spec (``AnimaSpec.skills``): priming offers its
+    name and description, and the Anima reads the body when it asks.
     """
     _require_anima(repo_dir, target, base)
     if not _SKILL_NAME.fullmatch(skill_name):

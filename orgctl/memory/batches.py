@@ -3,7 +3,9 @@
 The supervisor calls :func:`commit_batch` every :func:`batch_interval` seconds,
 when ``orgctl pull`` asks for it, and once more when it stops: at most one
 commit per Anima per batch, by the bot, in the runtime's clone, listing the
-files it changed. A consolidation or forgetting pass is its own commit.
+files it changed. A consolidation or forgetting pass is its own commit. Each
+Anima's folder is committed while holding its memory lock, so the secret scan
+that runs before the commit never races the Anima's own writes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 
 from orgctl.errors import OrgctlError
 from orgctl.gitops.clones import RuntimeClone
+from orgctl.memory.stores import MemoryStore
 from orgctl.paths import StatePaths
 from orgctl.state.snapshots import read_snapshot
 
@@ -30,18 +33,23 @@ def batch_interval() -> float:
     return value if value > 0 else BATCH_INTERVAL
 
 
-def commit_batch(clone: RuntimeClone, animas: Mapping[str, str | None]) -> dict[str, str]:
+def commit_batch(clone: RuntimeClone, animas: Mapping[str, str | None], *,
+                 paths: StatePaths | None = None) -> dict[str, str]:
     """Commit each Anima's memory folder that changed; ``animas`` maps a name to the revision it runs.
+    With ``paths``, each folder is committed under that Anima's memory lock.
 
     Returns ``{name: sha}`` of the commits made. Raises GitError from the first commit git refuses
-    (the Animas before it stay committed).
+    (the Animas before it stay committed), StateError when a lock stays busy.
     """
     made = {}
     for name, revision in sorted(animas.items()):
-        sha = clone.commit([f"animas/{name}/memory"], subject=f"memory({name}): record episodes",
-                           body=f"What {name} wrote since the last memory commit:", list_files=True,
-                           trailers={"Anima": name, "Pass": "episodes",
-                                     "Source-Revision": revision or "work-tree"})
+        store = MemoryStore(clone.memory_dir(name), anima=name, holder="batch commit",
+                            lock=paths.memory_lock(name) if paths is not None else None)
+        with store.writing(operation="batch commit"):
+            sha = clone.commit([f"animas/{name}/memory"], subject=f"memory({name}): record episodes",
+                               body=f"What {name} wrote since the last memory commit:", list_files=True,
+                               trailers={"Anima": name, "Pass": "episodes",
+                                         "Source-Revision": revision or "work-tree"})
         if sha:
             made[name] = sha
     return made
@@ -60,4 +68,4 @@ def commit_pending(clone: RuntimeClone, paths: StatePaths) -> dict[str, str]:
             animas[entry.name] = read_snapshot(snapshot).revision if snapshot.is_file() else None
         except (OrgctlError, OSError):
             animas[entry.name] = None
-    return commit_batch(clone, animas)
+    return commit_batch(clone, animas, paths=paths)

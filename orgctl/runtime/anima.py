@@ -74,6 +74,25 @@ class SupervisorModel:
         return result
 
 
+class SupervisorMemory:
+    """The Anima's :class:`~orgctl.runtime.cycle.Recall`: priming and ``search_memory`` answered by the
+    supervisor's memory service (one embedding model and index per org, none in this process)."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+
+    def prime(self, name: str, *, trigger: str, sender: str, text: str, model: str) -> str:
+        """The primed block for the prompt. Raises RuntimeFailure when the supervisor does not answer."""
+        reply = protocol.request(self.socket_path, "prime", timeout=30.0, name=name, trigger=trigger,
+                                 sender=sender, text=text, model=model)
+        return str(reply.get("block", ""))
+
+    def search(self, name: str, query: str, *, k: int = 5) -> list[dict[str, Any]]:
+        """``search_memory``: the ``k`` best items, as JSON. Raises RuntimeFailure."""
+        reply = protocol.request(self.socket_path, "search_memory", timeout=30.0, name=name, query=query, k=k)
+        return list(reply.get("results", []))
+
+
 def in_active_hours(active_hours: str, now: datetime) -> bool:
     """True when local time ``now`` falls in ``"HH:MM-HH:MM"`` (may wrap midnight) or ``"always"``."""
     if active_hours == "always":
@@ -105,6 +124,7 @@ class AnimaProcess:
         self._parts: tuple[Snapshot, Policy, MemoryStore] | None = None
         self._hash: tuple[Snapshot, str] | None = None
         self.model = SupervisorModel(paths.socket)
+        self.recall = SupervisorMemory(paths.socket)
         self.org = Organization(paths=paths)
         self.runner = TaskRunner(self.agent, now=self.now)
         self.runner.on_done = lambda task_id: self._poke()
@@ -122,11 +142,14 @@ class AnimaProcess:
         snapshot = self.snapshot
         if self._parts is None or self._parts[0] is not snapshot:
             workspace = self.paths.workspace(self.name)
-            self._parts = (snapshot, Policy(snapshot.spec.permissions, workspace=workspace),
-                           MemoryStore(Path(snapshot.memory_dir), anima=self.name))
+            memory = Path(snapshot.memory_dir)
+            store = (self._parts[2] if self._parts is not None and self._parts[2].root == memory  # keeps its backlog
+                     else MemoryStore(memory, anima=self.name, lock=self.paths.memory_lock(self.name),
+                                      holder=f"anima {self.name} (pid {os.getpid()})"))
+            self._parts = (snapshot, Policy(snapshot.spec.permissions, workspace=workspace), store)
         _, policy, store = self._parts
         return Agent(spec=snapshot.spec, org=self.org, client=self.model, store=store, policy=policy,
-                     revision=snapshot.revision)
+                     revision=snapshot.revision, recall=self.recall)
 
     # signals only set flags and wake the loop
     def _on_term(self, signum: int, frame: Any) -> None:

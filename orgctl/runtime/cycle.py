@@ -17,13 +17,14 @@ The heartbeat only plans: executing a task is the task cycle's job
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from orgctl.desired.models import AnimaSpec
-from orgctl.errors import ModelError
+from orgctl.errors import ModelError, OrgctlError, StateError
 from orgctl.llm.requests import ModelClient, Usage
 from orgctl.memory.stores import MemoryStore
 from orgctl.runtime import deciding, proposing
@@ -36,6 +37,14 @@ from orgctl.work.messages import HUMAN, Message
 from orgctl.work.tasks import FINAL, Task
 
 MAX_REWORK = 1
+
+
+class Recall(Protocol):
+    """Priming and search over the Anima's memory (the supervisor's memory service, over its socket)."""
+
+    def prime(self, name: str, *, trigger: str, sender: str, text: str, model: str) -> str: ...
+
+    def search(self, name: str, query: str, *, k: int = 5) -> list[dict[str, Any]]: ...
 
 
 @dataclass
@@ -82,8 +91,9 @@ class Agent:
     """The cycles of one Anima. ``client`` answers model calls (the supervisor's gateway in production)."""
 
     def __init__(self, *, spec: AnimaSpec, org: Organization, client: ModelClient, store: MemoryStore,
-                 policy: Policy, revision: str | None = None) -> None:
+                 policy: Policy, revision: str | None = None, recall: Recall | None = None) -> None:
         self.spec = spec
+        self.recall = recall
         self.org = org
         self.client = client
         self.store = store
@@ -95,10 +105,31 @@ class Agent:
     def name(self) -> str:
         return self.spec.name
 
+    def primed(self, trigger: str, *, sender: str = "", text: str = "") -> str:
+        """What the Anima remembers about this trigger (:mod:`orgctl.memory.priming`), for the prompt; '' when
+        there is no memory service or it failed (a cycle never fails for want of recall)."""
+        if self.recall is None:
+            return ""
+        try:
+            return self.recall.prime(self.name, trigger=trigger, sender=sender, text=text,
+                                     model=self.spec.background_model)
+        except (OrgctlError, OSError) as e:
+            print(f"{self.name}: no recall this cycle: {e}", file=sys.stderr)
+            return ""
+
     def remember(self, trace: Trace) -> None:
-        if not trace.empty:
+        """Write the cycle's episode, and the work in hand to ``state/``. A busy memory lock (a pass holds it
+        longer than a minute) keeps the episode for the next cycle and is reported, never raised."""
+        if trace.empty:
+            return
+        try:
             self.store.append_episode(day=trace.at.date(), markdown=trace.markdown(),
                                       record=trace.record(anima=self.name, revision=self.revision))
+            tasks = self.org.queue(self.name).open()
+            self.store.write_state(current=[t.brief() for t in tasks if t.status != "pending"],
+                                   pending=[t.brief() for t in tasks if t.status == "pending"])
+        except StateError as e:
+            print(f"{self.name}: episode kept for the next cycle: {e.message}", file=sys.stderr)
 
     # ------------------------------------------------------------ heartbeat
 
@@ -239,7 +270,9 @@ class Agent:
                 inbox.mark_read(message.id)
                 return
         # A person's chat or question, or a colleague's question, is always answered.
-        prompt = (f"{quote(message)}\n\nWhat you know: {self._facts()}\n\n"
+        memory = self.primed("message", sender=message.sender, text=message.text)
+        remembered = f"{memory}\n\n" if memory else ""
+        prompt = (f"{quote(message)}\n\nWhat you know: {self._facts()}\n\n{remembered}"
                   f"Write your answer to {message.sender} in one or two short sentences.")
         text, usage = deciding.say(self.client, model=self.spec.background_model, system=self.system, prompt=prompt,
                                    anima=self.name, purpose="reply")
@@ -291,8 +324,11 @@ class Agent:
         if task.trust != "untrusted" and self.policy.can_use("propose_change").allowed:
             options = proposing.proposal_options(self.spec, f"{task.title}\n{task.detail}",
                                                  known=frozenset(self.org.specs)) + options
+        memory = self.primed("task", sender=task.requester, text=f"{task.title}\n{task.detail[:300]}") \
+            if len(options) > 1 else ""
         choice, usage = deciding.choose(self.client, model=self.spec.background_model, system=self.system,
-                                        situation=f"Your task: {task.title}\n{task.detail[:300]}",
+                                        situation=f"Your task: {task.title}\n{task.detail[:300]}"
+                                                  + (f"\n\n{memory}" if memory else ""),
                                         options=options, anima=self.name, purpose="heartbeat")
         trace.usage += usage
         if choice.action == "propose":
@@ -405,9 +441,11 @@ class Agent:
         trace.observed.append(f"@mentioned in #{post.channel} by {post.sender}: {post.text[:200]}")
         if not self.policy.can_use("post_board").allowed:
             return
+        memory = self.primed("message", sender=post.sender, text=post.text[:300])
         text, usage = deciding.say(self.client, model=self.spec.background_model, system=self.system,
                                    prompt=f"{post.sender} wrote in #{post.channel}: «{post.text[:300]}»\n"
-                                          "Write a one-sentence answer.", anima=self.name, purpose="board")
+                                          + (f"\n{memory}\n\n" if memory else "")
+                                          + "Write a one-sentence answer.", anima=self.name, purpose="board")
         trace.usage += usage
         if text:
             self.org.post(post.channel, f"@{post.sender} {text}", sender=self.name)

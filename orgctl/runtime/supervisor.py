@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orgctl.errors import BudgetExceeded, ModelError, StateError
+from orgctl.errors import BudgetExceeded, ModelError, OrgctlError, StateError
 from orgctl.llm.requests import CompletionRequest
 from orgctl.paths import StatePaths, private_dir
 from orgctl.processes import keyless_env, start_ticks
@@ -100,6 +100,7 @@ class Supervisor:
         # fresh interpreter each (the fork server's only alternative, kept for debugging).
         self._forks = ForkServer(paths.root) if os.environ.get(SPAWN_ENV, "fork") != "exec" else None
         self._memory_lock = threading.Lock()  # one batch at a time (the periodic one, a pull's, the last one)
+        self._memory_service: Any = None
         self._memory_error: str | None = None
 
     # ------------------------------------------------------------ children
@@ -281,7 +282,6 @@ class Supervisor:
         reported once as a Warning event (``MemorySyncFailed``) and retried on the next batch; the
         commits stay in the clone meanwhile.
         """
-        from orgctl.errors import OrgctlError
         from orgctl.gitops.clones import RuntimeClone
         from orgctl.memory.batches import commit_pending
         from orgctl.state.events import emit
@@ -305,6 +305,64 @@ class Supervisor:
                      message=f"memory commits reach {clone.source} again")
             self._memory_error = None
             return {"commits": made, "pushed": synced.pushed, "error": None}
+
+    def memory_pass(self, kind: str, *, names: list[str] | None = None, day: str | None = None,
+                    dry_run: bool = False) -> list[dict[str, Any]]:
+        """Run a memory pass (consolidate, compress, forget) over ``names`` (default: every applied Anima),
+        here, as the runtime: ``orgctl consolidate``/``forget`` while the org runs, and the schedule.
+        Syncs the clone after commits. Returns each result as :func:`~orgctl.memory.passes.result_json`.
+        Raises StateError (a busy memory lock), GitError."""
+        from datetime import date as date_
+
+        from orgctl.gitops.clones import RuntimeClone
+        from orgctl.memory.passes import result_json, run_passes
+        from orgctl.state.snapshots import read_snapshot
+
+        with self._memory_lock:
+            clone = RuntimeClone.open(self.paths.clone)
+            if clone is None:
+                return []
+            chosen = names or sorted(p.stem for p in self.paths.specs.glob("*.json"))
+            snapshots = {n: read_snapshot(self.paths.spec_snapshot(n)) for n in chosen}
+            revisions = {s.revision for s in snapshots.values()}
+            results = run_passes(kind, clone=clone, paths=self.paths,
+                                 animas={n: s.spec for n, s in snapshots.items()},
+                                 revision=revisions.pop() if len(revisions) == 1 else None,
+                                 day=date_.fromisoformat(day) if day else None, dry_run=dry_run)
+        if any(r.commit for r in results):
+            self.commit_memory()  # pushes the pass commits with the next batch's
+        return [result_json(r) for r in results]
+
+    def memory_schedule(self, *, every: float = 60.0) -> None:
+        """Run the memory passes when ``memory.schedule`` (org.yaml, each Anima's time zone) says, until shutdown.
+
+        Checked every ``every`` seconds; a pass missed while the org was down is not run late (the next one
+        covers it; ``orgctl consolidate --date`` runs a past day). A failure is a Warning event.
+        """
+        from zoneinfo import ZoneInfo
+
+        from orgctl.memory.passes import due_passes
+        from orgctl.state.events import emit
+        from orgctl.state.snapshots import read_snapshot
+
+        last: dict[str, datetime] = {}
+        while not self._stopping.wait(every):
+            for path in sorted(self.paths.specs.glob("*.json")):
+                try:
+                    spec = read_snapshot(path).spec
+                except OrgctlError:
+                    continue
+                now = datetime.now(ZoneInfo(spec.timezone))
+                since = last.get(spec.name, now)
+                last[spec.name] = now
+                for kind in due_passes(spec.memory.schedule, since=since, until=now):
+                    try:
+                        self.memory_pass(kind, names=[spec.name])
+                    except OrgctlError as e:
+                        emit(self.paths.work.events, reason="MemoryPassFailed", object=f"anima/{spec.name}",
+                             type="Warning", message=f"the scheduled {kind} pass of {spec.name} failed: {e.message}")
+                    except Exception:  # keep the schedule whatever one pass hit
+                        log.exception("scheduled %s pass of %s failed", kind, spec.name)
 
     def commit_memory_every(self, interval: float) -> None:
         """Run :meth:`commit_memory` every ``interval`` seconds until shutdown."""
@@ -361,6 +419,21 @@ class Supervisor:
         for name in escalate_overdue(self.paths):
             self.wake(name)
 
+    def memory(self) -> Any:
+        """The org's memory service (:class:`orgctl.memory.service.MemoryService`: search, priming), built and
+        claimed on first use: the embedding model and the index live here, once per org, not in each Anima."""
+        with self._gateway_lock:
+            if self._memory_service is None:
+                from orgctl.memory.service import MemoryService
+                from orgctl.state.events import emit
+
+                def warn(reason: str, message: str) -> None:
+                    emit(self.paths.work.events, reason=reason, object="memory-index", type="Warning",
+                         message=message)
+
+                self._memory_service = MemoryService(self.paths, warn=warn).claim()
+            return self._memory_service
+
     def model(self) -> Any:
         """The org's model client: the gateway, or a cassette around it (``ORGCTL_CASSETTE``), built once."""
         with self._gateway_lock:
@@ -415,6 +488,8 @@ class Supervisor:
             log.exception("last memory batch failed")
         if self._gateway is not None:
             self._gateway.close()
+        if self._memory_service is not None:
+            self._memory_service.close()
         if self._forks is not None:
             self._forks.close()
         with self._lock:
@@ -480,6 +555,30 @@ class _Handler(socketserver.StreamRequestHandler):
             return {"ok": True, "result": result.model_dump(mode="json")}
         if op == "commit_memory":
             return {"ok": True, **sup.commit_memory()}
+        if op == "search_memory":
+            results = sup.memory().search(str(msg["name"]), str(msg.get("query", ""))[:2000],
+                                          k=max(1, min(int(msg.get("k", 10)), 50)), kinds=msg.get("kinds"),
+                                          lexical=bool(msg.get("lexical")), record=bool(msg.get("record", True)))
+            return {"ok": True, "results": [r.as_json() for r in results]}
+        if op == "prime":
+            primed = sup.memory().prime(str(msg["name"]), trigger=str(msg.get("trigger", "message")),
+                                        sender=str(msg.get("sender", ""))[:64], text=str(msg.get("text", ""))[:2000],
+                                        model=str(msg.get("model", "")))
+            return {"ok": True, "block": primed.block(sender=str(msg.get("sender", ""))[:64]),
+                    "channels": primed.channels, "tokens": primed.tokens}
+        if op == "memory_reindex":
+            return {"ok": True, "items": sup.memory().reindex(str(msg["name"]))}
+        if op == "memory_pass":
+            names = msg.get("names") or None
+            if names is not None:
+                bad = [problem for n in names if (problem := _unknown_name(sup.paths, n))]
+                if bad:
+                    return {"ok": False, "error": bad[0]}
+            try:
+                return {"ok": True, "results": sup.memory_pass(str(msg["kind"]), names=names, day=msg.get("day"),
+                                                               dry_run=bool(msg.get("dry_run")))}
+            except OrgctlError as e:
+                return {"ok": False, "error": e.message, "hint": e.hint}
         if op == "call_human":
             deliveries = sup.call_human(str(msg["name"]), str(msg["message"]), title=str(msg.get("title", "")),
                                         context_url=msg.get("context_url"))
@@ -612,6 +711,7 @@ def serve(*, paths: StatePaths, org_dir: Path) -> None:
     signal.signal(signal.SIGINT, on_term)
     threading.Thread(target=sup.monitor, name="monitor", daemon=True).start()
     threading.Thread(target=sup.commit_memory_every, args=(batch_interval(),), name="memory", daemon=True).start()
+    threading.Thread(target=sup.memory_schedule, name="memory-schedule", daemon=True).start()
     sup.status()
     log.info("supervisor %s listening on %s", os.getpid(), sock_path)
     try:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
-from orgctl.errors import ModelError
+from orgctl.errors import ModelError, OrgctlError
 from orgctl.runtime import deciding
 from orgctl.runtime.commands import run_command
 from orgctl.runtime.cycle import Agent, Trace
@@ -34,7 +34,7 @@ from orgctl.work.tasks import Task
 
 log = logging.getLogger("orgctl.tasks")
 
-MAX_STEPS = 4
+MAX_STEPS = 5  # a memory search or a skill read takes a step
 PARALLEL = 3
 
 
@@ -68,7 +68,21 @@ def _options(agent: Agent, task: Task) -> list[Option]:
     if any(line.startswith("ran $ ") and "\nexit 0\n" in line and not line.endswith("\n(no output)")
            for line in task.log):
         return exits
-    return exits + commands[:1] if succeeded else commands + exits
+    return exits + commands[:1] if succeeded else commands + exits + _memory_options(agent, task)
+
+
+def _memory_options(agent: Agent, task: Task) -> list[Option]:
+    """``search_memory`` once per task (before any command ran), and each declared skill that matches the task,
+    once: the Anima asks, the framework reads."""
+    if task.trust == "untrusted" or agent.recall is None or any(line.startswith("ran $ ") for line in task.log):
+        return []
+    options = []
+    if agent.policy.can_use("search_memory").allowed and not any(line.startswith("recalled:") for line in task.log):
+        options.append(Option("search your memory", "look up what you remember about this task", "search_memory"))
+    read = {line.split(":", 1)[0].removeprefix("skill ") for line in task.log if line.startswith("skill ")}
+    skills = [Option(f"read skill {k.name}", k.description, "read_skill", {"skill": k.name})
+              for k in agent.spec.skills if k.name not in read]
+    return options + deciding.narrow(skills, f"{task.title} {task.detail}", keep=1) if skills else options
 
 
 def run_task(agent: Agent, task_id: str, *, now: Callable[[], datetime]) -> Trace:
@@ -105,6 +119,14 @@ def _step(agent: Agent, task: Task, trace: Trace) -> bool:
     trace.usage += usage
     if choice.action == "run":
         return _run(agent, task, trace, choice.args["command"])
+    if choice.action == "search_memory":
+        _search_memory(agent, task, trace)
+        return False
+    if choice.action == "read_skill":
+        skill = next(k for k in agent.spec.skills if k.name == choice.args["skill"])
+        agent.org.queue(agent.name).update(task.id, by=agent.name, note=f"skill {skill.name}: {skill.body[:800]}")
+        trace.did.append(f"read skill {skill.name}")
+        return False
     if choice.action == "question":
         text, usage = deciding.say(agent.client, model=agent.spec.model, system=agent.system, anima=agent.name,
                                    prompt=f"{situation}\n\nWrite one short question to {task.requester}.",
@@ -123,6 +145,19 @@ def _step(agent: Agent, task: Task, trace: Trace) -> bool:
         return False
     _finish(agent, task, trace, status=choice.action, note=situation)
     return True
+
+
+def _search_memory(agent: Agent, task: Task, trace: Trace) -> None:
+    """The ``search_memory`` tool: the task's own words as the query; the best items go in the task's log."""
+    try:
+        found = agent.recall.search(agent.name, f"{task.title} {task.detail}"[:500], k=3) if agent.recall else []
+    except (OrgctlError, OSError) as e:
+        found, note = [], f"recalled: nothing (memory search failed: {e})"
+    else:
+        note = "recalled: " + (" | ".join(f"[{r.get('date') or r.get('kind')}] {str(r.get('text'))[:200]}"
+                                          for r in found) or "nothing related")
+    agent.org.queue(agent.name).update(task.id, by=agent.name, note=note[:900])
+    trace.did.append(f"searched memory for {task.id}: {len(found)} items")
 
 
 def _run(agent: Agent, task: Task, trace: Trace, command: str) -> bool:

@@ -21,8 +21,9 @@ from orgctl.errors import StateError
 
 
 @contextmanager
-def state_lock(path: Path, *, operation: str, timeout: float = 0.0) -> Iterator[str]:
-    """Hold the state lock for the ``with`` block; yields the lock id.
+def state_lock(path: Path, *, operation: str, timeout: float = 0.0, what: str = "") -> Iterator[str]:
+    """Hold the state lock (or another lock file of the same kind, ``what`` names it) for the ``with``
+    block; yields the lock id.
 
     ``timeout`` is how long to wait for a busy lock, in seconds (0: fail at once).
     Raises :class:`StateError` naming the holder when the lock stays busy.
@@ -42,6 +43,9 @@ def state_lock(path: Path, *, operation: str, timeout: float = 0.0) -> Iterator[
                         lock_id = json.loads(holder).get("id") if holder else None
                     except (ValueError, AttributeError):
                         lock_id = None
+                    if what:
+                        raise StateError(f"{what} is being written by another writer: {holder or 'unknown holder'}"
+                                         ) from None
                     raise StateError(f"the state lock is held: {holder or 'unknown holder'}",
                                      hint="wait for that command to finish, or pass --lock-timeout; if it is stuck, "
                                           f"`orgctl force-unlock {lock_id or 'ID'}`") from None

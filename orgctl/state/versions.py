@@ -11,7 +11,7 @@ Formats:
   an entry edited by hand. Migrating 0 → 1 seals the entries as they are.
 
 The spec has its own version (``schema_version`` in org.yaml, :data:`orgctl.desired.models.SCHEMA_VERSION`)
-and so does memory frontmatter (:data:`orgctl.memory.stores.MEMORY_FORMAT`).
+and so does memory frontmatter (:data:`orgctl.memory.notes.MEMORY_FORMAT`).
 """
 
 from __future__ import annotations

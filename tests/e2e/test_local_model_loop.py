@@ -71,23 +71,24 @@ def test_init_apply_heartbeat_consolidate_down(org: Path, state: StatePaths) -> 
         assert pulled.exit_code == 0 and pulled.output.startswith("Fast-forwarded"), pulled.output
         assert git(org, "status", "--porcelain").strip() == ""
 
-        note = org / f"animas/alice/memory/knowledge/{day.stem}.md"
+        note = org / "animas/alice/memory/knowledge/people.md"  # one note per subject: the person it answered
         text = note.read_text()
-        assert text.startswith("---\nformat: 1\nanima: alice\n") and "pass: consolidation" in text
-        assert "\n# " in text and "\n- " in text
+        assert text.startswith("---\nformat: 1\ntitle: Working with people\n"), text
+        assert "\n# Working with people\n" in text and f"\n- {day.stem}: answered the person: " in text
 
         sha = git(org, "log", "-1", "--format=%H", "--grep", "^memory(alice): consolidate").strip()
         message = git(org, "log", "-1", "--format=%B", sha)
         trailers = repos.parse_trailers(message)
-        assert trailers["Anima"] == "alice" and trailers["Pass"] == "consolidation"
-        assert trailers["Source-Revision"] == source
-        assert int(trailers["Episodes"]) >= 1 and trailers["Knowledge-Notes"] == "1"
-        assert int(trailers["Tokens"]) > 0
+        assert trailers["Anima"] == "alice" and trailers["Pass"] == "consolidate"
+        assert trailers["Source-Revision"] == source and int(trailers["Added"]) >= 1
+        assert trailers["Redactions"] == "0"
         assert git(org, "log", "-1", "--format=%an", sha).strip() == repos.BOT_NAME
         touched = git(org, "show", "--name-only", "--format=", sha).split()
-        assert touched and all(p.startswith("animas/alice/memory/") for p in touched)
-        assert f"animas/alice/memory/knowledge/{day.stem}.md" in touched
-        assert f"animas/alice/memory/episodes/{day.stem}.md" in touched
+        assert "animas/alice/memory/knowledge/people.md" in touched
+        assert all(p.startswith("animas/alice/memory/knowledge/") or p.startswith("animas/alice/memory/procedures/")
+                   for p in touched)  # the pass commit holds what was learned; the episodes came just before
+        episodes = git(org, "log", "--format=%H", "--grep", "^memory(alice): record episodes").split()
+        assert episodes and "episodes/" in git(org, "show", "--name-only", "--format=", episodes[0])
 
         status = json.loads(run_cli("status", str(org), "--json").output)
         alice_row = next(a for a in status["animas"] if a["name"] == "alice")

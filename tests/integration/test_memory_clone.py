@@ -47,7 +47,8 @@ def test_stash_clean_and_a_branch_switch_in_the_checkout_lose_no_memory(running:
              ("switch", ["switch", "-q", "-c", "experiment"]), ("back", ["switch", "-q", "main"]),
              ("pop", ["stash", "pop", "-q"])]
     for label, args in steps:  # each Anima writes the note into its episodes while the person works
-        assert run_cli("board", "post", "general", f"note-{label} @alice @bob @carol", "-C", str(org)).exit_code == 0
+        # No @mention: each Anima observes the post at its next beat (3 s) and writes it, with no model call.
+        assert run_cli("board", "post", "general", f"note-{label}", "-C", str(org)).exit_code == 0
         git(org, *args)
         for name in NAMES:
             wait_for(lambda n=name, note=f"note-{label}": note in _episodes(state.clone, n),

@@ -40,7 +40,8 @@ def test_a_memory_commit_is_made_by_the_bot_in_the_clone_and_the_checkout_is_unt
         f"{repos.BOT_NAME} <{repos.BOT_EMAIL}>|{repos.BOT_NAME}"
     touched = git(clone.root, "show", "--name-only", "--format=", sha).split()
     assert touched == ["animas/bob/memory/episodes/2026-11-21.md"]
-    assert repos.parse_trailers(git(clone.root, "log", "-1", "--format=%B")) == {k: str(v) for k, v in TRAILERS.items()}
+    assert repos.parse_trailers(git(clone.root, "log", "-1", "--format=%B")) == \
+        {**{k: str(v) for k, v in TRAILERS.items()}, "Redactions": "0"}
     assert git(clone.root, "log", "-1", "--format=%(trailers:key=Orgctl-Anima,valueonly)").strip() == "bob"
     assert (git(org, "status", "--porcelain"), git(org, "rev-parse", "HEAD")) == before  # the checkout: as it was
     assert clone.commit(["animas/bob/memory"], subject="s", body="b", trailers={}) is None  # nothing changed

@@ -79,7 +79,8 @@ def test_every_spec_file_is_scanned(org: Path) -> None:
         f.write("# deploy token: abc123longrandom\n")
     (org / "animas/carol/notes.md").write_text(f"# Notes\n{AWS}\n")
     (org / "animas/carol/skills").mkdir()
-    (org / "animas/carol/skills/deploy.md").write_text(f"# Deploy\n\nexport KEY={AWS}\n")
+    (org / "animas/carol/skills/deploy.md").write_text(f"---\ndescription: deploy the app\n---\n# Deploy\n\n"
+                                                       f"export KEY={AWS}\n")
     (org / "animas/carol/memory/knowledge/aws.md").write_text(f"{AWS}\n")  # memory: not spec
     (org / "animas/carol/photo.txt").write_text(f"{AWS}\n")  # not a spec file type
     commit_all(org, "keys everywhere")
@@ -88,7 +89,7 @@ def test_every_spec_file_is_scanned(org: Path) -> None:
         with pytest.raises(SpecError) as info:
             load_org(source)
         assert [(d.file, d.line) for d in info.value.diagnostics] == [
-            ("animas/carol/notes.md", 2), ("animas/carol/skills/deploy.md", 3), ("org.yaml", last_line)]
+            ("animas/carol/notes.md", 2), ("animas/carol/skills/deploy.md", 6), ("org.yaml", last_line)]
 
 
 def test_a_clean_org_still_validates_and_plans(org: Path) -> None:

@@ -4,13 +4,13 @@ Older formats are read (and the state dir migrated) with a note; newer ones are 
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 
 import pytest
 
 from orgctl.errors import StateError
-from orgctl.memory.stores import MEMORY_FORMAT, MemoryStore, note_format
+from orgctl.memory.notes import MEMORY_FORMAT, Note, note_format
+from orgctl.memory.stores import MemoryStore
 from orgctl.paths import StatePaths
 from orgctl.state.inventories import load_inventory
 from tests.conftest import commit_all, edit, run_cli
@@ -58,9 +58,9 @@ def test_a_state_dir_of_format_0_is_migrated_once_and_a_newer_one_refused(runnin
 
 def test_memory_notes_carry_their_format_and_a_newer_one_is_never_overwritten(tmp_path: Path) -> None:
     store = MemoryStore(tmp_path / "memory", anima="bob").ensure()
-    path = store.write_knowledge(day=date(2026, 11, 24), meta={"title": "a day"}, body="what was learned")
+    path = store.write_note(Note(store.note_path("knowledge", "deploys"), {"title": "Deploys"}, "what was learned"))
     assert note_format(path) == MEMORY_FORMAT and path.read_text().startswith("---\nformat: 1\n")
     path.write_text(path.read_text().replace("format: 1", "format: 2"))
     with pytest.raises(StateError, match="memory format 2, written by a newer orgctl"):
-        store.write_knowledge(day=date(2026, 11, 24), meta={"title": "again"}, body="overwrite?")
+        store.write_note(Note(store.note_path("knowledge", "deploys"), {"title": "again"}, "overwrite?"))
     assert "format: 2" in path.read_text() and "what was learned" in path.read_text()

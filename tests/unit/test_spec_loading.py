@@ -64,3 +64,11 @@ def test_pid_reused_by_a_stranger_is_not_a_live_supervisor() -> None:
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_fields_added_after_a_release_leave_the_hash_alone_at_their_defaults() -> None:
+    """Upgrading must not restart every Anima: ``skills`` and ``memory`` enter the hash only when set."""
+    from orgctl.desired.hashing import LATER_DEFAULTS
+    from orgctl.desired.models import MemoryConfig
+
+    assert {"skills": [], "memory": MemoryConfig().model_dump(mode="json")} == LATER_DEFAULTS
