@@ -2,7 +2,8 @@
 
 Generates an org of N Animas (default 200), starts the controller (which applies it: supervisor,
 fork server, one process per Anima), waits until every Anima is up, loads the supervisor's model
-gateway (one model request for a provider without a key: litellm is imported, nothing is served),
+gateway (one model request for a provider without a key: litellm is imported, nothing is served) and
+its memory service (one ``search_memory`` per Anima: the embedding model, Chroma and 200 small indexes),
 then sums the PSS (/proc/PID/smaps_rollup) of every process orgctl runs for the org -- controller,
 supervisor, fork server and Animas; not the model server -- and divides by N. Goal: <= 10 MB.
 
@@ -72,6 +73,10 @@ def main() -> None:
             up = time.monotonic() - started
             reply = protocol.request(paths.socket, "complete", timeout=120.0, request={
                 "model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+            names = [r["name"] for r in rows]
+            searched = sum(bool(protocol.request(paths.socket, "search_memory", timeout=300.0, name=name,
+                                                 query="what did I do today", k=3, record=False).get("ok"))
+                           for name in names)
             time.sleep(5)  # settle
             controller = int(read_json(paths.controller)["pid"])
             supervisor = int(read_json(paths.supervisor_pid)["pid"])
@@ -89,6 +94,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "spawn": args.spawn, "animas": n, "processes": len(pids),
         "gateway_loaded": bool(reply.get("ok")),
+        "memory_service_loaded_for": searched,
         "seconds_until_all_up": round(up, 1),
         "total_pss_mb": round(total_mb, 1),
         "per_anima_mb": round(total_mb / n, 2),
@@ -99,7 +105,7 @@ def main() -> None:
     }
     print(f"{n} Animas ({args.spawn}): {len(pids)} processes, {total_mb:.0f} MB PSS in all, "
           f"{total_mb / n:.2f} MB per Anima (goal <= {GOAL_MB:.0f} MB); all up in {up:.0f} s")
-    print(f"controller {result['controller_pss_mb']} MB, supervisor (gateway loaded) {result['supervisor_pss_mb']} MB, "
+    print(f"controller {result['controller_pss_mb']} MB, supervisor (gateway and memory service loaded) {result['supervisor_pss_mb']} MB, "
           f"median Anima process {result['median_anima_process_pss_mb']} MB; biggest: "
           + ", ".join(f"{pid}={kb / 1024:.0f} MB" for pid, kb in biggest))
     recorded = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

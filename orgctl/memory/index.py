@@ -13,7 +13,7 @@ several writers, and the retry storms after it).
   Archived notes are out of the working set and not searched.
 * **Vectors**: :mod:`.embedding` (MiniLM int8 on onnxruntime), stored in a Chroma
   ``PersistentClient`` under ``<state>/cache/memory-index/chroma``, one
-  collection per Anima, keyed by item id with the text's hash: an unchanged
+  collection for the org, keyed by Anima and item id with the text's hash: an unchanged
   item is never embedded twice, a restart loads vectors instead of computing them.
 * **Freshness**: :meth:`MemoryIndex.refresh` stats the memory files (about 1 ms
   for a year of them) and re-reads only what changed.
@@ -45,6 +45,10 @@ from orgctl.memory.stores import NOTE_KINDS, episode_sections
 
 log = logging.getLogger(__name__)
 
+REFRESH_EVERY = 1.0
+"""Seconds between two looks at the files from priming (a look costs ~8 ms for a year of memory)."""
+COLLECTION = "orgctl-memory"
+"""The Chroma collection holding every Anima's vectors."""
 RETRY_AFTER = 600.0
 """Seconds dense search stays off after a rebuild of a broken index failed (no retry storm)."""
 _HEADER = re.compile(r"^## (?:(\d{4}-\d{2}-\d{2}) )?(\d{2}:\d{2}(?::\d{2})?)\s*(.*)$")
@@ -165,8 +169,9 @@ def _memory_files(memory: Path, common: Path | None) -> list[Path]:
 
 
 class VectorStore:
-    """Item vectors in a Chroma ``PersistentClient`` at ``root``: one collection per Anima, ids = item ids,
-    metadata ``hash`` = sha256 of the embedded text. Raises whatever Chroma raises (the index handles it)."""
+    """Item vectors in a Chroma ``PersistentClient`` at ``root``: one collection for the org (:data:`COLLECTION`),
+    ids ``<anima>/<item id>``, metadata ``anima``, ``kind`` and ``hash`` (of the embedded text). Raises whatever
+    Chroma raises (the index handles it)."""
 
     def __init__(self, root: Path, embed: Callable[[list[str]], Any]) -> None:
         self.root = Path(root)
@@ -194,21 +199,22 @@ class VectorStore:
     def _vectors(self, anima: str, docs: list[Doc], *, progress: Callable[[int], None]) -> Any:
         import numpy as np
 
-        collection = self.client().get_or_create_collection(name=_collection(anima), embedding_function=None,
-                                                            metadata={"hnsw:space": "cosine"})
+        collection = self.collection()
         texts = [embedding_text(d) for d in docs]
         hashes = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
-        stored = collection.get(include=["metadatas", "embeddings"])
+        stored = collection.get(where={"anima": anima}, include=["metadatas", "embeddings"])
         have = {i: (m or {}).get("hash") for i, m in zip(stored["ids"], stored["metadatas"], strict=True)}
         vectors_by_id = dict(zip(stored["ids"], stored["embeddings"], strict=True)) if len(stored["ids"]) else {}
-        stale = [i for i in have if i not in {d.id for d in docs}]
+        keys = [_key(anima, d.id) for d in docs]
+        wanted = set(keys)
+        stale = [i for i in have if i not in wanted]
         if stale:
             collection.delete(ids=stale)
         out = np.zeros((len(docs), 384), dtype=np.float32)
         missing = []
-        for row, (doc, h) in enumerate(zip(docs, hashes, strict=True)):
-            if have.get(doc.id) == h:
-                out[row] = vectors_by_id[doc.id]
+        for row, (key, h) in enumerate(zip(keys, hashes, strict=True)):
+            if have.get(key) == h:
+                out[row] = vectors_by_id[key]
             else:
                 missing.append(row)
         progress(len(docs) - len(missing))
@@ -216,16 +222,21 @@ class VectorStore:
             rows = missing[start:start + 256]
             vectors = self.embed([texts[r] for r in rows])
             out[rows] = vectors
-            collection.upsert(ids=[docs[r].id for r in rows], embeddings=[v.tolist() for v in vectors],
-                              metadatas=[{"hash": hashes[r], "kind": docs[r].kind} for r in rows])
+            collection.upsert(ids=[keys[r] for r in rows], embeddings=[v.tolist() for v in vectors],
+                              metadatas=[{"anima": anima, "hash": hashes[r], "kind": docs[r].kind} for r in rows])
             progress(len(rows))
         return out
+
+    def collection(self) -> Any:
+        """The org's one collection (one per Anima would cost ~2.7 MB each in Chroma: 530 MB at 200)."""
+        return self.client().get_or_create_collection(name=COLLECTION, embedding_function=None,
+                                                      metadata={"hnsw:space": "cosine"})
 
     def drop(self, anima: str) -> None:
         """Delete ``anima``'s collection (it is rebuilt on the next refresh)."""
 
-        with self.lock, contextlib.suppress(Exception):  # already gone
-            self.client().delete_collection(_collection(anima))
+        with self.lock:
+            self.collection().delete(where={"anima": anima})
 
     def reset(self) -> None:
         """Move the store aside (``chroma.broken-<time>``) and start an empty one: for a corrupt store."""
@@ -242,9 +253,9 @@ class VectorStore:
             shutil.move(str(self.root), str(target))
 
 
-def _collection(anima: str) -> str:
-    """A Chroma collection name for ``anima`` (3-512 chars of ``[a-zA-Z0-9._-]``, alphanumeric at both ends)."""
-    return f"anima-{anima}-m"
+def _key(anima: str, item: str) -> str:
+    """An item's id in the org's collection: ``<anima>/<item id>`` (names hold no ``/``)."""
+    return f"{anima}/{item}"
 
 
 # ------------------------------------------------------------------ one Anima's index
@@ -286,6 +297,7 @@ class MemoryIndex:
         self._dense_off_until = 0.0
         self._lock = threading.RLock()
         self._refreshing: threading.Thread | None = None
+        self._checked = float("-inf")
 
     @property
     def ranker(self) -> Ranker | None:
@@ -333,8 +345,10 @@ class MemoryIndex:
         """Start :meth:`refresh` on a thread unless one runs: priming never waits for new items to be embedded
         (the index catches up in a second or two; a first build of a big memory takes longer)."""
         with self._lock:
-            if self._refreshing is not None and self._refreshing.is_alive():
+            if (self._refreshing is not None and self._refreshing.is_alive()) \
+                    or time.monotonic() - self._checked < REFRESH_EVERY:
                 return
+            self._checked = time.monotonic()
             self._refreshing = threading.Thread(target=self._refresh_quietly, name=f"index-{self.anima}",
                                                 daemon=True)
             self._refreshing.start()

@@ -28,9 +28,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
-from orgctl.memory.index import MemoryIndex
+from orgctl.memory.index import MemoryIndex, SearchResult
 from orgctl.memory.notes import Note, slugify
+from orgctl.memory.ranking import tokenize
 from orgctl.memory.stores import episode_sections
 
 BUDGETS = {"heartbeat": 200, "message": 2000, "task": 3000}
@@ -46,10 +48,13 @@ def budgets_for(model: str) -> dict[str, int]:
 SHARES = {"sender": 0.15, "recent": 0.15, "knowledge": 0.25, "skills": 0.10, "pending": 0.10, "episodes": 0.25}
 """Each channel's share of the trigger's budget."""
 CHARS_PER_TOKEN = 4
+SEARCH_DEPTH = 200
+"""Items ranked once per priming (one pass of the ranker); the knowledge and episode channels take the best
+three of their kinds each."""
 TITLES = {"sender": "About {sender}", "recent": "What you did last", "knowledge": "What you know about this",
           "skills": "Skills you have (ask for one to read it)", "pending": "Your work", "episodes":
           "Similar past episodes"}
-_POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="priming")
+_POOL = ThreadPoolExecutor(max_workers=5, thread_name_prefix="priming")
 
 
 @dataclass
@@ -115,22 +120,20 @@ def prime(index: MemoryIndex, *, trigger: str, sender: str = "", text: str = "",
             for s in reversed(sections)]
         return clip(" | ".join(lines), chars["recent"])
 
-    def search_channel(kinds: list[str], k: int, budget_chars: int) -> tuple[str, list[str]]:
-        if not query:
-            return "", []
-        found = index.search(query, k=k, kinds=kinds, wait=False)
-        parts = [f"[{r.date or r.kind}] {r.text}" for r in found]
-        return clip(" | ".join(parts), budget_chars), [r.id for r in found]
+    def searched() -> list[SearchResult]:
+        # One ranking for both search channels: the best items of every kind, split below.
+        return index.search(query, k=SEARCH_DEPTH, wait=False) if query else []
+
+    def from_search(found: list[SearchResult], kinds: tuple[str, ...], budget_chars: int) -> tuple[str, list[str]]:
+        chosen = [r for r in found if r.kind in kinds][:3]
+        return clip(" | ".join(f"[{r.date or r.kind}] {r.text}" for r in chosen), budget_chars), [r.id for r in chosen]
 
     def skills_channel() -> str:
         if not index.skills:
             return ""
-        if query:
-            ids = {r.id for r in index.search(query, k=3, kinds=["skill"], wait=False)}
-            chosen = [s for s in index.skills if s.file in ids] or index.skills[:3]
-        else:
-            chosen = index.skills[:3]
-        return clip("; ".join(f"{s.name}: {s.description}" for s in chosen), chars["skills"])
+        words = set(tokenize(query, query=True))
+        ranked = sorted(index.skills, key=lambda k: -len(words & set(tokenize(f"{k.name} {k.description}"))))
+        return clip("; ".join(f"{k.name}: {k.description}" for k in ranked[:3]), chars["skills"])
 
     def pending_channel() -> str:
         path = memory / "state" / "current.md"
@@ -140,24 +143,19 @@ def prime(index: MemoryIndex, *, trigger: str, sender: str = "", text: str = "",
                  if ln.startswith("- ") and ln != "- nothing"]
         return clip("; ".join(items), chars["pending"])
 
-    if query:
-        index.refresh_in_background()  # new items join the index meanwhile; priming never waits for embeddings
-    futures = {
-        "sender": _POOL.submit(sender_channel), "recent": _POOL.submit(recent_channel),
-        "knowledge": _POOL.submit(search_channel, ["knowledge", "procedures", "common"], 3, chars["knowledge"]),
-        "skills": _POOL.submit(skills_channel), "pending": _POOL.submit(pending_channel),
-        "episodes": _POOL.submit(search_channel, ["episode"], 3, chars["episodes"]),
-    }
-    primed = Primed()
+    futures = {"search": _POOL.submit(searched), "sender": _POOL.submit(sender_channel),
+               "recent": _POOL.submit(recent_channel), "skills": _POOL.submit(skills_channel),
+               "pending": _POOL.submit(pending_channel)}
+    values: dict[str, Any] = {}
     for channel, future in futures.items():
         try:
-            value = future.result(timeout=10)
+            values[channel] = future.result(timeout=10)
         except (OSError, UnicodeDecodeError, TimeoutError):
-            value = ""
-        if isinstance(value, tuple):
-            value, ids = value
-            if channel == "knowledge":
-                primed.recalled += [i for i in ids if i.startswith(("knowledge/", "procedures/"))]
-        primed.channels[channel] = value
+            values[channel] = [] if channel == "search" else ""
+    knowledge, recalled = from_search(values["search"], ("knowledge", "procedures", "common"), chars["knowledge"])
+    episodes, _ = from_search(values["search"], ("episode",), chars["episodes"])
+    primed = Primed(channels={"sender": values["sender"], "recent": values["recent"], "knowledge": knowledge,
+                              "skills": values["skills"], "pending": values["pending"], "episodes": episodes},
+                    recalled=[i for i in recalled if i.startswith(("knowledge/", "procedures/"))])
     record(primed.recalled)
     return primed

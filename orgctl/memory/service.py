@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections import OrderedDict
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from orgctl.memory.priming import Primed, prime
 from orgctl.paths import StatePaths
 from orgctl.state.snapshots import read_snapshot
 
+MAX_INDEXES = 64
+"""Indexes kept in memory (least recently used out): an evicted one is rebuilt from the files and the vectors
+in Chroma (no embedding) when its Anima next asks."""
 RECALLED_KINDS = ("knowledge", "procedures")
 """Item kinds whose recalls are counted (forgetting reads the counts); episodes age by date."""
 
@@ -43,7 +47,7 @@ class MemoryService:
         self.warn = warn or (lambda reason, message: None)
         self._embedder: Any = None
         self._vectors: VectorStore | None = None
-        self._indexes: dict[str, tuple[str, MemoryIndex]] = {}
+        self._indexes: OrderedDict[str, tuple[str, MemoryIndex]] = OrderedDict()
         self._lock = threading.Lock()
         self._claim: int | None = None
         self._queries: dict[str, Any] = {}
@@ -109,6 +113,7 @@ class MemoryService:
         with self._lock:
             known = self._indexes.get(name)
             if known is not None and known[0] == stamp:
+                self._indexes.move_to_end(name)
                 return known[1]
         snapshot = read_snapshot(path)
         common = self.paths.workspace(name) / "common_knowledge"
@@ -117,6 +122,8 @@ class MemoryService:
                             warn=self.warn)
         with self._lock:
             self._indexes[name] = (stamp, index)
+            while len(self._indexes) > MAX_INDEXES:  # the least recently used; rebuilt from Chroma when asked
+                self._indexes.popitem(last=False)
         return index
 
     def reindex(self, name: str, *, progress: Any = lambda n: None) -> int:

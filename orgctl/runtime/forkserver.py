@@ -38,8 +38,9 @@ from typing import Any
 
 from orgctl.processes import PARENT_ENV, keyless_env
 
-PRELOAD = ("orgctl.runtime.anima", "yaml", "croniter", "orgctl.desired.secrets")
-"""Modules every Anima imports sooner or later: loaded once here, shared by all."""
+PRELOAD = ("orgctl.runtime.anima", "yaml", "croniter", "orgctl.desired.secrets", "tempfile")
+"""Modules every Anima imports sooner or later: loaded once here, shared by all (tempfile: every memory
+write is atomic, a temp file then a rename, so every Anima imports it at its first cycle)."""
 
 
 # ------------------------------------------------------------------ the server process
