@@ -105,7 +105,8 @@ def main() -> None:
     }
     print(f"{n} Animas ({args.spawn}): {len(pids)} processes, {total_mb:.0f} MB PSS in all, "
           f"{total_mb / n:.2f} MB per Anima (goal <= {GOAL_MB:.0f} MB); all up in {up:.0f} s")
-    print(f"controller {result['controller_pss_mb']} MB, supervisor (gateway and memory service loaded) {result['supervisor_pss_mb']} MB, "
+    print(f"controller {result['controller_pss_mb']} MB, supervisor (gateway and memory service loaded) "
+          f"{result['supervisor_pss_mb']} MB, "
           f"median Anima process {result['median_anima_process_pss_mb']} MB; biggest: "
           + ", ".join(f"{pid}={kb / 1024:.0f} MB" for pid, kb in biggest))
     recorded = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

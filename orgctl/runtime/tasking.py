@@ -68,7 +68,11 @@ def _options(agent: Agent, task: Task) -> list[Option]:
     if any(line.startswith("ran $ ") and "\nexit 0\n" in line and not line.endswith("\n(no output)")
            for line in task.log):
         return exits
-    return exits + commands[:1] if succeeded else commands + exits + _memory_options(agent, task)
+    if succeeded:
+        return exits + commands[:1]
+    # Memory is offered when no command fits the task: a choice more among commands costs the embedded model
+    # its aim (ROADMAP: it picks well among few, described choices), and a command answers with real output.
+    return commands + exits + ([] if commands else _memory_options(agent, task))
 
 
 def _memory_options(agent: Agent, task: Task) -> list[Option]:
