@@ -11,7 +11,15 @@ from pathlib import Path
 import click
 
 from orgctl.cli.main import cli
-from orgctl.cli.options import load_desired, lock_timeout_option, org_dir_argument, resolve, revision_option
+from orgctl.cli.options import (
+    json_option,
+    load_desired,
+    lock_timeout_option,
+    org_dir_argument,
+    org_option,
+    resolve,
+    revision_option,
+)
 from orgctl.errors import OrgctlError
 from orgctl.paths import StatePaths
 
@@ -145,11 +153,6 @@ def forget(org_dir: Path, revision: str, animas: tuple[str, ...], day, dry_run: 
 
 # ------------------------------------------------------------------ orgctl memory …
 
-org_option = click.option("--org", "-C", "org_dir", default=".", show_default=True,
-                          type=click.Path(file_okay=False, path_type=Path), help="The org repo.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
 @cli.group()
 def memory() -> None:
     """Search, review and repair the Animas' memory: reindex, search, show, log, diff, revert."""
@@ -161,10 +164,10 @@ def _memory_repo(paths: StatePaths, root: Path) -> Path:
 
 
 def _check_anima(paths: StatePaths, name: str) -> None:
-    from orgctl.desired.loading import check_name
+    from orgctl.state.snapshots import unknown_anima
 
-    if check_name(name) or not paths.spec_snapshot(name).is_file():
-        raise OrgctlError(f"no applied Anima named {name!r}", hint="orgctl status lists the Animas that run")
+    if problem := unknown_anima(paths, name):
+        raise OrgctlError(problem, hint="orgctl status lists the Animas that run")
 
 
 @memory.command()
@@ -175,7 +178,9 @@ def reindex(names: tuple[str, ...], org_dir: Path) -> None:
     from orgctl.runtime import protocol
 
     _, paths = resolve(org_dir)
-    chosen = list(names) or sorted(p.stem for p in paths.specs.glob("*.json"))
+    from orgctl.state.snapshots import applied_names
+
+    chosen = list(names) or applied_names(paths)
     for name in chosen:
         _check_anima(paths, name)
     if protocol.reachable(paths.socket):

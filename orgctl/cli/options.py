@@ -13,6 +13,9 @@ org_dir_argument = click.argument(
 revision_option = click.option(
     "--revision", "-r", default="HEAD", show_default=True, metavar="REV",
     help="Git revision that is the desired state.")
+org_option = click.option("--org", "-C", "org_dir", default=".", show_default=True,
+                          type=click.Path(file_okay=False, path_type=Path), help="The org repo.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 lock_timeout_option = click.option(
     "--lock-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
     help="How long to wait for the state lock (a running controller holds it briefly during each pass).")

@@ -21,12 +21,8 @@ from typing import Any
 import click
 
 from orgctl.cli.main import cli
-from orgctl.cli.options import resolve
+from orgctl.cli.options import json_option, org_option, resolve
 from orgctl.errors import OrgctlError
-
-org_option = click.option("--org", "-C", "org_dir", default=".", show_default=True,
-                          type=click.Path(file_okay=False, path_type=Path), help="The org repo.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 def _org(org_dir: Path):  # type: ignore[no-untyped-def]

@@ -43,7 +43,7 @@ from typing import Any
 
 from orgctl.desired.models import ForgettingConfig
 from orgctl.memory.access import AccessStats
-from orgctl.memory.notes import Note, render, slugify
+from orgctl.memory.notes import Note, refuse_links, render, slugify
 from orgctl.memory.stores import MemoryStore
 from orgctl.memory.subjects import Fact, fact, title_of
 
@@ -330,12 +330,12 @@ def apply_changes(store: MemoryStore, changes: list[NoteChange]) -> None:
     with store.writing():
         for c in changes:
             path = store.root / c.path
-            store._writable(path)  # noqa: SLF001 - the store's own guard against links
+            refuse_links(store.root, path.parent, path)
             if c.action in ("added", "changed", "downscaled"):
                 write_text_atomic(path, c.after)
             elif c.action == "archived":
                 target = store.root / c.target
-                store._writable(target)  # noqa: SLF001
+                refuse_links(target.parent, target)
                 write_text_atomic(target, c.after)
                 path.unlink(missing_ok=True)
             elif c.action == "forgotten":

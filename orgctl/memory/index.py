@@ -25,7 +25,6 @@ several writers, and the retry storms after it).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
@@ -371,17 +370,17 @@ class MemoryIndex:
         ranker, docs = self._view
         if ranker is None or not query.strip():
             return []
-        with self._lock if wait else contextlib.nullcontext():
-            wanted = set(kinds) if kinds is not None else None
-            depth = k if wanted is None else max(4 * k, 50)
-            hits: list[Hit] = ranker.lexical(query, depth) if lexical else ranker.search(query, depth)
-            out = []
-            for hit in hits:
-                doc = docs.get(hit.id)
-                if doc is None or (wanted is not None and doc.kind not in wanted):
-                    continue
-                out.append(SearchResult(id=hit.id, kind=doc.kind, date=doc.when.date().isoformat() if doc.when else "",
-                                        score=hit.score, channels=dict(hit.channels), text=doc.text))
-                if len(out) == k:
-                    break
-            return out
+        # The view is swapped whole by a refresh: this search reads one build, with no lock.
+        wanted = set(kinds) if kinds is not None else None
+        depth = k if wanted is None else max(4 * k, 50)
+        hits: list[Hit] = ranker.lexical(query, depth) if lexical else ranker.search(query, depth)
+        out = []
+        for hit in hits:
+            doc = docs.get(hit.id)
+            if doc is None or (wanted is not None and doc.kind not in wanted):
+                continue
+            out.append(SearchResult(id=hit.id, kind=doc.kind, date=doc.when.date().isoformat() if doc.when else "",
+                                    score=hit.score, channels=dict(hit.channels), text=doc.text))
+            if len(out) == k:
+                break
+        return out

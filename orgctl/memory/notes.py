@@ -45,6 +45,15 @@ IMPORTANCE = ("low", "normal", "high")
 STAGES = ("active", "downscaled")
 
 
+def refuse_links(*paths: Path) -> None:
+    """Raises StateError when any of ``paths`` (a memory file or a folder) is a symbolic link: memory is never
+    written through a link, since one planted in the repo could point anywhere."""
+    for p in paths:
+        if p.is_symlink():
+            raise StateError(f"{p} is a symbolic link: memory is never written through a link",
+                             hint="replace it with a regular folder or file (git shows what changed)")
+
+
 def split_frontmatter(text: str) -> tuple[dict[str, Any] | None, str]:
     """``(meta, body)`` of a Markdown text; ``meta`` is None without (valid) frontmatter."""
     if not text.startswith("---\n"):
@@ -120,10 +129,7 @@ class Note:
     def write(self) -> Path:
         """Write atomically (temp file + rename). Raises StateError when the file on disk is in a newer
         format, or the note or its folder is a symbolic link."""
-        for p in (self.path, self.path.parent):
-            if p.is_symlink():
-                raise StateError(f"{p} is a symbolic link: memory is never written through a link",
-                                 hint="replace it with a regular folder or file (git shows what changed)")
+        refuse_links(self.path, self.path.parent)
         if self.path.exists():
             found = note_format(self.path)
             if found is not None and found > MEMORY_FORMAT:

@@ -39,7 +39,7 @@ from typing import Any
 
 from orgctl.errors import StateError
 from orgctl.memory import MEMORY_DIRS
-from orgctl.memory.notes import Note, slugify
+from orgctl.memory.notes import Note, refuse_links, slugify
 from orgctl.state.files import write_text_atomic
 from orgctl.state.locking import state_lock
 
@@ -127,14 +127,8 @@ class MemoryStore:
                              ) from None
 
     def _writable(self, *paths: Path) -> None:
-        """Raises StateError when the memory folder, a store folder or a file to write is a symbolic link.
-
-        Memory is never written through a link: a link planted in the repo could point anywhere.
-        """
-        for p in (self.root, *{q.parent for q in paths}, *paths):
-            if p.is_symlink():
-                raise StateError(f"{p} is a symbolic link: memory is never written through a link",
-                                 hint="replace it with a regular folder or file (git shows what changed)")
+        """Raises StateError when the memory folder, a store folder or a file to write is a symbolic link."""
+        refuse_links(self.root, *{q.parent for q in paths}, *paths)
 
     def _append(self, path: Path, text: str, *, header: str = "") -> None:
         """Append ``text`` by rewriting the file atomically (readers never see half a cycle)."""

@@ -51,6 +51,7 @@ from orgctl.runtime.forkserver import ForkServer
 from orgctl.state.files import open_log, read_json, write_json
 from orgctl.state.inventories import now_iso
 from orgctl.state.runtimes import ProcessStatus, RuntimeStatus, save_runtime
+from orgctl.state.snapshots import applied_names, read_snapshot, unknown_anima
 
 log = logging.getLogger("orgctl.supervisor")
 
@@ -316,13 +317,12 @@ class Supervisor:
 
         from orgctl.gitops.clones import RuntimeClone
         from orgctl.memory.passes import result_json, run_passes
-        from orgctl.state.snapshots import read_snapshot
 
         with self._memory_lock:
             clone = RuntimeClone.open(self.paths.clone)
             if clone is None:
                 return []
-            chosen = names or sorted(p.stem for p in self.paths.specs.glob("*.json"))
+            chosen = names or applied_names(self.paths)
             snapshots = {n: read_snapshot(self.paths.spec_snapshot(n)) for n in chosen}
             revisions = {s.revision for s in snapshots.values()}
             results = run_passes(kind, clone=clone, paths=self.paths,
@@ -343,13 +343,12 @@ class Supervisor:
 
         from orgctl.memory.passes import due_passes
         from orgctl.state.events import emit
-        from orgctl.state.snapshots import read_snapshot
 
         last: dict[str, datetime] = {}
         while not self._stopping.wait(every):
-            for path in sorted(self.paths.specs.glob("*.json")):
+            for name in applied_names(self.paths):
                 try:
-                    spec = read_snapshot(path).spec
+                    spec = read_snapshot(self.paths.spec_snapshot(name)).spec
                 except OrgctlError:
                     continue
                 now = datetime.now(ZoneInfo(spec.timezone))
@@ -452,7 +451,6 @@ class Supervisor:
         Returns one ``{"channel", "ok", "status", "error"}`` per channel.
         """
         from orgctl.runtime.notifying import call_human_on
-        from orgctl.state.snapshots import read_snapshot
 
         snapshot = read_snapshot(self.paths.spec_snapshot(name))
         return call_human_on(snapshot.spec.notifications, anima=name, org=snapshot.org_name, message=message,
@@ -529,7 +527,7 @@ class _Handler(socketserver.StreamRequestHandler):
     def _dispatch(self, sup: Supervisor, op: Any, msg: dict[str, Any]) -> dict[str, Any]:
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
-        if "name" in msg and (problem := _unknown_name(sup.paths, msg["name"])):
+        if "name" in msg and (problem := unknown_anima(sup.paths, msg["name"])):
             return {"ok": False, "error": problem}
         if op in ("start", "stop", "restart", "reload"):
             getattr(sup, op)(str(msg["name"]))
@@ -571,7 +569,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if op == "memory_pass":
             names = msg.get("names") or None
             if names is not None:
-                bad = [problem for n in names if (problem := _unknown_name(sup.paths, n))]
+                bad = [problem for n in names if (problem := unknown_anima(sup.paths, n))]
                 if bad:
                     return {"ok": False, "error": bad[0]}
             try:
@@ -587,16 +585,6 @@ class _Handler(socketserver.StreamRequestHandler):
             sup.shutdown()
             return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
-
-
-def _unknown_name(paths: StatePaths, name: Any) -> str | None:
-    """Why ``name`` from the socket is not an applied Anima, or None. Names become paths
-    (``logs/<name>.log``, snapshots), so only a safe name with an applied snapshot is accepted."""
-    from orgctl.desired.loading import check_name
-
-    if not isinstance(name, str) or check_name(name) or not paths.spec_snapshot(name).is_file():
-        return f"no applied Anima named {str(name)[:80]!r}"
-    return None
 
 
 def peer_uid(conn: socket.socket) -> int:
@@ -664,7 +652,6 @@ def _gateway_factory(paths: StatePaths) -> Callable[[Supervisor], tuple[Any, Any
 
 def _top_level(paths: StatePaths) -> list[str]:
     """Applied Animas with no supervisor (the ones that may call a human)."""
-    from orgctl.state.snapshots import read_snapshot
 
     tops = []
     for path in sorted(paths.specs.glob("*.json")):
