@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from locomo_research import CATEGORIES, normalise_evidence, turn_text  # noqa: E402
+from locomo_research import CATEGORIES, SKIPS, gold_questions, turn_text  # noqa: E402
 
 from orgctl.memory.embedding import Embedder  # noqa: E402
 from orgctl.memory.index import MemoryIndex, VectorStore, collect_docs  # noqa: E402
@@ -77,7 +77,7 @@ def main() -> None:
     embedder = Embedder()
     recall: dict[str, dict[int, dict[int, list[float]]]] = {
         m: defaultdict(lambda: {k: [] for k in KS}) for m in ("hybrid", "bm25")}
-    skipped = {"no_evidence": 0, "unknown_ids": 0}
+    skipped = dict.fromkeys(SKIPS, 0)
     started = time.monotonic()
     search_times: list[float] = []
     with tempfile.TemporaryDirectory(prefix="locomo-") as tmp:
@@ -89,22 +89,10 @@ def main() -> None:
             index = MemoryIndex(name, store.root, vectors=vectors, embed_query=embedder.embed)
             index.refresh()
             known = set(mapping.values())
-            for qa in sample["qa"]:
-                category = qa.get("category")
-                if category not in CATEGORIES:
-                    continue
-                evidence = normalise_evidence(qa.get("evidence") or [])
-                if not evidence:
-                    skipped["no_evidence"] += 1
-                    continue
-                valid = [e for e in evidence if e in known]
-                skipped["unknown_ids"] += len(evidence) - len(valid)
-                if not valid:
-                    skipped["no_evidence"] += 1
-                    continue
+            for question, category, valid in gold_questions(sample, known, skipped):
                 for method, lexical in (("hybrid", False), ("bm25", True)):
                     t0 = time.perf_counter()
-                    found = index.search(str(qa["question"]), k=max(KS), lexical=lexical)
+                    found = index.search(question, k=max(KS), lexical=lexical)
                     if not lexical:
                         search_times.append(time.perf_counter() - t0)
                     turns = list(dict.fromkeys(mapping[r.id] for r in found if r.id in mapping))

@@ -69,6 +69,33 @@ def normalise_evidence(evidence: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+SKIPS = ("no evidence", "evidence ids not in the conversation", "partly unknown ids")
+
+
+def gold_questions(sample: dict, known: set[str], skipped: dict[str, int] | None = None
+                   ) -> list[tuple[str, int, set[str]]]:
+    """``(question, category, evidence turn ids)`` of every question of categories 1-4 whose evidence names a
+    turn of the conversation (``known``), with the data's quirks handled (README); ``skipped`` counts the rest
+    under :data:`SKIPS` (a question with some unknown ids is kept with the ids that exist, and counted)."""
+    skipped = skipped if skipped is not None else dict.fromkeys(SKIPS, 0)
+    out = []
+    for qa in sample["qa"]:
+        if qa.get("category") not in CATEGORIES:
+            continue
+        evidence = normalise_evidence(qa.get("evidence") or [])
+        if not evidence:
+            skipped["no evidence"] += 1
+            continue
+        valid = [e for e in evidence if e in known]
+        if not valid:
+            skipped["evidence ids not in the conversation"] += 1
+            continue
+        if len(valid) < len(evidence):
+            skipped["partly unknown ids"] += 1
+        out.append((str(qa["question"]), int(qa["category"]), set(valid)))
+    return out
+
+
 class VectorCache:
     """Embeds texts once and keeps them in /tmp/locomo_vectors_<name>_<hash>.npy."""
 
@@ -105,27 +132,14 @@ def evaluate(data: list[dict], cache: VectorCache, configs: dict[str, Settings |
     results: dict[str, dict[int, dict[int, list[float]]]] = {
         name: defaultdict(lambda: defaultdict(list)) for name in configs}
     owner: dict[int, list[int]] = defaultdict(list)  # category -> sample index of each recall, in order
-    skipped = {"no evidence": 0, "evidence ids not in the conversation": 0, "partly unknown ids": 0}
+    skipped = dict.fromkeys(SKIPS, 0)
     for index, sample in enumerate(data):
         docs = conversation_docs(sample["conversation"])
         known = {d.id for d in docs}
         vectors = cache.vectors(sample["sample_id"], [embedding_text(d) for d in docs])
-        questions = []
-        for qa in sample["qa"]:
-            if qa.get("category") not in CATEGORIES:
-                continue
-            evidence = normalise_evidence(qa.get("evidence") or [])
-            if not evidence:
-                skipped["no evidence"] += 1
-                continue
-            valid = [e for e in evidence if e in known]
-            if not valid:
-                skipped["evidence ids not in the conversation"] += 1
-                continue
-            if len(valid) < len(evidence):
-                skipped["partly unknown ids"] += 1  # counted, kept with the ids that exist
-            questions.append((qa["question"], qa["category"], set(valid)))
-            owner[qa["category"]].append(index)
+        questions = gold_questions(sample, known, skipped)
+        for _, category, _ in questions:
+            owner[category].append(index)
         qtexts = [q for q, _, _ in questions]
         qvectors = cache.vectors(f"{sample['sample_id']}_questions", qtexts)
         embed = lookup_embed(qtexts, dict(zip(qtexts, qvectors, strict=True)))
@@ -287,15 +301,10 @@ def evaluate_lexical(data: list[dict], settings: Settings | None) -> dict[int, d
         docs = conversation_docs(sample["conversation"])
         known = {d.id for d in docs}
         ranker = Ranker(docs, None, None, settings=settings)
-        for qa in sample["qa"]:
-            if qa.get("category") not in CATEGORIES:
-                continue
-            gold = {e for e in normalise_evidence(qa.get("evidence") or []) if e in known}
-            if not gold:
-                continue
-            ids = [h.id for h in ranker.lexical(qa["question"], k=max(KS))]
+        for question, category, gold in gold_questions(sample, known):
+            ids = [h.id for h in ranker.lexical(question, k=max(KS))]
             for k in KS:
-                per_cat[qa["category"]][k].append(len(gold & set(ids[:k])) / len(gold))
+                per_cat[category][k].append(len(gold & set(ids[:k])) / len(gold))
     return per_cat
 
 

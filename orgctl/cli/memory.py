@@ -112,11 +112,9 @@ def _run_pass(kind: str, org_dir: Path, revision: str, animas: tuple[str, ...], 
                               progress=lambda name: click.echo(f"{kind.capitalize()} {name} …", err=True))
             if any(r.commit for r in done):
                 _sync(clone, paths)
-        results = [(r, {c.path: c.diff() for c in r.changes}) for r in done]
+        results = [(r, {c.path: c.diff() for c in r.changes} if dry_run else {}) for r in done]
     if as_json:
-        click.echo(json.dumps([result_json(r) | ({"changes": [dict(c, diff=diffs.get(c["path"], ""))
-                                                            for c in result_json(r)["changes"]]} if dry_run else {})
-                               for r, diffs in results], indent=2))
+        click.echo(json.dumps([result_json(r, diffs) for r, diffs in results], indent=2))
         return
     for r, diffs in results:
         counts = ", ".join(f"{n} {k}" for k, n in r.counts.items() if n) or "nothing"
@@ -350,23 +348,13 @@ def revert(commit: str, org_dir: Path) -> None:
     """Undo the memory pass COMMIT with a revert commit (the index follows the files)."""
     from orgctl.gitops.clones import RuntimeClone
     from orgctl.memory.review import revert_pass
-    from orgctl.runtime import protocol
 
-    root, paths = resolve(org_dir)
+    _, paths = resolve(org_dir)
     clone = RuntimeClone.open(paths.clone)
     if clone is None:
         raise OrgctlError("there is no memory to revert: no Anima of this org has run on this machine")
-    from orgctl.gitexec import run_git
-
-    anima = run_git("log", "-1", "--format=%(trailers:key=Orgctl-Anima,valueonly)", commit, cwd=clone.root).strip()
-    sha = revert_pass(clone, commit, paths_lock=paths.memory_lock(anima) if anima else None)
+    sha = revert_pass(clone, commit, memory_lock=paths.memory_lock)
     click.echo(f"Reverted {commit[:7]} as {sha[:7]}.")
-    if not protocol.reachable(paths.socket):
-        try:
-            clone.sync()
-        except OrgctlError as e:
-            click.secho(f"Warning: {e.message}", fg="yellow", err=True)
-    else:
-        _sync(clone, paths)
+    _sync(clone, paths)
     if not clone.remote:
         click.echo("Bring it into this checkout with `orgctl pull`.")

@@ -17,13 +17,24 @@ from pathlib import Path
 
 from orgctl.state.files import read_json, write_json
 
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    """One lock per stats file in this process: the memory service's recalls and a pass's ``take`` are made
+    through different :class:`AccessStats` objects, and a read-modify-write must not lose the other's counts."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(path, threading.Lock())
+
 
 class AccessStats:
-    """``{item id: {"uses": int, "last_used": "YYYY-MM-DD"}}`` for one Anima, at ``path``. Thread-safe."""
+    """``{item id: {"uses": int, "last_used": "YYYY-MM-DD"}}`` for one Anima, at ``path``. Thread-safe, whichever
+    object of this process touches the file."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = _lock_for(self.path.absolute())
 
     def load(self) -> dict[str, dict[str, object]]:
         """The statistics (empty when there are none, or the file is unreadable: they are only a hint)."""

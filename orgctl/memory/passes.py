@@ -51,12 +51,18 @@ def run_passes(kind: str, *, clone: RuntimeClone, paths: StatePaths, animas: Map
     return results
 
 
-def result_json(result: PassResult) -> dict[str, Any]:
-    """A pass result as JSON (the supervisor's answer, ``--json``); diffs only for a dry run."""
+def result_json(result: PassResult, diffs: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A pass result as JSON (the supervisor's answer, ``--json``); each change's diff only for a dry run,
+    from ``diffs`` by path when given (a result read back from JSON has no texts to diff)."""
+    def diff(c: NoteChange) -> dict[str, str]:
+        if not result.dry_run:
+            return {}
+        return {"diff": diffs.get(c.path, "") if diffs is not None else c.diff()}
+
     return {"anima": result.anima, "pass": result.kind, "commit": result.commit, "dry_run": result.dry_run,
             "skipped": result.skipped, "episodes": result.episodes, "counts": result.counts,
-            "changes": [{"path": c.path, "action": c.action, "summary": c.summary, "target": c.target,
-                         **({"diff": c.diff()} if result.dry_run else {})} for c in result.changes]}
+            "changes": [{"path": c.path, "action": c.action, "summary": c.summary, "target": c.target, **diff(c)}
+                        for c in result.changes]}
 
 
 def result_from_json(data: dict[str, Any]) -> tuple[PassResult, dict[str, str]]:

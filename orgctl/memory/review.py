@@ -11,6 +11,7 @@ revert commit of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,14 +146,15 @@ def _object(repo: Path, rev: str, path: str) -> str | None:
         return None
 
 
-def revert_pass(clone: RuntimeClone, sha: str, *, paths_lock: Path | None = None) -> str:
+def revert_pass(clone: RuntimeClone, sha: str, *, memory_lock: Callable[[str], Path] | None = None) -> str:
     """Undo the memory commit ``sha`` in the runtime's ``clone`` with a revert commit of its own (bot,
     trailers ``Pass: revert``, ``Reverts: <sha>``); returns the new commit's sha.
 
     Each file the commit touched goes back to its parent's version (or away, if the commit added it).
     Refused (OrgctlError, nothing written) when ``sha`` is not a memory commit, touches several Animas, or a
     file changed again since (naming it: revert the later commit first). Holds the Anima's memory lock
-    (``paths_lock``) while it writes. Raises GitError when git refuses.
+    (``memory_lock(anima)``, e.g. :meth:`StatePaths.memory_lock`) while it writes. Raises GitError when git
+    refuses.
     """
     sha = run_git("rev-parse", "--verify", f"{sha}^{{commit}}", cwd=clone.root)
     message = run_git("log", "-1", "--format=%B", sha, cwd=clone.root)
@@ -173,7 +175,8 @@ def revert_pass(clone: RuntimeClone, sha: str, *, paths_lock: Path | None = None
     if changed_since:
         raise OrgctlError(f"{', '.join(changed_since)} changed again after {sha[:7]}: reverting would lose that",
                           hint="revert the later memory commits first (`orgctl memory log` lists them)")
-    store = MemoryStore(clone.memory_dir(anima), anima=anima, lock=paths_lock, holder="memory revert")
+    store = MemoryStore(clone.memory_dir(anima), anima=anima, holder="memory revert",
+                        lock=memory_lock(anima) if memory_lock is not None else None)
     subject = message.splitlines()[0] if message else sha[:7]
     with store.writing(operation="memory revert", wait=5.0):
         for code, rel in files:
