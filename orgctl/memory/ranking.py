@@ -26,15 +26,18 @@ Pipeline, per query:
 6. **Graph** — personalized PageRank (:func:`personalized_pagerank`, Haveliwala 2002) over a memory
    graph in the manner of HippoRAG (Gutiérrez et al. 2024): item nodes, entity nodes (:func:`entities`,
    shared rare terms), item-item edges for time adjacency (same group, neighbouring ``seq``) and explicit
-   links. Seeds: the fused top items and the query's entities. Its scores are fused as a further channel.
-   On LoCoMo it is neutral (see bench/locomo_research.py: its restart mass mostly re-scores the seeds, the
-   current top 10): kept for items with explicit links.
+   links. Seeds: the fused top items. The activation that spread from them over the edges (the walk's
+   restart mass taken out, :meth:`Ranker._graph_scores`) is fused as a further channel.
 
-LoCoMo dev (760 questions, bench/locomo_research.py) recall@10: 0.791 (BM25 alone 0.633; without steps 4-5
-0.779). Tried and dropped (no gain or a loss in both halves): Rocchio's dense second hop, a reply carrying the
-words of the question it answers, recent proper nouns carried forward, session diversity in the top k, one
-ranking per named speaker interleaved, a window of +-2-3 neighbours (single-hop up, multi-hop down),
-a prior against question turns, dense vectors of a 2-turn window, BM25 k1/b variants.
+LoCoMo dev (760 questions, bench/locomo_research.py) recall@10: 0.800 (BM25 alone 0.633; without steps 4-5
+0.783; without step 6 0.791). Tried and dropped (no gain or a loss in both halves): Rocchio's dense
+second hop, a reply carrying the words of the question it answers, recent proper nouns carried forward,
+session diversity in the top k (at most 1-4 turns per session: -0.204 to -0.006), one ranking per named
+speaker interleaved, a window of +-2-3 neighbours (single-hop up, multi-hop down), a prior against question
+turns, dense vectors of a 1-2-turn window (-0.005 to +0.004), the best sentence's vector instead of the
+turn's (-0.007 to +0.001), BM25 k1/b variants. Expanding the query with the memory's own words nearest to
+its words in the embedding space gave +0.010 at best: not kept, as it needs a vector for every word of
+every memory for one point of recall.
 
 Latency: the graph is a precomputed, column-normalised ``scipy.sparse`` matrix; a query runs a few
 power-iteration steps over it (about a millisecond per step for 10,000 items), never ``networkx``
@@ -392,7 +395,6 @@ class Settings:
     k1: float = 1.5  # BM25 (bm25s' defaults)
     b: float = 0.75
     fusion: str = "convex"  # "rrf" (Cormack et al. 2009) or "convex" (normalised scores, Bruch et al. 2023)
-    query_seeds: float = 0.5  # share of the seed mass given to the query's own entity/term nodes
     reply: float = 0.5  # neighbour smoothing: an item gains this share of the previous item's channel score
     context: float = 0.25  # ... and this share of the next item's (a question answered right after)
     questions_only: bool = True  # the reply share flows only from an item that asks a question
@@ -529,6 +531,7 @@ class Ranker:
         size = n + len(self.terms)
         adj = sp.csr_matrix((np.array(vals, dtype=np.float64), (rows, cols)), shape=(size, size))
         out = np.asarray(adj.sum(axis=0)).ravel()
+        self._walks_on = out > 0  # a node with edges; the others are dead ends
         out[out == 0] = 1.0
         self.walk = (adj @ sp.diags(1.0 / out)).tocsr()  # column j divided by its out-weight
 
@@ -622,7 +625,7 @@ class Ranker:
         names = list(channels)
         fused = rrf([channels[c] for c in names], k=s.rrf_k, weights=[weights[c] for c in names])
         if s.graph and s.w_graph > 0 and self.walk.shape[0] > 0:
-            graph_rank = self._graph_ranking(query, fused, s.depth, focus)
+            graph_rank = self._graph_ranking(fused, s.depth, focus)
             if graph_rank:
                 names.append("graph")
                 channels["graph"] = graph_rank
@@ -655,7 +658,7 @@ class Ranker:
         if s.graph and s.w_graph > 0:
             top = self._top(total, s.seeds)
             fused = {i: float(total[i]) for i in top}
-            p = self._graph_scores(query, fused, focus)
+            p = self._graph_scores(fused, focus)
             if p is not None:
                 parts["graph"] = normalise(p) * s.w_graph
                 total = total + parts["graph"]
@@ -739,29 +742,35 @@ class Ranker:
             scores += s.w_dense * normalise(np.maximum(self.group_vectors @ qvec, 0.0))
         return normalise(scores)[self.group_of]
 
-    def _graph_scores(self, query: str, fused: dict[int, float], focus: np.ndarray | float) -> np.ndarray | None:
-        """``(n,)`` PPR mass of the items, seeded with ``fused`` (index -> weight) and the query's term nodes."""
+    def _graph_scores(self, fused: dict[int, float], focus: np.ndarray | float) -> np.ndarray | None:
+        """``(n,)`` activation that spread to the items from the seeds ``fused`` (item index -> weight).
+
+        Personalized PageRank seeded with the query's best hits (HippoRAG seeds with the query's entities; here
+        the hits carry them, and seeding their nodes as well measured -0.007). Only the mass that arrived over
+        edges is scored (``alpha * M p``): the mass sent back to the seeds (the restart, and a dead end's mass)
+        would re-score the seeds, which the fused channels have ranked already (measured on LoCoMo: with it
+        the channel changed no top 10; without it, +0.009 recall@10). None when nothing seeds the walk.
+        """
         s, n = self.settings, len(self.docs)
         seeds = np.zeros(self.walk.shape[0], dtype=np.float64)
         for i, score in fused.items():
             seeds[i] += score
         total = seeds.sum()
-        qkeys = set(tokenize(query, query=True)) | {f"@{e}" for e in entities(query)}
-        qnodes = [self.terms[key] for key in qkeys if key in self.terms]
-        if qnodes and total > 0:
-            for node in qnodes:
-                seeds[node] += total / len(qnodes) * s.query_seeds
-        if seeds.sum() <= 0:
+        if total <= 0:
             return None
         # Ranking needs the order, not six digits: with alpha 0.5 the error halves each step, so 10 steps or an
         # L1 change under 1e-3 (a third of the time of 1e-6; the same recall on LoCoMo).
-        return personalized_pagerank(self.walk, seeds, alpha=s.alpha, steps=10, tol=1e-3)[:n] * focus
+        p = personalized_pagerank(self.walk, seeds, alpha=s.alpha, steps=10, tol=1e-3)
+        # p = alpha M p + (mass sent back to the seeds) s; a column of M sums to 1 unless a dead end's, so the
+        # mass that walked an edge is alpha * p[walks on].sum(), and the rest went back: no second product.
+        returned = 1.0 - s.alpha * float(p[self._walks_on].sum())
+        spread = np.maximum(p - returned * seeds / total, 0.0)
+        return spread[:n] * focus
 
-    def _graph_ranking(self, query: str, fused: dict[int, float], depth: int,
-                       focus: np.ndarray | float = 1.0) -> list[int]:
-        """Items ranked by PPR seeded with the fused top items (weighted by fused score) and the query's terms."""
+    def _graph_ranking(self, fused: dict[int, float], depth: int, focus: np.ndarray | float = 1.0) -> list[int]:
+        """Items ranked by the activation spread from the fused top items (weighted by fused score)."""
         top = dict(sorted(fused.items(), key=lambda kv: -kv[1])[: self.settings.seeds])
-        p = self._graph_scores(query, top, focus)
+        p = self._graph_scores(top, focus)
         return [] if p is None else self._top(p, depth)
 
 

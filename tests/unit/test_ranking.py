@@ -172,3 +172,15 @@ def test_add_extends_the_memory() -> None:
     assert "d4" not in [h.id for h in ranker.lexical("nurse Boston")]
     ranker.add(docs[3:])
     assert [h.id for h in ranker.lexical("nurse Boston")][0] == "d4"
+
+
+def test_graph_channel_scores_only_activation_that_spread() -> None:
+    """The walk's restart mass is not a score: a seed with no edges gets none, an item it links to does."""
+    docs = _docs()
+    ranker = Ranker(docs, None, None, settings=Settings(speaker_focus=1.0))
+    index = {d.id: i for i, d in enumerate(docs)}
+    lonely = ranker._graph_scores({index["d5"]: 1.0}, 1.0)  # "pottery class": no word shared, its own group
+    assert lonely is not None and not lonely.any()
+    spread = ranker._graph_scores({index["d0"]: 1.0}, 1.0)
+    assert spread[index["d3"]] > 0  # through "biscuit"
+    assert spread[index["d5"]] == 0
