@@ -10,14 +10,20 @@ Measured here (ROADMAP): the same LoCoMo recall as the fp32 model, about 175
 sentences/s on 2 cores. Chroma's default embedding function would download a
 model at run time; orgctl always passes these vectors instead.
 
-Load cost: ~0.3 s and ~60 MB of RSS on first use, so the model lives in one
-process per org (the supervisor's memory service), never in each Anima.
+Load cost: ~0.7 s on first use, and 170-370 MB of RSS once it has embedded batches (onnxruntime's
+session and buffers), so the model lives in one process per org (the supervisor's memory service), never
+in each Anima, and is unloaded after :func:`keep_alive` seconds unused (:meth:`Embedder.release`), as
+Ollama unloads a model after its ``keep_alive``.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib.util
+import math
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,10 @@ from orgctl.errors import StateError
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 """The embedding space's name: an index built with another model is rebuilt, never mixed."""
+
+KEEP_ALIVE = 300.0
+"""Seconds the model stays loaded unused (Ollama's default ``keep_alive``, 5 minutes)."""
+KEEP_ALIVE_ENV = "ORGCTL_EMBEDDER_KEEP_ALIVE"
 
 DIMENSION = 384
 MAX_TOKENS = 128  # the tokenizer's truncation: longer texts are embedded by their first 128 word pieces
@@ -44,6 +54,16 @@ def _data_file(package: str, *parts: str) -> Path:
     return path
 
 
+def keep_alive() -> float:
+    """Seconds an unused model stays loaded: ``ORGCTL_EMBEDDER_KEEP_ALIVE`` when it is a number (0: unload at
+    the next check; negative: never, ``math.inf``), else :data:`KEEP_ALIVE`."""
+    try:
+        value = float(os.environ.get(KEEP_ALIVE_ENV, KEEP_ALIVE))
+    except ValueError:
+        return KEEP_ALIVE
+    return math.inf if value < 0 else value
+
+
 class Embedder:
     """Embeds texts into unit vectors of :data:`DIMENSION` floats. Thread-safe; loads on first use.
 
@@ -54,6 +74,26 @@ class Embedder:
         self._session: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+        self._last_used = time.monotonic()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory now."""
+        return self._session is not None
+
+    def release(self, idle: float) -> bool:
+        """Unload the model if it has not been used for ``idle`` seconds; the next :meth:`embed` loads it again
+        (~0.7 s). Returns whether it was unloaded. The freed heap is given back to the system
+        (:func:`orgctl.processes.release_heap`): ~350 MB in a process that had embedded batches."""
+        from orgctl.processes import release_heap
+
+        with self._lock:
+            if self._session is None or time.monotonic() - self._last_used < idle:
+                return False
+            self._session = self._tokenizer = None
+        gc.collect()
+        release_heap()
+        return True
 
     def _load(self) -> None:
         import onnxruntime as ort
@@ -94,4 +134,5 @@ class Embedder:
                 weights = mask[..., None].astype(np.float32)
                 pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
                 out[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            self._last_used = time.monotonic()  # at the end: a long batch is use until its last row
             return out

@@ -93,6 +93,16 @@ class MemoryService:
                 self._queries[texts[0]] = vectors
         return vectors
 
+    def release_idle(self, idle: float) -> bool:
+        """Unload the embedding model if no text was embedded for ``idle`` seconds (see
+        :meth:`~orgctl.memory.embedding.Embedder.release`); the indexes stay. Returns whether it was unloaded."""
+        embedder = self._embedder
+        if embedder is None or not embedder.release(idle):
+            return False
+        with self._lock:
+            self._queries.clear()
+        return True
+
     def _store(self) -> VectorStore | None:
         if not self.dense:
             return None

@@ -38,9 +38,10 @@ from typing import Any
 
 from orgctl.processes import PARENT_ENV, keyless_env
 
-PRELOAD = ("orgctl.runtime.anima", "yaml", "croniter", "orgctl.desired.secrets", "tempfile")
+PRELOAD = ("orgctl.runtime.anima", "yaml", "croniter", "orgctl.desired.secrets", "tempfile", "ctypes")
 """Modules every Anima imports sooner or later: loaded once here, shared by all (tempfile: every memory
-write is atomic, a temp file then a rename, so every Anima imports it at its first cycle)."""
+write is atomic, a temp file then a rename, so every Anima imports it at its first cycle; ctypes: each
+child names its process with it, and importing it after the fork cost each Anima 0.6 MB of PSS)."""
 
 
 # ------------------------------------------------------------------ the server process

@@ -363,6 +363,18 @@ class Supervisor:
                     except Exception:  # keep the schedule whatever one pass hit
                         log.exception("scheduled %s pass of %s failed", kind, spec.name)
 
+    def unload_idle_model(self, keep: float) -> None:
+        """Unload the memory service's embedding model once it has gone ``keep`` seconds unused (see
+        :func:`orgctl.memory.embedding.keep_alive`), until shutdown; checked every ``min(60, keep / 2)`` s,
+        at least every second. A quiet org's supervisor gives its ~350 MB back; the next search loads the
+        model again (~0.7 s)."""
+        if keep == float("inf"):
+            return
+        while not self._stopping.wait(min(60.0, max(1.0, keep / 2))):
+            service = self._memory_service
+            if service is not None and service.release_idle(keep):
+                log.info("embedding model unloaded after %.0f s unused", keep)
+
     def commit_memory_every(self, interval: float) -> None:
         """Run :meth:`commit_memory` every ``interval`` seconds until shutdown."""
         while not self._stopping.wait(interval):
@@ -672,6 +684,7 @@ def serve(*, paths: StatePaths, org_dir: Path) -> None:
     """
     from orgctl.errors import OrgctlError
     from orgctl.memory.batches import batch_interval
+    from orgctl.memory.embedding import keep_alive
     from orgctl.state.envfiles import load_env_file
 
     try:
@@ -699,6 +712,8 @@ def serve(*, paths: StatePaths, org_dir: Path) -> None:
     threading.Thread(target=sup.monitor, name="monitor", daemon=True).start()
     threading.Thread(target=sup.commit_memory_every, args=(batch_interval(),), name="memory", daemon=True).start()
     threading.Thread(target=sup.memory_schedule, name="memory-schedule", daemon=True).start()
+    threading.Thread(target=sup.unload_idle_model, args=(keep_alive(),), name="model-keep-alive",
+                     daemon=True).start()
     sup.status()
     log.info("supervisor %s listening on %s", os.getpid(), sock_path)
     try:

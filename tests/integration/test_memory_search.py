@@ -117,6 +117,38 @@ def test_search_finds_by_meaning_and_words_and_reindex_gives_the_same_results(ap
     assert after == before
 
 
+def test_the_embedding_model_is_unloaded_when_idle_and_loaded_again_on_use(applied: StatePaths) -> None:
+    """The keep-alive of the org's one embedding model (real onnxruntime): kept while in use, unloaded after
+    the idle time, loaded again by the next search, which ranks as before."""
+    service = MemoryService(applied).claim()
+    try:
+        query = "where is the team retreat?"
+        first = service.search("bob", query, k=3, record=False)
+        embedder = service._embedder
+        assert embedder.loaded
+        assert not service.release_idle(3600)  # used a moment ago
+        assert embedder.loaded
+        assert service.release_idle(0)
+        assert not embedder.loaded
+        assert not service.release_idle(0)  # nothing left to unload
+        again = service.search("bob", query + " ", k=3, record=False)  # not the cached query vector
+        assert embedder.loaded
+        assert _ids(again) == _ids(first)
+        assert [r.score for r in again] == pytest.approx([r.score for r in first], rel=1e-4)
+    finally:
+        service.close()
+
+
+def test_keep_alive_reads_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orgctl.memory.embedding import KEEP_ALIVE, KEEP_ALIVE_ENV, keep_alive
+
+    monkeypatch.delenv(KEEP_ALIVE_ENV, raising=False)
+    assert keep_alive() == KEEP_ALIVE == 300.0
+    for value, expected in (("30", 30.0), ("0", 0.0), ("-1", float("inf")), ("five minutes", KEEP_ALIVE)):
+        monkeypatch.setenv(KEEP_ALIVE_ENV, value)
+        assert keep_alive() == expected
+
+
 def test_one_process_holds_the_index(applied: StatePaths) -> None:
     first = MemoryService(applied).claim()
     try:
