@@ -130,15 +130,10 @@ def release_heap() -> bool:
     and a trim brought the process to 65 MB.
     """
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        trim = libc.malloc_trim if libc is not None else None
+        trim = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on
     except (OSError, AttributeError):  # not glibc (musl, macOS)
-        return False
-    if trim is None:
         return False
     trim(0)
     return True

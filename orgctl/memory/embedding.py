@@ -84,7 +84,7 @@ class Embedder:
     def release(self, idle: float) -> bool:
         """Unload the model if it has not been used for ``idle`` seconds; the next :meth:`embed` loads it again
         (~0.7 s). Returns whether it was unloaded. The freed heap is given back to the system
-        (:func:`orgctl.processes.release_heap`): ~350 MB in a process that had embedded batches."""
+        (:func:`orgctl.processes.release_heap`): 180-350 MB measured, after batches had been embedded."""
         from orgctl.processes import release_heap
 
         with self._lock:

@@ -366,8 +366,8 @@ class Supervisor:
     def unload_idle_model(self, keep: float) -> None:
         """Unload the memory service's embedding model once it has gone ``keep`` seconds unused (see
         :func:`orgctl.memory.embedding.keep_alive`), until shutdown; checked every ``min(60, keep / 2)`` s,
-        at least every second. A quiet org's supervisor gives its ~350 MB back; the next search loads the
-        model again (~0.7 s)."""
+        at least every second. A quiet org's supervisor gives 180-350 MB back (bench/idle_memory.py); the next
+        search loads the model again (~0.7 s)."""
         if keep == float("inf"):
             return
         while not self._stopping.wait(min(60.0, max(1.0, keep / 2))):
