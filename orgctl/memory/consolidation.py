@@ -189,7 +189,8 @@ def _merge_knowledge(store: MemoryStore, subject: str, kind: str, items: list[tu
     before = _text(path)
     after = render(note.meta, _body(note.title, facts + new, folded=folded))
     action = "changed" if existing else "added"
-    return [NoteChange(_rel(store, path), action, before, after, f"{note.title}: {len(new)} new facts")]
+    facts = f"{len(new)} new fact" + ("" if len(new) == 1 else "s")
+    return [NoteChange(_rel(store, path), action, before, after, f"{note.title}: {facts}")]
 
 
 def _learn_procedure(store: MemoryStore, subject: str, kind: str, items: list[tuple[Fact, str]],

@@ -95,7 +95,7 @@ def test_each_pass_is_exactly_one_commit_with_trailers_after_the_episodes_commit
     assert repos.parse_trailers(message) == {"Anima": "bob", "Pass": "consolidate", "Source-Revision": "abc123",
                                              "Added": "2", "Changed": "0", "Archived": "0", "Forgotten": "0",
                                              "Redactions": "0"}
-    assert "  + knowledge/alice.md: Working with alice: 1 new facts" in message
+    assert "  + knowledge/alice.md: Working with alice: 1 new fact" in message.splitlines()
     assert git(clone.root, "log", "-1", "--format=%an", result.commit).strip() == repos.BOT_NAME
     touched = git(clone.root, "show", "--name-only", "--format=", result.commit).split()
     assert sorted(touched) == ["animas/bob/memory/knowledge/alice.md", "animas/bob/memory/knowledge/carol.md"]
