@@ -189,8 +189,12 @@ def _merge_knowledge(store: MemoryStore, subject: str, kind: str, items: list[tu
     before = _text(path)
     after = render(note.meta, _body(note.title, facts + new, folded=folded))
     action = "changed" if existing else "added"
-    facts = f"{len(new)} new fact" + ("" if len(new) == 1 else "s")
-    return [NoteChange(_rel(store, path), action, before, after, f"{note.title}: {facts}")]
+    return [NoteChange(_rel(store, path), action, before, after, f"{note.title}: {_count(len(new), 'new fact')}")]
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 new fact"``, ``"3 new facts"``: a count for a commit message a person reads."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _learn_procedure(store: MemoryStore, subject: str, kind: str, items: list[tuple[Fact, str]],
@@ -218,7 +222,7 @@ def _learn_procedure(store: MemoryStore, subject: str, kind: str, items: list[tu
     before = _text(path)
     after = render(note.meta, _body(note.title, facts + new))
     return [NoteChange(_rel(store, path), "changed" if existing else "added", before, after,
-                       f"{note.title}: {len(failures)} failures")]
+                       f"{note.title}: {_count(len(failures), 'failure')}")]
 
 
 # ------------------------------------------------------------------ compress

@@ -56,10 +56,12 @@ def _data_file(package: str, *parts: str) -> Path:
 
 def keep_alive() -> float:
     """Seconds an unused model stays loaded: ``ORGCTL_EMBEDDER_KEEP_ALIVE`` when it is a number (0: unload at
-    the next check; negative: never, ``math.inf``), else :data:`KEEP_ALIVE`."""
+    the next check; negative or ``inf``: never, ``math.inf``), else (not a number, ``nan``) :data:`KEEP_ALIVE`."""
     try:
         value = float(os.environ.get(KEEP_ALIVE_ENV, KEEP_ALIVE))
     except ValueError:
+        return KEEP_ALIVE
+    if math.isnan(value):
         return KEEP_ALIVE
     return math.inf if value < 0 else value
 

@@ -765,6 +765,7 @@ class Ranker:
         # mass that walked an edge is alpha * p[walks on].sum(), and the rest went back: no second product.
         returned = 1.0 - s.alpha * float(p[self._walks_on].sum())
         spread = np.maximum(p - returned * seeds / total, 0.0)
+        spread[~self._walks_on] = 0.0  # edges go both ways: nothing reaches a node without them (no rounding)
         return spread[:n] * focus
 
     def _graph_ranking(self, fused: dict[int, float], depth: int, focus: np.ndarray | float = 1.0) -> list[int]:

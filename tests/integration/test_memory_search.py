@@ -126,7 +126,9 @@ def test_the_embedding_model_is_unloaded_when_idle_and_loaded_again_on_use(appli
         first = service.search("bob", query, k=3, record=False)
         embedder = service._embedder
         assert embedder.loaded
-        assert not service.release_idle(3600)  # used a moment ago
+        embedder._last_used -= 1000  # as if unused for 1000 s, then used
+        service.search("bob", "who moved the offsite?", k=1, record=False)
+        assert not service.release_idle(500)  # the search used it a moment ago
         assert embedder.loaded
         assert service.release_idle(0)
         assert not embedder.loaded
@@ -144,7 +146,8 @@ def test_keep_alive_reads_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.delenv(KEEP_ALIVE_ENV, raising=False)
     assert keep_alive() == KEEP_ALIVE == 300.0
-    for value, expected in (("30", 30.0), ("0", 0.0), ("-1", float("inf")), ("five minutes", KEEP_ALIVE)):
+    for value, expected in (("30", 30.0), ("0", 0.0), ("-1", float("inf")), ("inf", float("inf")),
+                            ("five minutes", KEEP_ALIVE), ("nan", KEEP_ALIVE)):
         monkeypatch.setenv(KEEP_ALIVE_ENV, value)
         assert keep_alive() == expected
 

@@ -175,12 +175,21 @@ def test_add_extends_the_memory() -> None:
 
 
 def test_graph_channel_scores_only_activation_that_spread() -> None:
-    """The walk's restart mass is not a score: a seed with no edges gets none, an item it links to does."""
+    """The graph channel is the mass that arrived over an edge (``alpha * M p``), not the walk's restart mass:
+    a seed with no edges gets nothing, an item linked through a shared rare entity does."""
     docs = _docs()
     ranker = Ranker(docs, None, None, settings=Settings(speaker_focus=1.0))
     index = {d.id: i for i, d in enumerate(docs)}
-    lonely = ranker._graph_scores({index["d5"]: 1.0}, 1.0)  # "pottery class": no word shared, its own group
-    assert lonely is not None and not lonely.any()
-    spread = ranker._graph_scores({index["d0"]: 1.0}, 1.0)
-    assert spread[index["d3"]] > 0  # through "biscuit"
+    seeds = {index["d0"]: 2.0, index["d5"]: 1.0}  # d5 ("pottery class") shares no word, in its own group
+    spread = ranker._graph_scores(seeds, 1.0)
+    assert spread is not None
     assert spread[index["d5"]] == 0
+    assert spread[index["d3"]] > 0  # through "biscuit"
+    vector = np.zeros(ranker.walk.shape[0])
+    for i, weight in seeds.items():
+        vector[i] = weight
+    alpha = ranker.settings.alpha
+    converged = personalized_pagerank(ranker.walk, vector, alpha=alpha, steps=500, tol=1e-14)
+    arrived = alpha * (ranker.walk @ converged)
+    assert np.allclose(spread, arrived[: len(docs)], atol=1e-3)
+    assert spread[index["d0"]] > 0.01  # a seed with edges gets back what came round to it
