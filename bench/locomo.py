@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import sys
 import tempfile
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from locomo_research import CATEGORIES, SKIPS, gold_questions, turn_text  # noqa: E402
+from orgs import record_result  # noqa: E402
 
 from orgctl.memory.embedding import Embedder  # noqa: E402
 from orgctl.memory.index import MemoryIndex, VectorStore, collect_docs  # noqa: E402
@@ -113,11 +113,8 @@ def main() -> None:
     record = {"bench": "locomo", "data": args.data.name, "conversations": len(data), "results": table,
               "skipped": skipped, "search_ms": {"p50": round(1000 * search_times[len(search_times) // 2], 1),
                                                 "p95": round(1000 * search_times[int(len(search_times) * .95)], 1)},
-              "seconds": round(time.monotonic() - started, 1), "goal_recall_at_10": GOAL,
-              "machine": f"{platform.machine()}, {platform.python_version()}",
-              "at": datetime.now().isoformat(timespec="seconds")}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=2) + "\n")
+              "seconds": round(time.monotonic() - started, 1), "goal_recall_at_10": GOAL}
+    record_result(args.json, record)
     print(f"LoCoMo {args.data.name}: {len(data)} conversations, skipped {skipped}, "
           f"search p50 {record['search_ms']['p50']} ms, p95 {record['search_ms']['p95']} ms")
     print(f"{'category':<12} {'n':>5} {'hybrid R@5':>11} {'R@10':>7} {'BM25 R@5':>9} {'R@10':>7}")

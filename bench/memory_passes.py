@@ -15,8 +15,6 @@ Recorded in bench/results/memory_passes.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import random
 import statistics
 import subprocess
@@ -28,6 +26,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from orgs import record_result  # noqa: E402
 
 from orgctl.desired.models import ForgettingConfig  # noqa: E402
 from orgctl.gitops.bootstrapping import init_org  # noqa: E402
@@ -118,11 +119,8 @@ def main() -> None:
               "bot_commits_in_history": len(log),
               "git_size_kib": int(objects.get("size-pack", 0)) + int(objects.get("size", 0)),
               "end_state": {"knowledge_notes": knowledge, "procedures": procedures, "archived_files": archived,
-                            "episode_files_in_working_set": episodes_live},
-              "machine": f"{platform.machine()}, {platform.python_version()}",
-              "at": datetime.now().isoformat(timespec="seconds")}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
+                            "episode_files_in_working_set": episodes_live}}
+    record_result(RESULTS, record)
     print(f"{args.days} days x {args.cycles} cycles of one Anima in {total:.1f} s "
           f"(writing episodes, committing, passes)")
     for kind, row in per_pass.items():

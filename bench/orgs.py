@@ -1,11 +1,15 @@
-"""Helpers the benches share: a generated org of N Animas, the orgctl CLI as a process, PSS of a process."""
+"""Helpers the benches share: a generated org of N Animas, the orgctl CLI as a process, PSS of a process,
+recording a result in bench/results/."""
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from orgctl.gitops.bootstrapping import init_org
@@ -53,3 +57,11 @@ def pss_kb(pid: int) -> int | None:
         if line.startswith("Pss:"):
             return int(line.split()[1])
     return None
+
+
+def record_result(path: Path, record: dict) -> None:
+    """Write ``record`` as JSON to ``path`` (bench/results/<bench>.json), stamped with the machine and the time."""
+    record = {**record, "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+              "at": datetime.now().isoformat(timespec="seconds")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from locomo_research import turn_text  # noqa: E402
+from orgs import record_result  # noqa: E402
 
 from orgctl.memory.embedding import Embedder  # noqa: E402
 from orgctl.memory.index import MemoryIndex, VectorStore  # noqa: E402
@@ -107,11 +107,8 @@ def main() -> None:
                            "max": round(max(primes), 1)},
               "search_ms": {"p50": round(statistics.median(searches), 1),
                             "p95": round(percentile(searches, .95), 1)},
-              "last_prime_tokens": tokens, "goal_p95_ms": GOAL_P95_MS,
-              "machine": f"{platform.machine()}, {platform.python_version()}",
-              "at": datetime.now().isoformat(timespec="seconds")}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
+              "last_prime_tokens": tokens, "goal_p95_ms": GOAL_P95_MS}
+    record_result(RESULTS, record)
     print(f"{record['items']} items in one Anima; index built in {build:.1f} s (embedding every item), "
           f"reloaded from Chroma in {reload_s:.1f} s")
     print(f"prime (6 channels, {len(primes)} triggers): p50 {record['prime_ms']['p50']} ms, "
