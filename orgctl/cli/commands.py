@@ -61,8 +61,15 @@ def validate(org_dir: Path, revision: str | None) -> None:
     spec = load_desired(root, revision)
     where = "work tree" if revision is None else f"revision {revision}"
     enabled = len(spec.enabled())
+    for warning in spec.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     click.echo(f"Valid: org {spec.name!r}, {len(spec.animas)} Animas ({enabled} enabled), "
-               f"{sum(len(a.cron) for a in spec.animas.values())} cron tasks, in the {where}.")
+               f"{sum(len(a.cron) for a in spec.animas.values())} cron tasks, in the {where}"
+               f"{_warnings_note(len(spec.warnings))}.")
+
+
+def _warnings_note(n: int) -> str:
+    return f", {n} warning{'s' if n != 1 else ''}" if n else ""
 
 
 def _refuse_live_state(paths: StatePaths, directory: Path) -> None:

@@ -43,6 +43,7 @@ def load_desired(root: Path, revision: str | None):  # type: ignore[no-untyped-d
     source = WorkTreeSource(root) if revision is None else GitRevisionSource(root, revision)
     spec = load_org(source, cache=SpecCache(state_paths(root).spec_cache))
     if spec.schema_version is None:
-        click.secho("Note: org.yaml has no schema_version; read as version 1 (add `schema_version: 1`).",
+        click.secho("Note: org.yaml has no schema_version; read as version 1 (`orgctl validate` says what "
+                    "version 2 changes; then add `schema_version: 2`).",
                     fg="yellow", err=True)
     return spec

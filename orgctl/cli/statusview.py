@@ -63,6 +63,11 @@ def echo_status(report: dict[str, Any]) -> None:
         _echo("\nNo Animas applied yet. Run `orgctl plan` and `orgctl apply`.")
         return
     _echo(f"Org:              health {org.get('health')}, sync {org.get('sync') or 'unknown (no controller)'}")
+    if org.get("sandbox") == "off":
+        _secho("Sandbox:          OFF (org.yaml sandbox: off): Animas' commands run with your rights, unconfined",
+               fg="yellow")
+    elif org.get("sandbox") == "on":
+        _echo("Sandbox:          on: every command confined by the kernel (`orgctl can-i NAME run CMD` shows how)")
     if org.get("suspended"):
         _secho(f"Reconciliation:   {org['suspended']}: nothing is applied until `orgctl resume --all`",
                     fg="yellow")

@@ -346,7 +346,8 @@ def deny(approval_id: str, org_dir: Path) -> None:
 def can_i(name: str, verb: str, what: str, org_dir: Path) -> None:
     """Would NAME be allowed to run COMMAND, use TOOL, read or write PATH? Exit 0 yes, 1 no.
 
-    Answers from the Anima's permissions.md in the work tree, through the runtime's own policy.
+    Answers from the Anima's permissions.md and org.yaml's sandbox: in the work tree, through the
+    runtime's own policy; for a command it may run, prints the sandbox profile it would run under.
     """
     from orgctl.runtime.permissions import policy_for
 
@@ -356,6 +357,9 @@ def can_i(name: str, verb: str, what: str, org_dir: Path) -> None:
                "write": policy.can_write}[verb](what)
     answer = {"allow": "yes", "ask": "ask (held for a person's approval)", "deny": "no"}[verdict.outcome]
     click.echo(f"{answer}: {verdict.rule}")
+    if verb == "run" and not policy.invalid and (verdict.outcome != "deny" or policy.sandbox_profile.refusal):
+        for line in policy.sandbox_profile.describe():  # the profile the runtime would start it under
+            click.echo(line)
     sys.exit(0 if verdict.allowed else 1)
 
 

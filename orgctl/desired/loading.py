@@ -160,7 +160,18 @@ class _Loaded:
         self.skills: list[Skill] = []
 
 
-def _load_anima(source: Source, name: str, diags: list[Diagnostic], cache: SpecCache) -> _Loaded | None:
+def _pattern_warnings(perms: PermissionsFrontmatter, frontmatter: Located, *, file: str) -> list[Diagnostic]:
+    """Schema 1's allowed commands were argv prefixes; from schema 2 they match exactly. One warning per
+    pattern whose meaning narrowed, with the pattern that keeps the old meaning (``... ``)."""
+    return [Diagnostic(file, frontmatter.line_of(("commands", i)),
+                       f"`{rule.command}` now allows exactly that command (schema 1 read it as a prefix, "
+                       f"`{rule.command} ...`); write `{rule.command} ...` if further arguments should be allowed, "
+                       f"then set `schema_version: {SCHEMA_VERSION}` in org.yaml")
+            for i, rule in enumerate(perms.commands) if rule.argv()[-1] != "..."]
+
+
+def _load_anima(source: Source, name: str, diags: list[Diagnostic], cache: SpecCache, *,
+                warnings: list[Diagnostic], legacy_patterns: bool) -> _Loaded | None:
     base = f"{ANIMAS_DIR}/{name}"
     spec_file = f"{base}/{ANIMA_FILE}"
     skills = _scan_other_files(source, base, diags, cache)
@@ -201,6 +212,8 @@ def _load_anima(source: Source, name: str, diags: list[Diagnostic], cache: SpecC
             if doc.frontmatter is not None:
                 perms, errs = validate_model(PermissionsFrontmatter, doc.frontmatter, file=path)
                 diags.extend(errs)
+                if perms is not None and legacy_patterns:
+                    warnings.extend(_pattern_warnings(perms, doc.frontmatter, file=path))
                 permissions = perms or permissions
                 ok = ok and not errs
         elif fname == "cron.md":
@@ -297,6 +310,7 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
         diags.append(Diagnostic(link, 0, f"is a symbolic link (to {target!r}): spec and memory files must be "
                                          "regular files in the repo, so nothing is read or written through a link"))
     org: OrgFile | None = None
+    sandbox_line = 0
     text = read_spec_file(source, ORG_FILE, diags, cache)
     if text is None:
         diags.append(Diagnostic(ORG_FILE, 0, f"missing {ORG_FILE} at the repo root "
@@ -307,11 +321,17 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
         if located is not None:
             org, errs = validate_model(OrgFile, located, file=ORG_FILE)
             diags.extend(errs)
+            sandbox_line = located.line_of(("sandbox",))
             if org is not None and (org.schema_version or 1) > SCHEMA_VERSION:
                 diags.append(Diagnostic(ORG_FILE, located.line_of(("schema_version",)),
                                         f"schema_version {org.schema_version} needs a newer orgctl: this one reads "
                                         f"schema versions up to {SCHEMA_VERSION} (upgrade: pip install -U orgctl)"))
 
+    warnings: list[Diagnostic] = []
+    if org is not None and org.sandbox.mode == "off":
+        warnings.append(Diagnostic(ORG_FILE, sandbox_line, "sandbox: off -- every command an Anima runs has all "
+                                   "the rights of the user who runs orgctl (docs/sandbox.md)"))
+    legacy_patterns = org is not None and (org.schema_version or 1) < SCHEMA_VERSION
     names = source.list_dirs(ANIMAS_DIR)
     folded: dict[str, str] = {}
     loaded: dict[str, _Loaded] = {}
@@ -326,7 +346,8 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
                                               f"{folded[key]!r} (names are case-insensitive)"))
             continue
         folded[key] = name
-        if (a := _load_anima(source, name, diags, cache)) is not None:
+        if (a := _load_anima(source, name, diags, cache, warnings=warnings,
+                             legacy_patterns=legacy_patterns)) is not None:
             loaded[name] = a
 
     cache.save()  # what was scanned counts even when the spec is refused: fix one file, rescan one file
@@ -383,10 +404,12 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
             | {k.file: hashlib.sha256(f"{k.name}\n{k.description}\n{k.body}".encode()).hexdigest() for k in a.skills},
             skills=a.skills,
             memory=org.memory,
+            sandbox=org.sandbox,
         )
     return OrgSpec(name=org.name, defaults=d, revision=source.revision, animas=animas,
                    notifications=list(org.notifications), board_channels=list(org.board_channels),
-                   schema_version=org.schema_version, memory=org.memory)
+                   schema_version=org.schema_version, memory=org.memory, sandbox=org.sandbox,
+                   warnings=sorted(set(warnings)))
 
 
 def _message_limits(org: OrgFile, anima: AnimaFile) -> MessageLimits:

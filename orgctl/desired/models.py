@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from orgctl.desired.hashing import spec_digest
 from orgctl.desired.permissions import PermissionsFrontmatter
 from orgctl.desired.roles import ROLES
+from orgctl.errors import Diagnostic
 
 # ---------------------------------------------------------------- value types
 
@@ -226,6 +227,56 @@ class MemoryConfig(_Strict):
     forgetting: ForgettingConfig = ForgettingConfig()
 
 
+def _sandbox(value: Any) -> Any:
+    """``sandbox: off`` (YAML reads it as false) and ``sandbox: on`` are shorthands for ``{mode: ...}``."""
+    if value is False or value == "off":
+        return {"mode": "off"}
+    if value is True or value == "on":
+        return {"mode": "on"}
+    return value
+
+
+class SandboxLimits(_Strict):
+    """``sandbox.limits:`` in org.yaml: what one command may use before the kernel stops it."""
+
+    cpu_seconds: StrictInt = Field(default=120, ge=1, description="CPU time per process (RLIMIT_CPU), seconds")
+    memory_mb: StrictInt = Field(default=2048, ge=64, description="address space per process (RLIMIT_AS), MiB")
+    open_files: StrictInt = Field(default=256, ge=16, description="open file descriptors per process "
+                                                                  "(RLIMIT_NOFILE)")
+    processes: StrictInt = Field(default=128, ge=4, description="processes and threads of the whole command "
+                                                                "(a pids cgroup's pids.max; RLIMIT_NPROC when "
+                                                                "orgctl does not run as root)")
+    file_size_mb: StrictInt = Field(default=1024, ge=1, description="largest file a process may write "
+                                                                    "(RLIMIT_FSIZE), MiB")
+    tmp_mb: StrictInt = Field(default=256, ge=1, description="size of the private /tmp (a tmpfs), MiB")
+    timeout_seconds: StrictInt = Field(default=30, ge=1, description="wall-clock time of the whole command; at "
+                                                                     "the limit every process in it is killed")
+
+
+class SandboxConfig(_Strict):
+    """``sandbox:`` in org.yaml: how every process an Anima starts is confined (docs/sandbox.md).
+
+    ``mode: on`` (the default) confines each command with bubblewrap, rlimits and a pids cgroup, and
+    refuses commands where that is not possible (fail closed). ``mode: off`` runs them unconfined:
+    ``validate`` warns and ``status`` shows it. ``read_only`` adds absolute paths (tool installations)
+    that commands may read, beside the system directories and the directories on ``PATH``.
+    """
+
+    mode: Literal["on", "off"] = "on"
+    limits: SandboxLimits = SandboxLimits()
+    read_only: list[StrictStr] = Field(default=[], description="extra absolute paths commands may read")
+
+    @model_validator(mode="after")
+    def _absolute(self) -> SandboxConfig:
+        for path in self.read_only:
+            if not path.startswith("/") or "\x00" in path:
+                raise ValueError(f"read_only: {path!r} is not an absolute path")
+        return self
+
+
+Sandbox = Annotated[SandboxConfig, BeforeValidator(_sandbox)]
+
+
 class Skill(_Strict):
     """A declared skill: ``animas/<name>/skills/<skill>.md`` (frontmatter ``name``, ``description``; the body
     is the full skill, loaded when the Anima asks for it). Skills are spec: people write them."""
@@ -310,7 +361,7 @@ class OrgDefaults(_Strict):
     deletion_policy: DeletionPolicy = "archive"
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The newest ``schema_version`` of ``org.yaml`` (and the spec files it governs) this orgctl reads."""
 
 
@@ -328,6 +379,7 @@ class OrgFile(_Strict):
     board_channels: list[StrictStr] = ["general", "ops"]
     budgets: Budgets = Budgets()
     memory: MemoryConfig = MemoryConfig()
+    sandbox: Sandbox = SandboxConfig()
 
 
 class AnimaFile(_Strict):
@@ -416,6 +468,7 @@ class AnimaSpec(_Strict):
     deletion_policy: DeletionPolicy = "archive"
     skills: list[Skill] = Field(default=[], description="declared skills, by file name")
     memory: MemoryConfig = Field(default=MemoryConfig(), description="org.yaml's memory settings")
+    sandbox: SandboxConfig = Field(default=SandboxConfig(), description="org.yaml's sandbox settings")
 
     def config(self) -> dict[str, Any]:
         """The restart-relevant settings, by field name."""
@@ -448,6 +501,8 @@ class OrgSpec(_Strict):
     board_channels: list[str] = ["general", "ops"]
     schema_version: int | None = Field(default=None, description="as written in org.yaml (None: not written)")
     memory: MemoryConfig = MemoryConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    warnings: list[Diagnostic] = Field(default=[], description="what validate reports without refusing the spec")
 
     def enabled(self) -> list[AnimaSpec]:
         return [a for a in self.animas.values() if a.enabled]

@@ -6,19 +6,28 @@ people (and is shown to the Anima). Everything not listed is denied::
     ---
     tools: [send_message, delegate_task, run_command, search_memory]
     commands:
-      - git status                              # an argv prefix: `git status -s` is allowed too
-      - command: git log --oneline --since=1.week
-        description: list what changed in the org repo this week
+      - git status --short                      # exactly this argv
+      - command: git log --oneline -n *         # `*`: any one argument
+        description: list the last N commits
+      - git show ...                            # a trailing `...`: any further arguments
     ask: [git push]                             # held until a person approves (`orgctl approve`)
     deny: [git push --force]                    # deny beats ask beats allow
+    network: false                              # commands reach no network unless true
     file_roots: [common_knowledge]              # relative to the org repo
     ---
 
-A command entry is an argv prefix after shell-word splitting; ``*`` matches
-exactly one argument. A ``description`` is what the Anima reads when it
-chooses among its commands: the embedded model picks the right command far
-more often when each choice explains itself (ROADMAP, measured here).
-Destructive commands are hard-blocked by the runtime whatever this file says.
+An allowed command (``commands:``) matches the argv after shell-word
+splitting exactly, word for word; ``*`` matches exactly one argument and a
+trailing ``...`` any number of further arguments. ``ask:`` and ``deny:``
+patterns match as prefixes (they can only make the policy stricter). In the
+words a ``*`` or ``...`` matched, options that write files or run programs
+(``--output``, ``--exec``, ``--basetemp`` ...) are refused whatever the pattern
+(:data:`orgctl.runtime.permissions.RISKY_OPTIONS`). A ``description`` is what
+the Anima reads when it chooses among its commands: the embedded model picks
+the right command far more often when each choice explains itself (ROADMAP,
+measured here). Destructive commands are hard-blocked by the runtime whatever
+this file says, and every command runs in the kernel's sandbox
+(:mod:`orgctl.runtime.sandboxing`).
 
 Enforcement lives in :mod:`orgctl.runtime.permissions`; this module only
 describes and validates the file.
@@ -30,7 +39,7 @@ import functools
 import shlex
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
 
 TOOLS: dict[str, str] = {
     "send_message": "send a direct message along the org chart (report, question, delegation)",
@@ -66,11 +75,16 @@ def _argv(value: str) -> tuple[str, ...]:
         raise ValueError(f"cannot split {value!r} into words: {e}") from e
     if not argv:
         raise ValueError("a command pattern must not be empty")
+    if argv[0] == "...":
+        raise ValueError(f"{value!r}: a pattern must start with a program, not `...`")
+    if "..." in argv[:-1]:
+        raise ValueError(f"{value!r}: `...` may only end a pattern (it stands for any further arguments)")
     return argv
 
 
 class CommandRule(BaseModel):
-    """One command pattern: an argv prefix (``*`` = any one argument) and what it is for."""
+    """One command pattern: an argv (``*`` = any one argument, a trailing ``...`` = any further arguments)
+    and what it is for."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -107,7 +121,10 @@ class PermissionsFrontmatter(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tools: list[Tool] = []
-    commands: list[Rule] = Field(default=[], description="allowed command prefixes")
-    ask: list[Rule] = Field(default=[], description="commands held until a person approves them")
-    deny: list[Rule] = Field(default=[], description="commands always refused (deny beats ask beats allow)")
+    commands: list[Rule] = Field(default=[], description="allowed commands, matched exactly (`*` one argument, "
+                                                         "a trailing `...` any further arguments)")
+    ask: list[Rule] = Field(default=[], description="command prefixes held until a person approves them")
+    deny: list[Rule] = Field(default=[], description="command prefixes always refused (deny beats ask beats allow)")
+    network: StrictBool = Field(default=False, description="commands may reach the network (default: none at all, "
+                                                           "not even loopback)")
     file_roots: list[StrictStr] = []

@@ -137,6 +137,7 @@ def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: P
         save_inventory(paths.inventory, inventory)
     inventory.revision = desired.revision
     inventory.applied_at = now_iso()
+    inventory.sandbox = desired.sandbox.mode
     save_inventory(paths.inventory, inventory)
     return result
 

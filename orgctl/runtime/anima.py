@@ -146,7 +146,8 @@ class AnimaProcess:
             store = (self._parts[2] if self._parts is not None and self._parts[2].root == memory  # keeps its backlog
                      else MemoryStore(memory, anima=self.name, lock=self.paths.memory_lock(self.name),
                                       holder=f"anima {self.name} (pid {os.getpid()})"))
-            self._parts = (snapshot, Policy(snapshot.spec.permissions, workspace=workspace), store)
+            policy = Policy(snapshot.spec.permissions, workspace=workspace, sandbox=snapshot.spec.sandbox)
+            self._parts = (snapshot, policy, store)
         _, policy, store = self._parts
         return Agent(spec=snapshot.spec, org=self.org, client=self.model, store=store, policy=policy,
                      revision=snapshot.revision, recall=self.recall)

@@ -1,26 +1,25 @@
-"""Running an allowed command: no shell unless needed, a timeout, an output cap, a minimal environment.
+"""Running an allowed command: in the kernel's sandbox, no shell unless needed, a timeout, an output cap,
+a minimal environment.
 
-Called by the task cycle and cron after :class:`~orgctl.runtime.permissions.Policy`
+Called by the task cycle, cron and approvals after :class:`~orgctl.runtime.permissions.Policy`
 said ``allow``. The command runs in the Anima's workspace (a clone of the org
-repo in the state dir) with an environment that carries no model keys or
-tokens: only ``PATH``, ``HOME`` (the workspace), ``LANG`` and git's identity.
-A line without pipes or redirections runs as one argv with no shell; one
-with them runs under ``/bin/sh -c`` (every segment was checked already).
+repo in the state dir) under the Anima's sandbox profile
+(:mod:`orgctl.runtime.sandboxing`), with an environment that carries no model
+keys or tokens: only ``PATH``, ``HOME`` (the workspace), ``TMPDIR`` (the
+sandbox's private ``/tmp``), ``LANG`` and git's identity. A line without
+pipes or redirections runs as one argv with no shell; one with them runs
+under ``/bin/sh -c`` (every segment was checked already).
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import signal
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orgctl.runtime import guards
+from orgctl.runtime import guards, sandboxing
 
-DEFAULT_TIMEOUT = 30.0  # seconds
 OUTPUT_CAP = 8 * 1024  # bytes of stdout+stderr kept
 
 
@@ -49,31 +48,23 @@ def minimal_env(workspace: Path) -> dict[str, str]:
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "GIT_TERMINAL_PROMPT": "0",
             "GIT_AUTHOR_NAME": "orgctl-anima", "GIT_AUTHOR_EMAIL": "orgctl-anima@users.noreply.localhost",
             "GIT_COMMITTER_NAME": "orgctl-anima", "GIT_COMMITTER_EMAIL": "orgctl-anima@users.noreply.localhost",
-            "GIT_CONFIG_NOSYSTEM": "1", "GIT_PAGER": "cat", "PAGER": "cat"}
+            "GIT_CONFIG_NOSYSTEM": "1", "GIT_PAGER": "cat", "PAGER": "cat", "TMPDIR": sandboxing.SANDBOX_TMP}
 
 
-def run_command(command: str, *, cwd: Path, timeout: float = DEFAULT_TIMEOUT, cap: int = OUTPUT_CAP) -> CommandResult:
-    """Run ``command`` (already permitted) in ``cwd``. Never raises for the command's own failure.
+def run_command(command: str, *, sandbox: sandboxing.Profile, cap: int = OUTPUT_CAP) -> CommandResult:
+    """Run ``command`` (already permitted) in the workspace of ``sandbox``, confined by it, killed with every
+    process it started at ``sandbox.limits.timeout_seconds``. Never raises for the command's own failure.
 
-    Raises :class:`guards.CommandParseError` only if the line cannot be split (callers checked it first).
+    Raises :class:`guards.CommandParseError` only if the line cannot be split (callers checked it first), and
+    :class:`sandboxing.SandboxUnavailable` when the sandbox refuses (the policy denied it already).
     """
     segments, needs_shell = guards.split_segments(command)
     argv = ["/bin/sh", "-c", command] if needs_shell else list(segments[0]) if segments else shlex.split(command)
-    cwd.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=minimal_env(cwd), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as e:
-        return CommandResult(command, 127, f"cannot start: {e.strerror or e}", False, 0.0)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: a shell's children too
-        out, _ = proc.communicate()
-        timed_out = True
-    data = out or b""
-    return CommandResult(command=command, exit_code=None if timed_out else proc.returncode,
+    done = sandboxing.spawn(argv, profile=sandbox, env=minimal_env(sandbox.workspace), cap=cap)
+    data = done.output
+    if done.exit_code == 1 and data.startswith(b"bwrap: execvp "):  # the program is not there, inside
+        return CommandResult(command, 127, f"cannot start: {data[6:].decode(errors='replace').strip()}", False,
+                             done.duration_s)
+    return CommandResult(command=command, exit_code=done.exit_code,
                          output=data[:cap].decode("utf-8", errors="replace"), truncated=len(data) > cap,
-                         duration_s=round(time.monotonic() - started, 3), timed_out=timed_out)
+                         duration_s=done.duration_s, timed_out=done.timed_out)

@@ -175,8 +175,14 @@ class Agent:
             queue = self.org.queue(self.name)
             task = queue.get(approval.task_id or "")
             trace.observed.append(f"a person {approval.status} {approval.detail!r} ({approval.id})")
-            if approval.status == "approved":
-                result = run_command(approval.detail, cwd=self.org.workspace(self.name))
+            refusal = self.policy.sandbox_profile.refusal if approval.status == "approved" else ""
+            if refusal:
+                note = f"refused $ {approval.detail}: {refusal}"
+                self.org.event(reason="CommandRefused", object=f"approval/{approval.id}", anima=self.name,
+                               warning=True, message=f"{self.name} may not run approved {approval.detail!r}: {refusal}")
+                trace.did.append(f"was refused the approved {approval.detail!r}: {refusal}")
+            elif approval.status == "approved":
+                result = run_command(approval.detail, sandbox=self.policy.sandbox_profile)
                 note = f"ran {result.summary()}"
                 self.org.event(reason="CommandRun", object=f"approval/{approval.id}", anima=self.name,
                                message=f"{self.name} ran approved {approval.detail!r}: exit {result.exit_code}",

@@ -11,7 +11,14 @@ Order of checks for a command, strictest first:
 2. the ``run_command`` tool must be granted;
 3. per segment, ``deny`` beats ``ask`` beats ``allow`` (the order Claude
    Code's and Codex's sandboxes use); a segment no rule matches is denied;
-   the whole line gets the strictest of its segments' outcomes.
+   the whole line gets the strictest of its segments' outcomes. An allow
+   rule matches exactly (``*`` one word, a trailing ``...`` any further
+   words); ``ask`` and ``deny`` rules match as prefixes. In the words a
+   wildcard matched, an option of :data:`RISKY_OPTIONS` (it writes a file or
+   runs a program) is refused, whatever the rule.
+
+What may start is decided here; how it runs -- confined by the kernel -- is
+:mod:`orgctl.runtime.sandboxing`.
 
 A ``permissions.md`` that does not validate yields :meth:`Policy.deny_all`:
 fail-closed, never fail-open.
@@ -24,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from orgctl.desired.models import SandboxConfig
 from orgctl.desired.permissions import TOOLS, CommandRule, PermissionsFrontmatter
-from orgctl.runtime import guards
+from orgctl.runtime import guards, sandboxing
 
 Outcome = Literal["allow", "ask", "deny"]
 _RANK: dict[str, int] = {"allow": 0, "ask": 1, "deny": 2}
@@ -43,28 +51,100 @@ class Verdict:
         return self.outcome == "allow"
 
 
-def matches(pattern: tuple[str, ...], argv: tuple[str, ...]) -> bool:
-    """True when ``pattern`` is an argv prefix of ``argv``; ``*`` in the pattern matches one argument.
+RISKY_OPTIONS: dict[str, tuple[str, ...]] = {
+    "git": ("--output", "-o", "--exec", "--upload-pack", "--receive-pack", "-c", "-C", "--config-env",
+            "--exec-path", "--git-dir", "--work-tree", "--open-files-in-pager", "-O", "--ext-diff", "--textconv",
+            "--template"),
+    "pytest": ("--basetemp", "-p", "-c", "--config-file", "--rootdir", "--confcutdir", "--override-ini", "-o",
+               "--junitxml", "--junit-xml", "--result-log", "--resultlog", "--debug", "--pastebin"),
+    "find": ("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf", "-fls"),
+    "tar": ("--to-command", "--use-compress-program", "-I", "--checkpoint-action", "--info-script",
+            "--new-volume-script", "-F", "--rsh-command"),
+    "rsync": ("-e", "--rsh", "--rsync-path"),
+    "sort": ("-o", "--output", "--compress-program"),
+    "sed": ("-i", "--in-place"),
+    "curl": ("-o", "--output", "-O", "--remote-name", "--output-dir", "-K", "--config", "-T", "--upload-file",
+             "-D", "--dump-header", "-c", "--cookie-jar", "--trace", "--trace-ascii", "--libcurl", "--stderr"),
+    "wget": ("-O", "--output-document", "-o", "--output-file", "-a", "--append-output", "-P", "--directory-prefix",
+             "-i", "--input-file", "-e", "--execute"),
+    "zip": ("-T", "--test", "--unzip-command"),
+}
+"""Options that write a file or run a program, by program: refused in the words a ``*`` or ``...`` of an
+allow rule matched (a person who writes one into the pattern itself allows it). Long options match with a
+value (``--output=x``) and abbreviated (``--out``, as git and getopt accept); a short one anywhere in a
+cluster (``-qp``); find's predicates word for word. ``python -m pytest`` is pytest. The table is a floor, not
+a proof: the sandbox confines whatever gets through (docs/sandbox.md)."""
 
-    Program names compare by basename (``/usr/bin/git`` matches ``git``).
+
+def _program(argv: tuple[str, ...]) -> str:
+    """The program whose options ``argv`` carries: the basename, or the module of ``python -m MOD``."""
+    prog = os.path.basename(argv[0])
+    if prog.startswith("python") and argv[1:2] == ("-m",) and len(argv) > 2:
+        return argv[2]
+    return prog
+
+
+def risky_option(program: str, word: str) -> str | None:
+    """The :data:`RISKY_OPTIONS` entry of ``program`` that ``word`` is (or abbreviates, or clusters), or None."""
+    for opt in RISKY_OPTIONS.get(program, ()):
+        if opt.startswith("--"):
+            name = word.split("=", 1)[0]
+            if word.startswith("--") and len(name) > 2 and opt.startswith(name):
+                return opt
+        elif len(opt) > 2:  # a single-dash word option (find's -exec): word for word
+            if word == opt:
+                return opt
+        elif word.startswith("-") and not word.startswith("--") and opt[1] in word[1:]:
+            return opt
+    return None
+
+
+def wildcard_words(pattern: tuple[str, ...], argv: tuple[str, ...], *, exact: bool = True) -> tuple[str, ...] | None:
+    """The words of ``argv`` that ``pattern``'s wildcards matched, or None when it does not match.
+
+    ``*`` matches one word; a trailing ``...`` any further words (none too). ``exact`` (allow rules): the
+    argv has no words beyond the pattern's; otherwise (ask and deny rules) the pattern is a prefix. Program
+    names compare by basename (``/usr/bin/git`` matches ``git``).
     """
-    if len(argv) < len(pattern) or not pattern:
-        return False
-    if os.path.basename(argv[0]) != os.path.basename(pattern[0]) and pattern[0] != "*":
-        return False
-    return all(p == "*" or p == a for p, a in zip(pattern[1:], argv[1:], strict=False))
+    open_end = bool(pattern) and pattern[-1] == "..."
+    words = pattern[:-1] if open_end else pattern
+    if not words or len(argv) < len(words) or (exact and not open_end and len(argv) != len(words)):
+        return None
+    if os.path.basename(argv[0]) != os.path.basename(words[0]) and words[0] != "*":
+        return None
+    if not all(p == "*" or p == a for p, a in zip(words[1:], argv[1:], strict=False)):
+        return None
+    matched = tuple(a for p, a in zip(words, argv, strict=False) if p == "*")
+    return matched + (argv[len(words):] if open_end or not exact else ())
+
+
+def matches(pattern: tuple[str, ...], argv: tuple[str, ...], *, exact: bool = True) -> bool:
+    """True when ``pattern`` matches ``argv`` (see :func:`wildcard_words`)."""
+    return wildcard_words(pattern, argv, exact=exact) is not None
 
 
 class Policy:
-    """The permissions of one Anima. ``workspace`` is where relative paths and file roots resolve."""
+    """The permissions of one Anima. ``workspace`` is where relative paths and file roots resolve and where
+    commands run; ``sandbox`` is org.yaml's ``sandbox:`` (default: on), from which :attr:`sandbox_profile`
+    says how they run."""
 
     def __init__(self, permissions: PermissionsFrontmatter, *, workspace: Path, source: str = "permissions.md",
-                 invalid: str | None = None) -> None:
+                 invalid: str | None = None, sandbox: SandboxConfig | None = None) -> None:
         self.permissions = permissions
         self.workspace = Path(workspace)
         self.source = source
         self.invalid = invalid
+        self.sandbox = sandbox or SandboxConfig()
         self._runnable: list[CommandRule] | None = None
+        self._profile: sandboxing.Profile | None = None
+
+    @property
+    def sandbox_profile(self) -> sandboxing.Profile:
+        """The sandbox every command of this Anima runs in (built once; the probe runs on first use)."""
+        if self._profile is None:
+            self._profile = sandboxing.profile_for(permissions=self.permissions, config=self.sandbox,
+                                                   workspace=self.workspace)
+        return self._profile
 
     @classmethod
     def deny_all(cls, reason: str, *, workspace: Path) -> Policy:
@@ -85,13 +165,25 @@ class Policy:
     # ------------------------------------------------------------ commands
 
     def _segment(self, argv: tuple[str, ...]) -> Verdict:
-        for outcome, rules in (("deny", self.permissions.deny), ("ask", self.permissions.ask),
-                               ("allow", self.permissions.commands)):
+        for outcome, key, rules in (("deny", "deny", self.permissions.deny), ("ask", "ask", self.permissions.ask)):
             for rule in rules:
-                if matches(rule.argv(), argv):
-                    key = {"allow": "commands", "ask": "ask", "deny": "deny"}[outcome]
+                if matches(rule.argv(), argv, exact=False):
                     return Verdict(outcome, f"{self.source} {key}: {rule.command}")  # type: ignore[arg-type]
-        return Verdict("deny", f"{' '.join(argv)!r} matches no rule in {self.source} (default deny)")
+        risky: Verdict | None = None
+        for rule in self.permissions.commands:
+            wild = wildcard_words(rule.argv(), argv)
+            if wild is None:
+                continue
+            program = _program(argv)
+            hit = next(((w, opt) for w in wild if (opt := risky_option(program, w))), None)
+            if hit is None:
+                return Verdict("allow", f"{self.source} commands: {rule.command}")
+            risky = risky or Verdict("deny", f"{hit[0]!r} is {program}'s {hit[1]}, which writes files or runs "
+                                             f"programs: refused in the words `{rule.command}` leaves open")
+        if risky is not None:
+            return risky
+        return Verdict("deny", f"{' '.join(argv)!r} matches no rule in {self.source} (default deny; an allowed "
+                               "command matches exactly, `...` allows further words)")
 
     def can_run(self, command: str) -> Verdict:
         """Decide a whole command line (see the module docstring for the order)."""
@@ -105,18 +197,23 @@ class Policy:
             return tool
         if not guard.segments:
             return Verdict("deny", "empty command")
-        verdicts = [self._segment(seg) for seg in guard.segments]
-        return max(verdicts, key=lambda v: _RANK[v.outcome])
+        verdict = max((self._segment(seg) for seg in guard.segments), key=lambda v: _RANK[v.outcome])
+        if verdict.outcome != "deny" and (refusal := self.sandbox_profile.refusal):
+            return Verdict("deny", refusal)  # fail closed: permitted, but nothing here can confine it
+        return verdict
 
     def runnable(self) -> list[CommandRule]:
-        """The allowed commands an Anima can run as written (no ``*``), as choices with descriptions.
+        """The allowed commands an Anima can run as written (no ``*``; a trailing ``...`` left off), as choices
+        with descriptions.
 
         Computed once per policy (a policy never changes; a new spec makes a new one): each
         check parses the command through the guards, which cost milliseconds per task cycle.
         """
         if self._runnable is None:
+            written = [r.model_copy(update={"command": r.command.removesuffix("...").rstrip()})
+                       if r.argv()[-1] == "..." else r for r in self.permissions.commands if "*" not in r.argv()]
             self._runnable = [] if self.invalid or "run_command" not in self.permissions.tools else [
-                r for r in self.permissions.commands if "*" not in r.argv() and self.can_run(r.command).allowed]
+                r for r in written if self.can_run(r.command).allowed]
         return list(self._runnable)
 
     # ------------------------------------------------------------ files
@@ -146,8 +243,23 @@ class Policy:
         return self.can_read(path)
 
 
+def _sandbox_config(org_dir: Path) -> SandboxConfig | str:
+    """``sandbox:`` of ``org.yaml`` in the work tree, or the reason it cannot be read."""
+    from orgctl.desired.documents import parse_yaml
+    from orgctl.desired.loading import ORG_FILE, validate_model
+    from orgctl.desired.models import OrgFile
+
+    path = Path(org_dir) / ORG_FILE
+    if path.is_symlink() or not path.is_file():
+        return f"{ORG_FILE} is missing or not a regular file"
+    located, diags = parse_yaml(path.read_text(encoding="utf-8", errors="replace"), file=ORG_FILE)
+    org, errs = validate_model(OrgFile, located, file=ORG_FILE) if located is not None else (None, [])
+    return org.sandbox if org is not None else str((diags or errs)[0])
+
+
 def policy_for(org_dir: Path, name: str, *, workspace: Path) -> Policy:
-    """The policy of Anima ``name`` from ``animas/<name>/permissions.md`` in the work tree at ``org_dir``.
+    """The policy of Anima ``name`` from ``animas/<name>/permissions.md`` and org.yaml's ``sandbox:`` in the
+    work tree at ``org_dir``.
 
     Fail-closed: a missing, unreadable, symlinked or invalid file gives :meth:`Policy.deny_all`
     with the file, line and reason.
@@ -158,6 +270,9 @@ def policy_for(org_dir: Path, name: str, *, workspace: Path) -> Policy:
     rel = f"animas/{name}/permissions.md"
     if problem := check_name(name):
         return Policy.deny_all(f"invalid Anima name: {problem}", workspace=workspace)
+    sandbox = _sandbox_config(org_dir)
+    if isinstance(sandbox, str):
+        return Policy.deny_all(sandbox, workspace=workspace)
     path = Path(org_dir) / rel
     if path.is_symlink() or not path.is_file():
         return Policy.deny_all(f"{rel} is missing or not a regular file", workspace=workspace)
@@ -165,8 +280,8 @@ def policy_for(org_dir: Path, name: str, *, workspace: Path) -> Policy:
     if doc is None or diags:
         return Policy.deny_all(str(diags[0]) if diags else f"{rel}: unreadable", workspace=workspace)
     if doc.frontmatter is None:
-        return Policy(PermissionsFrontmatter(), workspace=workspace, source=rel)
+        return Policy(PermissionsFrontmatter(), workspace=workspace, source=rel, sandbox=sandbox)
     perms, diags = validate_model(PermissionsFrontmatter, doc.frontmatter, file=rel)
     if perms is None:
         return Policy.deny_all(str(diags[0]), workspace=workspace)
-    return Policy(perms, workspace=workspace, source=rel)
+    return Policy(perms, workspace=workspace, source=rel, sandbox=sandbox)

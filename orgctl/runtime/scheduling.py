@@ -66,7 +66,7 @@ def fire(agent: Agent, task: CronTask) -> str:
         org.event(reason="CommandRefused", object=f"anima/{name}", anima=name, warning=True,
                   message=f"{name}: cron {task.title!r} may not run {command!r}: {verdict.rule}")
         return f"cron {task.title!r}: {command!r} refused ({verdict.rule})"
-    result = run_command(command, cwd=org.workspace(name))
+    result = run_command(command, sandbox=agent.policy.sandbox_profile)
     org.event(reason="CronFired", object=f"anima/{name}", anima=name, exit_code=result.exit_code,
               message=f"{name}: cron {task.title!r} ran {command!r}: exit {result.exit_code}")
     output = result.output.strip()

@@ -182,7 +182,7 @@ def _run(agent: Agent, task: Task, trace: Trace, command: str) -> bool:
                                 f"`orgctl approve {approval.id}` or `orgctl deny {approval.id}`")
         trace.did.append(f"asked a person to approve {command!r} ({approval.id})")
         return True
-    result = run_command(command, cwd=agent.org.workspace(agent.name))
+    result = run_command(command, sandbox=agent.policy.sandbox_profile)
     queue.update(task.id, by=agent.name, steps=task.steps + 1, note=f"ran {result.summary()}")
     agent.org.event(reason="CommandRun", object=f"task/{task.id}", anima=agent.name,
                     message=f"{agent.name} ran {command!r}: exit {result.exit_code}", exit_code=result.exit_code,

@@ -69,6 +69,8 @@ class Inventory(BaseModel):
 
     revision: str | None = None
     applied_at: str | None = None
+    sandbox: str | None = None
+    """org.yaml's ``sandbox.mode`` as last applied (``on``/``off``; None before it was recorded)."""
     animas: dict[str, InventoryEntry] = {}
 
     def owned(self) -> list[InventoryEntry]:

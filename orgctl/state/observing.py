@@ -12,7 +12,7 @@ The report is a dict::
     {"revision", "applied_at", "supervisor_pid", "supervisor_running",
      "model_server": {"model", "url", "pid"} | None,
      "controller": {"pid", "source", "last_pass", ...} | None,
-     "org": {"health", "sync" | None},
+     "org": {"health", "sync" | None, "sandbox": "on" | "off" | None, ...},
      "animas": [row, ...]}
 
 and a row is ``{"name", "role", "state", "revision", "spec_hash", "pid", "heartbeats",
@@ -221,6 +221,7 @@ def observe_status(paths: StatePaths, *, now: datetime | None = None) -> dict[st
         if (server := running_model_server(paths)) else None,
         "controller": controller,
         "org": {"health": worst_health([r["health"] for r in live]), "sync": org_sync,
+                "sandbox": inventory.get("sandbox"),
                 "suspended": describe_hold(held) if isinstance(held, dict) else None,
                 "conditions": (recorded.get("org") or {}).get("conditions") or [] if controller else []},
         "animas": rows,

@@ -67,8 +67,12 @@ def test_pid_reused_by_a_stranger_is_not_a_live_supervisor() -> None:
 
 
 def test_fields_added_after_a_release_leave_the_hash_alone_at_their_defaults() -> None:
-    """Upgrading must not restart every Anima: ``skills`` and ``memory`` enter the hash only when set."""
-    from orgctl.desired.hashing import LATER_DEFAULTS
-    from orgctl.desired.models import MemoryConfig
+    """Upgrading must not restart every Anima: ``skills``, ``memory``, ``sandbox`` and ``permissions.network``
+    enter the hash only when set."""
+    from orgctl.desired.hashing import LATER_DEFAULTS, LATER_FIELD_DEFAULTS
+    from orgctl.desired.models import MemoryConfig, SandboxConfig
+    from orgctl.desired.permissions import PermissionsFrontmatter
 
-    assert {"skills": [], "memory": MemoryConfig().model_dump(mode="json")} == LATER_DEFAULTS
+    assert {"skills": [], "memory": MemoryConfig().model_dump(mode="json"),
+            "sandbox": SandboxConfig().model_dump(mode="json")} == LATER_DEFAULTS
+    assert {"permissions": {"network": PermissionsFrontmatter().network}} == LATER_FIELD_DEFAULTS
