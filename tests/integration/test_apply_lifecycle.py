@@ -64,6 +64,12 @@ def test_apply_converges_and_second_apply_does_nothing(running: Path, state: Sta
     assert all(r["restarts"] == 0 for r in rows.values())
     human = run_cli("status", str(org)).output
     assert "NAME" in human and "LAST HEARTBEAT" in human and "RESTARTS" in human and head[:7] in human
+    assert report["org"]["sandbox"] == "on" and "Sandbox:          on" in human
+
+    (org / "org.yaml").write_text((org / "org.yaml").read_text() + "sandbox: off\n")
+    commit_all(org, "commands unconfined")
+    assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
+    assert "Sandbox:          OFF" in run_cli("status", str(org)).output  # loudly
 
 
 def test_changing_one_spec_restarts_only_that_anima(running: Path, state: StatePaths) -> None:

@@ -395,3 +395,43 @@ def test_can_i_prints_the_profile_the_runtime_uses(org: Path) -> None:
     assert "process limit:" in answer.output and "writable:" in answer.output
     hole = run_cli("can-i", "bob", "run", "git log --oneline --since=1.week --output=/root/.bashrc", "-C", str(org))
     assert hole.exit_code == 1 and hole.output.startswith("no:")
+
+
+def test_a_cron_command_and_an_approved_command_run_inside_the_sandbox(org: Path, tmp_path: Path) -> None:
+    """The cron path (:func:`orgctl.runtime.scheduling.fire`) and the approval path (a person approved a held
+    command) start their command through the same sandbox as a task's: the evidence is the kernel's own
+    view from inside (no new privileges, no capabilities, the pids cgroup)."""
+    from datetime import datetime
+
+    from orgctl.desired.loading import load_org
+    from orgctl.desired.models import CronTask
+    from orgctl.desired.sources import WorkTreeSource
+    from orgctl.memory.stores import MemoryStore
+    from orgctl.paths import StatePaths
+    from orgctl.runtime.cycle import Agent, Trace
+    from orgctl.runtime.organization import Organization
+    from orgctl.runtime.permissions import Policy
+    from orgctl.runtime.scheduling import fire
+    from orgctl.work.approvals import Approval
+
+    (org / "animas/bob/permissions.md").write_text(
+        "---\ntools: [run_command]\ncommands: [grep -E NoNewPrivs|CapEff /proc/self/status]\n"
+        "ask: [grep NoNewPrivs /proc/self/status]\n---\n")
+    state = StatePaths(root=(tmp_path / "state").resolve()).ensure()
+    work = Organization(paths=state, specs=load_org(WorkTreeSource(org)).animas, wake=False)
+    spec = work.specs["bob"]
+    bob = Agent(spec=spec, org=work, client=None, store=MemoryStore(state.root / "mem-bob", anima="bob"),  # type: ignore[arg-type]
+                policy=Policy(spec.permissions, workspace=state.workspace("bob")), revision=None)
+    line = fire(bob, CronTask(title="privileges", schedule="* * * * *", type="command",
+                              command="grep -E 'NoNewPrivs|CapEff' /proc/self/status"))
+    assert "exit 0" in line, line
+    [follow_up] = work.queue("bob").open()
+    assert "NoNewPrivs:\t1" in follow_up.detail and "CapEff:\t0000000000000000" in follow_up.detail
+    task = work.add_task("bob", "Check the privileges")
+    work.queue("bob").update(task.id, by="bob", status="waiting_approval")
+    approval = work.approvals.request(Approval(anima="bob", detail="grep NoNewPrivs /proc/self/status", rule="ask",
+                                               task_id=task.id))
+    work.approvals.decide(approval.id, approve=True, by="human")
+    bob._approvals(Trace(trigger="heartbeat", at=datetime.now().astimezone()))
+    resumed = work.queue("bob").get(task.id)
+    assert resumed is not None and "NoNewPrivs:\t1" in resumed.log[-1], resumed.log if resumed else None
