@@ -435,3 +435,21 @@ def test_a_cron_command_and_an_approved_command_run_inside_the_sandbox(org: Path
     bob._approvals(Trace(trigger="heartbeat", at=datetime.now().astimezone()))
     resumed = work.queue("bob").get(task.id)
     assert resumed is not None and "NoNewPrivs:\t1" in resumed.log[-1], resumed.log if resumed else None
+
+
+def test_the_workspace_git_dir_is_read_only_so_nothing_runs_later_outside(world: World) -> None:
+    """``apply`` fetches and checks out in the workspace with plain git, outside the sandbox. A hook or a
+    config written from inside would then run with the user's rights; a local clone's objects are hard links
+    into the org repo's. Inside, ``.git`` is read-only; read-only git commands still work."""
+    git_dir = world.workspace / ".git"
+    before = {p: p.read_bytes() for p in git_dir.rglob("*") if p.is_file() and "index" not in p.name}
+    profile = world.profile()
+    for attack in ("sh -c 'printf \"#!/bin/sh\\necho pwned\\n\" > .git/hooks/post-checkout'",
+                   "git config core.fsmonitor 'sh -c pwned'", "git config core.hooksPath /tmp",
+                   py("import glob, os; f = glob.glob('.git/objects/*/*')[0]; os.chmod(f, 0o644); "
+                      "open(f, 'wb').write(b'x')")):
+        assert run_command(attack, sandbox=profile).exit_code != 0, attack
+    assert {p: p.read_bytes() for p in git_dir.rglob("*") if p.is_file() and "index" not in p.name} == before
+    assert not (git_dir / "hooks" / "post-checkout").exists()
+    for reader in ("git status --short", "git log --oneline", "git diff --stat HEAD~1"):
+        assert run_command(reader, sandbox=profile).exit_code == 0, reader
