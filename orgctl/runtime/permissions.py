@@ -186,7 +186,15 @@ class Policy:
                                "command matches exactly, `...` allows further words)")
 
     def can_run(self, command: str) -> Verdict:
-        """Decide a whole command line (see the module docstring for the order)."""
+        """Decide a whole command line (see the module docstring for the order), the sandbox included: a
+        command permitted where no sandbox can start is denied with the reason (fail closed)."""
+        verdict = self.permits(command)
+        if verdict.outcome != "deny" and (refusal := self.sandbox_profile.refusal):
+            return Verdict("deny", refusal)
+        return verdict
+
+    def permits(self, command: str) -> Verdict:
+        """What ``permissions.md`` and the hard blocks say of ``command``, before the sandbox is asked."""
         if self.invalid:
             return Verdict("deny", f"{self.source} is invalid, so everything is denied: {self.invalid}")
         guard = guards.check_command(command)
@@ -197,10 +205,7 @@ class Policy:
             return tool
         if not guard.segments:
             return Verdict("deny", "empty command")
-        verdict = max((self._segment(seg) for seg in guard.segments), key=lambda v: _RANK[v.outcome])
-        if verdict.outcome != "deny" and (refusal := self.sandbox_profile.refusal):
-            return Verdict("deny", refusal)  # fail closed: permitted, but nothing here can confine it
-        return verdict
+        return max((self._segment(seg) for seg in guard.segments), key=lambda v: _RANK[v.outcome])
 
     def runnable(self) -> list[CommandRule]:
         """The allowed commands an Anima can run as written (no ``*``; a trailing ``...`` left off), as choices
@@ -212,8 +217,9 @@ class Policy:
         if self._runnable is None:
             written = [r.model_copy(update={"command": r.command.removesuffix("...").rstrip()})
                        if r.argv()[-1] == "..." else r for r in self.permissions.commands if "*" not in r.argv()]
+            # permitted ones, sandbox or not: where none can start, the attempt is refused with a Warning event
             self._runnable = [] if self.invalid or "run_command" not in self.permissions.tools else [
-                r for r in written if self.can_run(r.command).allowed]
+                r for r in written if self.permits(r.command).allowed]
         return list(self._runnable)
 
     # ------------------------------------------------------------ files

@@ -361,12 +361,7 @@ def test_a_kernel_without_a_usable_sandbox_refuses_commands_with_a_warning(world
     from orgctl.runtime.tasking import _run
     from orgctl.state.events import read_events
 
-    stub = tmp_path / "bwrap"
-    stub.write_text("#!/bin/sh\n[ \"$1\" = --version ] && { echo 'bubblewrap 0.11.0'; exit 0; }\n"
-                    "echo 'bwrap: No permissions to create a new namespace, likely because the kernel does not "
-                    "allow non-privileged user namespaces.' >&2\nexit 1\n")
-    stub.chmod(0o755)
-    monkeypatch.setenv(sandboxing.BWRAP_ENV, str(stub))
+    monkeypatch.setenv(sandboxing.BWRAP_ENV, str(_failing_bwrap(tmp_path)))
     answer = run_cli("can-i", "bob", "run", "git status --short", "-C", str(org))
     assert answer.exit_code == 1 and answer.output.startswith("no: no usable sandbox:")
     assert "kernel does not allow non-privileged user namespaces" in answer.output
@@ -386,6 +381,33 @@ def test_a_kernel_without_a_usable_sandbox_refuses_commands_with_a_warning(world
     assert not (world.workspace / ".git" / "index.lock").exists()
     off = Policy(spec.permissions, workspace=world.workspace, sandbox=SandboxConfig(mode="off"))
     assert off.can_run("git status --short").allowed
+
+
+def _failing_bwrap(tmp_path: Path) -> Path:
+    """A stand-in for bwrap on a kernel without user namespaces: its version, then the real refusal."""
+    stub = tmp_path / "bwrap"
+    stub.write_text("#!/bin/sh\n[ \"$1\" = --version ] && { echo 'bubblewrap 0.11.0'; exit 0; }\n"
+                    "echo 'bwrap: No permissions to create a new namespace, likely because the kernel does not "
+                    "allow non-privileged user namespaces.' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    return stub
+
+
+def test_an_anima_started_without_a_usable_sandbox_says_so(running: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real processes: the supervisor and its Animas inherit ``ORGCTL_BWRAP`` (simulated kernel, as above);
+    bob, who may run commands, raises one Warning event as he starts; alice and carol, who may not, none."""
+    from orgctl.paths import StatePaths
+    from orgctl.state.events import read_events
+    from tests.conftest import wait_for
+
+    monkeypatch.setenv(sandboxing.BWRAP_ENV, str(_failing_bwrap(tmp_path)))
+    assert run_cli("apply", str(running), "--auto-approve").exit_code == 0
+    events = StatePaths(root=(tmp_path / "state").resolve()).work.events
+    [warning] = wait_for(lambda: [e for e in read_events(events) if e.reason == "SandboxUnavailable"],
+                         timeout=60, what="bob's SandboxUnavailable event")
+    assert warning.anima == "bob" and warning.type == "Warning" and "no usable sandbox" in warning.message
+    assert "kernel does not allow non-privileged user namespaces" in warning.message
 
 
 def test_can_i_prints_the_profile_the_runtime_uses(org: Path) -> None:
