@@ -90,28 +90,36 @@ def parse_trailers(message: str) -> dict[str, str]:
     return out
 
 
+WORKSPACE_GIT = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+"""What git runs with in a workspace: an Anima's commands write its work tree (not ``.git``: docs/sandbox.md),
+and this git runs outside the sandbox, so no hook and no fsmonitor program of any config is run, and no
+system or global config (a filter driver a ``.gitattributes`` there could name) is read."""
+WORKSPACE_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
+
+
 def prepare_workspace(repo_dir: Path, workspace: Path, *, revision: str | None) -> Path:
     """Make ``workspace`` a clone of the org repo checked out (detached) at ``revision``; returns it.
 
     The Anima's commands run there: the org repo is readable without touching
     the person's checkout. A local clone shares objects by hard links, so it
     is cheap; an existing clone is fetched and moved to the revision. A
-    ``None`` revision (the work tree) checks out HEAD. Raises GitError.
+    ``None`` revision (the work tree) checks out HEAD. Git runs with
+    :data:`WORKSPACE_GIT` and :data:`WORKSPACE_GIT_ENV`. Raises GitError.
     """
-    import git
-
     workspace = Path(workspace)
+    source = str(Path(repo_dir).resolve())
     try:
         if not (workspace / ".git").exists():
             workspace.parent.mkdir(parents=True, exist_ok=True)
-            git.Repo.clone_from(str(Path(repo_dir).resolve()), str(workspace), no_checkout=True)
-        repo = git.Repo(workspace)
+            run_git(*WORKSPACE_GIT, "clone", "--quiet", "--no-checkout", source, str(workspace),
+                    env=WORKSPACE_GIT_ENV)
         # from repo_dir itself (a workspace cloned from the checkout may now be fed by the controller's
         # mirror): its branches, and the mirror's tracked ref when it has one
-        repo.git.fetch("--quiet", str(Path(repo_dir).resolve()), "+refs/heads/*:refs/remotes/origin/*",
-                       "+refs/orgctl/*:refs/remotes/orgctl/*")
-        target = revision or open_repo(repo_dir).head.commit.hexsha
-        repo.git.checkout("--quiet", "--detach", "--force", target)
-    except git.GitCommandError as e:
-        raise GitError(f"cannot prepare the workspace {workspace}: {e.stderr.strip() or e}") from e
+        run_git(*WORKSPACE_GIT, "fetch", "--quiet", source, "+refs/heads/*:refs/remotes/origin/*",
+                "+refs/orgctl/*:refs/remotes/orgctl/*", cwd=workspace, env=WORKSPACE_GIT_ENV)
+        target = revision or run_git("rev-parse", "HEAD", cwd=Path(source))
+        run_git(*WORKSPACE_GIT, "checkout", "--quiet", "--detach", "--force", target, cwd=workspace,
+                env=WORKSPACE_GIT_ENV)
+    except GitError as e:
+        raise GitError(f"cannot prepare the workspace {workspace}: {e.message}") from e
     return workspace

@@ -475,3 +475,26 @@ def test_the_workspace_git_dir_is_read_only_so_nothing_runs_later_outside(world:
     assert not (git_dir / "hooks" / "post-checkout").exists()
     for reader in ("git status --short", "git log --oneline", "git diff --stat HEAD~1"):
         assert run_command(reader, sandbox=profile).exit_code == 0, reader
+
+
+def test_apply_s_git_in_a_workspace_runs_no_hook_and_no_filter_the_work_tree_names(
+        org: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defence in depth behind the read-only ``.git``: the git that ``apply`` runs in a workspace (outside the
+    sandbox) reads no global config, so a ``.gitattributes`` an Anima wrote cannot name the user's filter
+    drivers, and runs no hook."""
+    from orgctl.gitops.repos import prepare_workspace
+
+    marker = tmp_path / "ran"
+    config = tmp_path / "gitconfig"
+    config.write_text(f"[filter \"evil\"]\n\tsmudge = sh -c 'touch {marker}; cat'\n\tclean = cat\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    workspace = prepare_workspace(org, tmp_path / "workspaces" / "bob", revision=None)
+    (workspace / ".gitattributes").write_text("* filter=evil\n")  # what a command in the sandbox may write
+    hook = workspace / ".git" / "hooks" / "post-checkout"  # what it may not (read-only), planted here anyway
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    hook.chmod(0o755)
+    (org / "animas/bob/identity.md").write_text("# Bob\n\nChanged.\n")
+    git(org, "commit", "-qam", "bob changes")
+    prepare_workspace(org, workspace, revision=None)
+    assert (workspace / "animas/bob/identity.md").read_text() == "# Bob\n\nChanged.\n"
+    assert not marker.exists()
