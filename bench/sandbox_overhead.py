@@ -44,7 +44,8 @@ def workspace(root: Path) -> Path:
 
 def once(argv: list[str], profile: sandboxing.Profile) -> float:
     started = time.perf_counter()
-    done = sandboxing.spawn(argv, profile=profile, env=minimal_env(profile.workspace), cap=8192)
+    env = minimal_env(profile.workspace, confined=profile.mode != "off")
+    done = sandboxing.spawn(argv, profile=profile, env=env, cap=8192)
     assert done.exit_code == 0, done.output
     return time.perf_counter() - started
 

@@ -97,6 +97,46 @@ system or global config (a filter driver a ``.gitattributes`` there could name) 
 WORKSPACE_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
 
 
+def _token_file(workspace: Path) -> Path:
+    """Beside the workspace, where no command of its Anima can see it: the token of the ``.git`` orgctl made."""
+    return workspace.parent / f".{workspace.name}.git-token"
+
+
+def _trusted_git_dir(workspace: Path) -> bool:
+    """True when ``workspace/.git`` is the directory orgctl cloned (its token matches the one kept beside the
+    workspace). A ``.git`` made by a command in the sandbox, where there was none, could name a filter or
+    an ``insteadOf`` that this git, outside the sandbox, would honour."""
+    git_dir = workspace / ".git"
+    try:
+        token = _token_file(workspace).read_text().strip()
+        mine = (git_dir / "orgctl-token").read_text().strip() if git_dir.is_dir() and not git_dir.is_symlink() \
+            else ""
+    except OSError:
+        return False
+    return bool(token) and token == mine
+
+
+def _clone_git_dir(source: str, workspace: Path) -> None:
+    """A fresh ``.git`` for ``workspace`` (cloned beside it, moved in; an untrusted one is removed first)."""
+    import secrets
+    import shutil
+
+    git_dir = workspace / ".git"
+    if git_dir.is_symlink() or git_dir.is_file():
+        git_dir.unlink()
+    elif git_dir.exists():
+        shutil.rmtree(git_dir)  # does not follow the links in it
+    workspace.mkdir(parents=True, exist_ok=True)
+    scratch = workspace.parent / f".{workspace.name}.clone"
+    shutil.rmtree(scratch, ignore_errors=True)
+    run_git(*WORKSPACE_GIT, "clone", "--quiet", "--no-checkout", source, str(scratch), env=WORKSPACE_GIT_ENV)
+    token = secrets.token_hex(16)
+    (scratch / ".git" / "orgctl-token").write_text(token + "\n")
+    (scratch / ".git").rename(git_dir)
+    shutil.rmtree(scratch)
+    _token_file(workspace).write_text(token + "\n")
+
+
 def prepare_workspace(repo_dir: Path, workspace: Path, *, revision: str | None) -> Path:
     """Make ``workspace`` a clone of the org repo checked out (detached) at ``revision``; returns it.
 
@@ -104,15 +144,14 @@ def prepare_workspace(repo_dir: Path, workspace: Path, *, revision: str | None) 
     the person's checkout. A local clone shares objects by hard links, so it
     is cheap; an existing clone is fetched and moved to the revision. A
     ``None`` revision (the work tree) checks out HEAD. Git runs with
-    :data:`WORKSPACE_GIT` and :data:`WORKSPACE_GIT_ENV`. Raises GitError.
+    :data:`WORKSPACE_GIT` and :data:`WORKSPACE_GIT_ENV`, and only in a ``.git``
+    orgctl made (:func:`_trusted_git_dir`; another is replaced). Raises GitError.
     """
     workspace = Path(workspace)
     source = str(Path(repo_dir).resolve())
     try:
-        if not (workspace / ".git").exists():
-            workspace.parent.mkdir(parents=True, exist_ok=True)
-            run_git(*WORKSPACE_GIT, "clone", "--quiet", "--no-checkout", source, str(workspace),
-                    env=WORKSPACE_GIT_ENV)
+        if not _trusted_git_dir(workspace):
+            _clone_git_dir(source, workspace)
         # from repo_dir itself (a workspace cloned from the checkout may now be fed by the controller's
         # mirror): its branches, and the mirror's tracked ref when it has one
         run_git(*WORKSPACE_GIT, "fetch", "--quiet", source, "+refs/heads/*:refs/remotes/origin/*",

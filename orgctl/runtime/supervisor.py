@@ -162,6 +162,26 @@ class Supervisor:
         """Run ``name`` (no-op when it already runs). ``fresh`` resets its restart count."""
         with self._lifecycle(name):
             self._start(name, fresh=fresh)
+        self._check_sandbox(name)
+
+    def _check_sandbox(self, name: str) -> None:
+        """A Warning event (``SandboxUnavailable``) when ``name`` may run commands but no sandbox can start
+        here: its commands will be refused (each says so again). Probed here, once per org, so that an idle
+        Anima process never pays for the probe."""
+        from orgctl.runtime import sandboxing
+        from orgctl.state.events import emit
+
+        try:
+            spec = read_snapshot(self.paths.spec_snapshot(name)).spec
+        except Exception:  # no readable snapshot: the Anima's own start reports that
+            return
+        if "run_command" not in spec.permissions.tools or spec.sandbox.mode == "off":
+            return
+        kernel = sandboxing.probe(sandboxing._find_bwrap())
+        if kernel.error:
+            emit(self.paths.work.events, reason="SandboxUnavailable", object=f"anima/{name}", anima=name,
+                 type="Warning", message=f"{name}'s commands will be refused: no usable sandbox: {kernel.error} "
+                                         "(or set `sandbox: off` in org.yaml, loudly)")
 
     def _start(self, name: str, *, fresh: bool) -> None:
         with self._lock:

@@ -396,7 +396,8 @@ def _failing_bwrap(tmp_path: Path) -> Path:
 def test_an_anima_started_without_a_usable_sandbox_says_so(running: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Real processes: the supervisor and its Animas inherit ``ORGCTL_BWRAP`` (simulated kernel, as above);
-    bob, who may run commands, raises one Warning event as he starts; alice and carol, who may not, none."""
+    as the supervisor starts bob, who may run commands, it raises one Warning event; for alice and carol, who
+    may not, none."""
     from orgctl.paths import StatePaths
     from orgctl.state.events import read_events
     from tests.conftest import wait_for
@@ -498,3 +499,105 @@ def test_apply_s_git_in_a_workspace_runs_no_hook_and_no_filter_the_work_tree_nam
     prepare_workspace(org, workspace, revision=None)
     assert (workspace / "animas/bob/identity.md").read_text() == "# Bob\n\nChanged.\n"
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- found by a red-team read of the first version
+
+
+def test_the_host_s_sysctls_are_read_only_inside(world: World) -> None:
+    """Uid 0 inside is the host's uid 0 for file permissions: ``/proc/sys/kernel/core_pattern`` was writable
+    from inside, and names a program the kernel runs as the host's root. The write tried here puts back the
+    value that is already there, so it is harmless even if it got through."""
+    current = Path("/proc/sys/kernel/core_uses_pid").read_text().strip()
+    wrote = run_command(f"sh -c 'echo {current} > /proc/sys/kernel/core_uses_pid'", sandbox=world.profile())
+    assert wrote.exit_code != 0 and "Read-only file system" in wrote.output, wrote.summary()
+
+
+def test_a_flood_of_output_keeps_only_the_cap_and_the_timeout(world: World) -> None:
+    """``cat /dev/zero`` used to fill orgctl's own memory (5.4 GiB in 4 s) and outlive its timeout."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    flood = run_command("cat /dev/zero", sandbox=world.profile(limits=LIMITS.model_copy(update={"timeout_seconds": 2})),
+                        cap=4096)
+    assert flood.timed_out and flood.truncated and len(flood.output) <= 4096
+    assert time.monotonic() - started < 6
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: under 100 MiB more
+
+
+def test_dev_is_read_only_shm_is_capped_and_home_is_private(world: World) -> None:
+    profile = world.profile(limits=LIMITS.model_copy(update={"file_size_mb": 100}))
+    assert run_command("sh -c 'echo x > /dev/planted'", sandbox=profile).exit_code != 0
+    shm = run_command("sh -c 'head -c 20000000 /dev/zero > /dev/shm/big'", sandbox=profile)  # tmp_mb is 16
+    assert shm.exit_code != 0 and "No space left" in shm.output, shm.summary()
+    assert run_command("sh -c 'echo $HOME'", sandbox=profile).output.strip() == "/tmp"
+    run_command("sh -c 'printf \"[alias]\\n\\tst = !touch pwned\\n\" > $HOME/.gitconfig'", sandbox=profile)
+    assert run_command("ls -a /tmp", sandbox=profile).output.split() == [".", ".."]  # gone with the command
+
+
+def test_the_sandbox_gets_its_own_session_keyring(world: World) -> None:
+    """bwrap's ``--new-session`` is setsid, not a keyring: the user's session keyring was inherited."""
+    import platform
+
+    number = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
+    if number is None:
+        pytest.skip("keyctl's system call number is known here only for x86_64 and aarch64")
+    ask = f"import ctypes; print(ctypes.CDLL(None).syscall({number}, 0, -3, 0))"  # KEYCTL_GET_KEYRING_ID, @s
+    # a fresh orgctl process (this one already left its keyring at its first command): its keyring, then a
+    # sandbox's
+    child = (f"{ask}\nfrom pathlib import Path\nfrom orgctl.runtime import sandboxing\n"
+             "from orgctl.runtime.commands import run_command\nfrom orgctl.desired.models import SandboxConfig\n"
+             "from orgctl.desired.permissions import PermissionsFrontmatter\n"
+             "p = sandboxing.profile_for(permissions=PermissionsFrontmatter(), config=SandboxConfig(), "
+             f"workspace=Path({str(world.workspace)!r}))\nprint(run_command({py(ask)!r}, sandbox=p).output.strip())")
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    outside, inside = done.stdout.split()
+    assert inside != outside, done.stdout
+
+
+def test_a_git_dir_made_inside_a_workspace_without_one_is_replaced_before_git_runs_outside(
+        org: Path, tmp_path: Path) -> None:
+    """A workspace with no ``.git`` yet: a command made one naming a filter that ``apply``'s git (outside the
+    sandbox) would have run. orgctl trusts only the ``.git`` it cloned (a token kept beside the workspace)."""
+    from orgctl.gitops.repos import prepare_workspace
+
+    workspace = tmp_path / "state" / "workspaces" / "bob"
+    workspace.mkdir(parents=True)
+    marker = tmp_path / "ran"
+    profile = sandboxing.profile_for(permissions=PermissionsFrontmatter(), config=SandboxConfig(), workspace=workspace)
+    if str(tmp_path).startswith("/tmp/"):  # the sandbox's /tmp is its own: a command cannot reach this one
+        git(tmp_path, "init", "-q", str(workspace))
+        git(workspace, "config", "filter.pwn.smudge", f"sh -c 'touch {marker}; cat'")
+        (workspace / ".git" / "info" / "attributes").write_text("* filter=pwn\n")
+    else:
+        for line in ("git init -q", f"git config filter.pwn.smudge \"sh -c 'touch {marker}; cat'\""):
+            assert run_command(line, sandbox=profile).exit_code == 0
+        (workspace / ".git" / "info" / "attributes").write_text("* filter=pwn\n")
+    prepare_workspace(org, workspace, revision=None)
+    assert not marker.exists()
+    assert (workspace / "org.yaml").is_file() and "pwn" not in (workspace / ".git" / "config").read_text()
+    prepare_workspace(org, workspace, revision=None)  # trusted now: fetched and checked out in place
+    assert (workspace / ".git" / "orgctl-token").is_file()
+
+
+def test_a_linked_common_knowledge_is_not_read_by_the_memory_index(tmp_path: Path) -> None:
+    """The memory service (outside the sandbox) read ``common_knowledge`` through a link an Anima's command
+    made, into another workspace, and handed its files back to the Anima."""
+    from orgctl.memory.index import collect_docs
+
+    alice = tmp_path / "workspaces" / "alice" / "notes"
+    alice.mkdir(parents=True)
+    (alice / "secret.md").write_text(f"# Private\n\n{SECRET}\n")
+    bob = tmp_path / "workspaces" / "bob"
+    (bob / "common_knowledge" / "team").mkdir(parents=True)
+    (bob / "common_knowledge" / "team" / "ok.md").write_text("# Team\n\nWe ship on Fridays.\n")
+    (bob / "common_knowledge" / "team" / "leak.md").symlink_to(alice / "secret.md")
+    (bob / "common_knowledge" / "alice").symlink_to(alice)
+    memory = tmp_path / "memory"
+    memory.mkdir()
+    docs = collect_docs(memory, common=bob / "common_knowledge")
+    assert [d.id for d in docs if d.kind == "common"] and all(SECRET not in d.text for d in docs)
+    linked = tmp_path / "linked"
+    linked.symlink_to(alice, target_is_directory=True)
+    assert collect_docs(memory, common=linked) == []

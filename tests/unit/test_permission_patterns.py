@@ -26,7 +26,9 @@ def policy(*commands: str, ask: tuple[str, ...] = (), deny: tuple[str, ...] = ()
     ("git log -n *", "git log -n", None),
     ("git show ...", "git show", ()),
     ("git show ...", "git show HEAD --stat", ("HEAD", "--stat")),
-    ("/usr/bin/git status", "git status", ()),
+    ("/usr/bin/git status", "/usr/bin/git status", ()),
+    ("git status", "/usr/bin/git status", None),  # the program as written: another file named git would run
+    ("git status", "./git status", None),
 ])
 def test_allow_patterns_match_exactly_unless_they_say_otherwise(pattern: str, argv: str,
                                                                words: tuple[str, ...] | None) -> None:
@@ -49,7 +51,9 @@ def test_the_three_holes_of_the_prefix_days_are_closed() -> None:
     "python -m pytest --basetemp=/root", "pytest -o cache_dir=/root", "pytest --junitxml=/root/x.xml",
     "find . -exec rm {} ;", "find . -delete", "find . -fprint /root/x", "tar -xf a.tar --to-command=sh",
     "sed -i s/a/b/ f", "sed -ni p f", "curl -o /root/x http://h", "curl -sSo /root/x http://h", "sort -o /root/x f",
-    "rsync -e sh a b", "wget -O /root/x http://h",
+    "rsync -e sh a b", "wget -O /root/x http://h", "git clone -u evil src dst", "git rebase -x evil",
+    "git difftool --extcmd=evil", "git format-patch --output-directory=/root", "curl --remote-name-all file:///x",
+    "curl -w %output{/root/x} http://h", "pytest --log-file=/root/x",
 ])
 def test_risky_options_are_refused_in_the_words_a_wildcard_left_open(command: str) -> None:
     program = command.split()[0] if command.split()[0] != "python" else "pytest"
@@ -72,6 +76,36 @@ def test_ask_and_deny_match_as_prefixes_so_they_only_get_stricter() -> None:
     bob = policy("git push ...", ask=("git push",), deny=("git push --force",))
     assert bob.can_run("git push origin main").outcome == "ask"
     assert bob.can_run("git push --force origin main").outcome == "deny"
+
+
+@pytest.mark.parametrize(("command", "outcome"), [
+    ("git --no-pager push", "ask"), ("git -p push origin main", "ask"), ("env GIT_DIR=x git push", "ask"),
+    ("git commit --amen", "deny"), ("git --no-pager commit --amend", "deny"), ("git commit -a --amend=x", "deny"),
+])
+def test_ask_and_deny_hold_their_words_through_global_options_and_abbreviations(command: str, outcome: str) -> None:
+    """Found by a red-team read: ``git --no-pager push`` passed ``ask: [git push]`` as a word prefix."""
+    bob = policy("git ...", ask=("git push",), deny=("git commit --amend",))
+    assert bob.can_run(command).outcome == outcome, command
+
+
+@pytest.mark.parametrize("command", [
+    "GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.fsmonitor GIT_CONFIG_VALUE_0=evil git status --short",
+    "env LD_PRELOAD=/tmp/x.so git status --short", "nice git status --short", "timeout 5 git status --short",
+    "command git status --short", "git status --short > .gitconfig", "git status --short >> /tmp/x",
+    "PATH=/tmp:$PATH git status --short", "./git status --short", "/tmp/git status --short",
+    "sh -c 'git status --short'", "git status --short | tee x",
+])
+def test_an_exact_rule_allows_only_the_line_it_names(command: str) -> None:
+    """Found by a red-team read: the rule matched the line with its wrappers and assignments unwrapped, while
+    the line ran as written (an fsmonitor program through GIT_CONFIG_*, an LD_PRELOAD, a redirection)."""
+    bob = policy("git status --short")
+    assert bob.can_run("git status --short").allowed
+    assert not bob.can_run(command).allowed, command
+
+
+def test_tar_s_old_style_first_word_is_read_as_a_cluster() -> None:
+    verdict = policy("tar ...").can_run("tar cIf 'sh -c id' a.tar README")
+    assert verdict.outcome == "deny" and "-I" in verdict.rule
 
 
 def test_a_misplaced_ellipsis_is_a_validation_error_with_file_and_line(org: Path) -> None:
