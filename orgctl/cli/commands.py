@@ -61,11 +61,29 @@ def validate(org_dir: Path, revision: str | None) -> None:
     spec = load_desired(root, revision)
     where = "work tree" if revision is None else f"revision {revision}"
     enabled = len(spec.enabled())
-    for warning in spec.warnings:
+    warnings = [*spec.warnings, *_cron_refusals(spec)]
+    for warning in warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     click.echo(f"Valid: org {spec.name!r}, {len(spec.animas)} Animas ({enabled} enabled), "
                f"{sum(len(a.cron) for a in spec.animas.values())} cron tasks, in the {where}"
-               f"{_warnings_note(len(spec.warnings))}.")
+               f"{_warnings_note(len(warnings))}.")
+
+
+def _cron_refusals(spec):  # type: ignore[no-untyped-def]
+    """A warning for each cron command its own Anima's permissions would refuse at every fire (the policy the
+    runtime uses, the sandbox left out: that is the machine's, not the spec's)."""
+    from orgctl.errors import Diagnostic
+    from orgctl.runtime.permissions import Policy
+
+    found = []
+    for name, anima in sorted(spec.animas.items()):
+        policy = Policy(anima.permissions, workspace=Path("/nonexistent/workspaces") / name)
+        for task in anima.cron:
+            if task.type == "command" and not (verdict := policy.permits(task.command or "")).allowed:
+                found.append(Diagnostic(f"animas/{name}/cron.md", task.line, f"cron {task.title!r} runs "
+                                        f"{task.command!r}, which {name}'s permissions.md refuses "
+                                        f"({verdict.outcome}: {verdict.rule}): it would be refused at every fire"))
+    return found
 
 
 def _warnings_note(n: int) -> str:

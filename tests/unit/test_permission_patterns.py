@@ -138,3 +138,13 @@ def test_a_bad_sandbox_setting_fails_validate_with_file_line_and_reason(org: Pat
     result = run_cli("validate", str(org))
     assert result.exit_code == 1 and "org.yaml:" in result.output and "not an absolute path" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_cron_command_its_anima_may_not_run_is_a_validate_warning(org: Path) -> None:
+    """The template's own cron ran `git status` under a rule for `git status --short`: refused at every fire,
+    and nothing said so until a command ran."""
+    assert "warning" not in run_cli("validate", str(org)).output
+    edit(org / "animas/bob/cron.md", "command: git status --short", "command: git status")
+    result = run_cli("validate", str(org))
+    assert result.exit_code == 0 and "warning: animas/bob/cron.md:3: cron 'Daily build check' runs 'git status'" \
+        in result.output and "refused at every fire" in result.output
