@@ -23,7 +23,7 @@ def test_template_loads_with_defaults_and_org_chart(org: Path) -> None:
     assert "delegate_task" in alice.permissions.tools and "call_human" in alice.permissions.tools
     assert [r.command for r in bob.permissions.commands][0] == "git log --oneline --since=1.week"
     assert [t.title for t in alice.cron] == ["Weekly priorities"]
-    assert bob.cron[0].type == "command" and bob.cron[0].command == "git status"
+    assert bob.cron[0].type == "command" and bob.cron[0].command == "git status --short"
 
 
 def test_revision_source_ignores_uncommitted_edits(org: Path) -> None:
