@@ -110,6 +110,17 @@ class WorkPaths(_Rooted):
         return self.root / "proposals.jsonl"
 
 
+def workspace_git_dir(workspace: Path) -> Path:
+    """The git directory of the workspace ``<state>/workspaces/<name>``: ``<state>/gitdirs/<name>``, outside it.
+
+    The Anima's commands write its workspace; orgctl's own git (``apply``, outside the sandbox) runs with
+    ``--git-dir`` pointing here, so nothing a command writes in the workspace -- a ``.git`` with a filter
+    or a hook -- is ever read by it. Inside the sandbox this directory is mounted read-only at
+    ``<workspace>/.git``, so the Anima's git commands work there.
+    """
+    return workspace.parent.parent / "gitdirs" / workspace.name
+
+
 class StatePaths(_Rooted):
     """Paths inside the state directory of one org. All are absolute."""
 
@@ -265,7 +276,8 @@ class StatePaths(_Rooted):
         return WorkPaths(root=self.root / "work")
 
     def workspace(self, name: str) -> Path:
-        """The Anima's own folder: commands run here; it holds a clone of the org repo."""
+        """The Anima's own folder: commands run here; it holds a checkout of the org repo, whose git
+        directory is :func:`workspace_git_dir`."""
         return self.root / "workspaces" / name
 
     @property

