@@ -423,13 +423,10 @@ class _Cgroup:
         _kill_members(self.path)
 
     def close(self) -> None:
-        """Kill what is left and remove the cgroup (after up to 50 ms for the killed to go); one still draining
-        is removed by a later :func:`_sweep`."""
+        """Kill what is left and remove the cgroup; one still draining (its pid namespace is being torn down,
+        which takes a few milliseconds that a command should not wait for) is removed by the next command's
+        :func:`_sweep`, or, if this process ends first, by the next process's."""
         self.kill_all()
-        for _ in range(10):
-            if not _read(str(self.path / "cgroup.procs")).strip():
-                break
-            time.sleep(0.005)
         try:
             self.path.rmdir()
         except FileNotFoundError:
@@ -572,11 +569,7 @@ def _wait(argv: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float
         if release is not None:
             release(proc)
         out, total, timed_out = _collect(proc, cap=cap, deadline=deadline)
-        if not timed_out:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                timed_out = True
+        timed_out = timed_out or not _exits_by(proc, deadline)
         if timed_out:
             os.killpg(proc.pid, signal.SIGKILL)
             if on_timeout is not None:
@@ -591,19 +584,43 @@ def _wait(argv: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float
 
 def _collect(proc: subprocess.Popen[bytes], *, cap: int, deadline: float) -> tuple[bytes, int, bool]:
     """(the first ``cap`` bytes, how many were written in all, whether ``deadline`` came before the end)."""
-    import selectors
+    import select
 
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     kept, total = bytearray(), 0
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0:
-            if not selector.select(timeout=left):
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return bytes(kept), total, False
-            kept += chunk[:max(0, cap - len(kept))]
-            total += len(chunk)
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while (left := deadline - time.monotonic()) > 0:
+        if not poller.poll(left * 1000):
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return bytes(kept), total, False
+        kept += chunk[:max(0, cap - len(kept))]
+        total += len(chunk)
     return bytes(kept), total, True
+
+
+def _exits_by(proc: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Reap ``proc`` if it exits before ``deadline``; False if it does not (its output may end before it does).
+    A pidfd wakes at the exit itself: ``Popen.wait(timeout)`` polls with sleeps, ~1 ms per command."""
+    import select
+
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (OSError, AttributeError):  # no pidfd (an old kernel): Popen's own polling
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(max(0.0, deadline - time.monotonic()) * 1000):
+            return False
+    finally:
+        os.close(pidfd)
+    proc.wait()
+    return True
