@@ -1,7 +1,7 @@
 """Bench (issue 20, 5): what the kernel's sandbox costs per command.
 
 ``true`` and ``git status`` (in a real workspace: a clone with 200 files) run through the runtime's own
-path, :func:`orgctl.runtime.sandboxing.spawn`, with the Anima's profile on and with ``sandbox: off``,
+path, :func:`orgctl.runtime.spawning.spawn`, with the Anima's profile on and with ``sandbox: off``,
 alternated run for run (on off on off ...) so a drift in the machine's speed moves both; the figures are
 medians, the ratio the median of the pairs' ratios. The first command of a process also pays the probe
 (one real sandbox started to see that the kernel allows it): reported on its own, as a new Anima meets it.
@@ -25,7 +25,7 @@ from orgs import record_result  # noqa: E402
 
 from orgctl.desired.models import SandboxConfig  # noqa: E402
 from orgctl.desired.permissions import PermissionsFrontmatter  # noqa: E402
-from orgctl.runtime import sandboxing  # noqa: E402
+from orgctl.runtime import sandboxing, spawning  # noqa: E402
 from orgctl.runtime.commands import minimal_env  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "sandbox_overhead.json"
@@ -45,7 +45,7 @@ def workspace(root: Path) -> Path:
 def once(argv: list[str], profile: sandboxing.Profile) -> float:
     started = time.perf_counter()
     env = minimal_env(profile.workspace, confined=profile.mode != "off")
-    done = sandboxing.spawn(argv, profile=profile, env=env, cap=8192)
+    done = spawning.spawn(argv, profile=profile, env=env, cap=8192)
     assert done.exit_code == 0, done.output
     return time.perf_counter() - started
 

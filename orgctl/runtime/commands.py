@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from orgctl.runtime import guards, sandboxing
+from orgctl.runtime import guards, sandboxing, spawning
 
 OUTPUT_CAP = 8 * 1024  # bytes of stdout+stderr kept
 
@@ -73,7 +73,7 @@ def run_command(command: str, *, sandbox: sandboxing.Profile, cap: int = OUTPUT_
     """
     segments, needs_shell = guards.split_segments(command)
     argv = ["/bin/sh", "-c", command] if needs_shell else list(segments[0]) if segments else shlex.split(command)
-    done = sandboxing.spawn(argv, profile=sandbox, env=minimal_env(sandbox.workspace, confined=sandbox.mode != "off"),
+    done = spawning.spawn(argv, profile=sandbox, env=minimal_env(sandbox.workspace, confined=sandbox.mode != "off"),
                             cap=cap)
     data = done.output
     if done.exit_code == 1 and data.startswith(b"bwrap: execvp "):  # the program is not there, inside
