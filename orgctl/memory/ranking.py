@@ -49,7 +49,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -824,8 +824,3 @@ def _is_date_token(token: str) -> bool:
 
 _DATE_WORDS = frozenset(tokenize(" ".join(MONTHS) + " shortly before after week weekend of"))
 _EXPLICIT_DATE = re.compile(r"\b(19|20)\d\d\b|\b(" + "|".join(MONTHS) + r")\b")
-
-
-def docs_by_id(docs: Iterable[Doc]) -> dict[str, Doc]:
-    """``{doc.id: doc}``."""
-    return {d.id: d for d in docs}

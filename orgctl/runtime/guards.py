@@ -25,8 +25,10 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from orgctl.errors import OrgctlError
 
-class CommandParseError(ValueError):
+
+class CommandParseError(OrgctlError):
     """The command line cannot be parsed safely (unbalanced quotes, unsupported syntax such as $(...),
     backticks, here-docs, process substitution ...)."""
 

@@ -6,14 +6,11 @@ parameters. Each part is clipped to a character budget (about 4 chars/token).
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from orgctl.desired.models import AnimaSpec
 from orgctl.desired.roles import ROLES
 
 IDENTITY_BUDGET = 900  # characters
 INJECTION_BUDGET = 900
-MEMORY_BUDGET = 1200
 
 
 def clip(text: str, budget: int) -> str:
@@ -51,10 +48,3 @@ def system_prompt(spec: AnimaSpec) -> str:
     parts.append(f"Tools you may use: {tools}.")
     parts.append("You choose among the listed choices; the organization carries them out.")
     return "\n\n".join(p for p in parts if p)
-
-
-def context_block(*, now: datetime, episodes: list[str], knowledge: list[str]) -> str:
-    """The situation the Anima wakes into: time, recent episodes, latest knowledge."""
-    memory = "\n\n".join(knowledge[:1] + episodes)
-    return (f"It is {now.strftime('%A %Y-%m-%d %H:%M')} ({now.tzname()}).\n\n"
-            f"Recent memory:\n{clip(memory, MEMORY_BUDGET) if memory else '(nothing yet)'}")

@@ -80,8 +80,3 @@ def anima_conditions(*, health: str, health_reason: str, synced: bool, pending: 
 def ready(entry: dict[str, Any]) -> bool:
     """True when ``entry`` (one Anima's status record) has ``Ready=True``."""
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in entry.get("conditions") or [])
-
-
-def condition_of(entry: dict[str, Any], kind: str) -> dict[str, Any]:
-    """The condition ``kind`` of one status record (an empty dict when absent)."""
-    return next((c for c in entry.get("conditions") or [] if c.get("type") == kind), {})
