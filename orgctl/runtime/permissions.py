@@ -93,19 +93,23 @@ def _program(argv: tuple[str, ...]) -> str:
     return prog
 
 
+def stands_for(pattern_word: str, word: str) -> bool:
+    """True when ``word`` of a command line is ``pattern_word`` of a rule or table: equal (``*`` is any word),
+    a long option with a value or abbreviated (``--amend=x``, ``--amen`` for ``--amend``), a short option
+    anywhere in a cluster (``-xf`` for ``-f``). A single-dash word option (find's ``-exec``) only as itself."""
+    if pattern_word in ("*", word):
+        return True
+    if pattern_word.startswith("--"):
+        name = word.split("=", 1)[0]
+        return word.startswith("--") and len(name) > 2 and pattern_word.startswith(name)
+    if len(pattern_word) == 2 and pattern_word[0] == "-" and pattern_word[1] != "-":
+        return word.startswith("-") and not word.startswith("--") and pattern_word[1] in word[1:]
+    return False
+
+
 def risky_option(program: str, word: str) -> str | None:
     """The :data:`RISKY_OPTIONS` entry of ``program`` that ``word`` is (or abbreviates, or clusters), or None."""
-    for opt in RISKY_OPTIONS.get(program, ()):
-        if opt.startswith("--"):
-            name = word.split("=", 1)[0]
-            if word.startswith("--") and len(name) > 2 and opt.startswith(name):
-                return opt
-        elif len(opt) > 2:  # a single-dash word option (find's -exec): word for word
-            if word == opt:
-                return opt
-        elif word.startswith("-") and not word.startswith("--") and opt[1] in word[1:]:
-            return opt
-    return None
+    return next((opt for opt in RISKY_OPTIONS.get(program, ()) if stands_for(opt, word)), None)
 
 
 def wildcard_words(pattern: tuple[str, ...], argv: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -129,17 +133,6 @@ def matches(pattern: tuple[str, ...], argv: tuple[str, ...]) -> bool:
     return wildcard_words(pattern, argv) is not None
 
 
-def _same_word(pattern_word: str, word: str) -> bool:
-    if pattern_word in ("*", word):
-        return True
-    if pattern_word.startswith("--"):  # --amend held as --amen, --amend=x
-        name = word.split("=", 1)[0]
-        return word.startswith("--") and len(name) > 2 and pattern_word.startswith(name)
-    if len(pattern_word) == 2 and pattern_word[0] == "-" and pattern_word[1] != "-":  # -f in a cluster -xf
-        return word.startswith("-") and not word.startswith("--") and pattern_word[1] in word[1:]
-    return False
-
-
 def holds(pattern: tuple[str, ...], argv: tuple[str, ...]) -> bool:
     """True when ask or deny rule ``pattern`` holds ``argv``: the same program (by basename) and the pattern's
     words in order, anything between them (``git --no-pager push`` for ``git push``), options also
@@ -148,7 +141,7 @@ def holds(pattern: tuple[str, ...], argv: tuple[str, ...]) -> bool:
     if not words or not argv or (words[0] != "*" and os.path.basename(argv[0]) != os.path.basename(words[0])):
         return False
     rest = iter(argv[1:])
-    return all(any(_same_word(p, a) for a in rest) for p in words[1:])
+    return all(any(stands_for(p, a) for a in rest) for p in words[1:])
 
 
 class Policy:

@@ -135,7 +135,7 @@ def _pids_parent() -> Path | None:
         _, controllers, path = line.split(":", 2)
         if "pids" in controllers.split(","):
             base = Path("/sys/fs/cgroup/pids")
-        elif controllers == "" and "pids" in _read("/sys/fs/cgroup/cgroup.controllers").split():
+        elif controllers == "" and "pids" in read_or_empty("/sys/fs/cgroup/cgroup.controllers").split():
             base = Path("/sys/fs/cgroup")
         else:
             continue
@@ -154,7 +154,8 @@ def _pids_parent() -> Path | None:
     return None
 
 
-def _read(path: str) -> str:
+def read_or_empty(path: str) -> str:
+    """The text of ``path``, '' when it cannot be read (a cgroup or /proc file that is gone)."""
     try:
         return Path(path).read_text()
     except OSError:

@@ -29,13 +29,6 @@ _MIB = 1024 * 1024
 _counter = itertools.count()
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
 @dataclass
 class Finished:
     """What :func:`spawn` saw: exit code (None at the timeout), the first ``cap`` bytes of output, seconds,
@@ -140,7 +133,7 @@ _swept: set[Path] = set()  # parents whose dead owners' cgroups this process has
 
 
 def _kill_members(cgroup: Path) -> None:
-    for pid in (int(p) for p in _read(str(cgroup / "cgroup.procs")).split()):
+    for pid in (int(p) for p in sandboxing.read_or_empty(str(cgroup / "cgroup.procs")).split()):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
