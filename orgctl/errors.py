@@ -57,6 +57,11 @@ class SpecError(OrgctlError):
         )
 
 
+class WorkError(OrgctlError):
+    """Work in flight that cannot be done as asked: an unknown task or approval, one already decided, a
+    bad Board channel, a plan of tasks with a cycle. Nothing was written."""
+
+
 class GitError(OrgctlError):
     """A git operation failed (unknown revision, not a repository, commit refused)."""
 

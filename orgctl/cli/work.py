@@ -211,11 +211,8 @@ def board(ctx: click.Context, channel: str | None, limit: int, org_dir: Path, as
     if ctx.invoked_subcommand is not None:
         return
     org = _org(org_dir)
-    try:
-        channels = [channel] if channel else org.board.channels()
-        posts = sorted((p for c in channels for p in org.board.read(c)), key=lambda p: p.at)[-limit:]
-    except ValueError as e:
-        raise OrgctlError(str(e)) from e
+    channels = [channel] if channel else org.board.channels()
+    posts = sorted((p for c in channels for p in org.board.read(c)), key=lambda p: p.at)[-limit:]
     if as_json:
         _dump(posts)
         return
@@ -233,10 +230,7 @@ def board(ctx: click.Context, channel: str | None, limit: int, org_dir: Path, as
 def board_post(channel: str, text: str, sender: str, org_dir: Path) -> None:
     """Post TEXT to CHANNEL; @mentioned Animas are woken at once."""
     org = _org(org_dir)
-    try:
-        woken = org.post(channel, text, sender=sender, trust="trusted" if sender == "human" else "medium")
-    except ValueError as e:
-        raise OrgctlError(str(e)) from e
+    woken = org.post(channel, text, sender=sender, trust="trusted" if sender == "human" else "medium")
     click.echo(f"Posted to #{channel.lstrip('#').lower()}" + (f"; woke {', '.join(woken)}." if woken else "."))
 
 
@@ -310,12 +304,7 @@ def approvals(org_dir: Path, as_json: bool) -> None:
 
 def _decide(approval_id: str, *, approve: bool, org_dir: Path) -> None:
     org = _org(org_dir)
-    try:
-        decided = org.approvals.decide(approval_id, approve=approve, by="human")
-    except KeyError:
-        raise OrgctlError(f"no approval {approval_id!r}", hint="list them with `orgctl approvals`") from None
-    except ValueError as e:
-        raise OrgctlError(str(e)) from e
+    decided = org.approvals.decide(approval_id, approve=approve, by="human")
     org.event(reason="ApprovalDecided", object=f"approval/{decided.id}", anima=decided.anima,
               message=f"a person {decided.status} {decided.anima}'s {decided.detail!r}")
     org.wake(decided.anima)

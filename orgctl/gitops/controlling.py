@@ -41,6 +41,7 @@ from orgctl.gitops.clones import RuntimeClone
 from orgctl.gitops.drifting import detect_drift
 from orgctl.gitops.mirrors import OrgMirror
 from orgctl.gitops.planning import Action, Change, Plan, compute_plan
+from orgctl.pacing import backoff
 from orgctl.paths import StatePaths
 from orgctl.state import conditions, events
 from orgctl.state.files import append_jsonl, read_json, write_json
@@ -115,7 +116,7 @@ class WorkQueue:
         """Record a failure; returns the backoff (seconds) before the next attempt."""
         item = self._items.setdefault(name, _Retry())
         item.failures += 1
-        delay = min(self.cap, self.base * 2 ** (item.failures - 1))
+        delay = backoff(item.failures, base=self.base, cap=self.cap)
         item.not_before, item.error = self._clock() + delay, error
         return delay
 

@@ -31,6 +31,7 @@ from orgctl.errors import StateError
 from orgctl.gitops.backends import Backend
 from orgctl.gitops.controlling import Controller, ControllerOptions, PassReport
 from orgctl.gitops.mirrors import OrgMirror
+from orgctl.pacing import NotReady, await_ready
 from orgctl.paths import StatePaths
 from orgctl.processes import STATE_ENV, is_orgctl_process, start_ticks
 from orgctl.state.files import JsonlTail, open_log, pid_alive, read_json, tail_lines, write_json
@@ -227,15 +228,17 @@ def start_detached(argv: list[str], *, paths: StatePaths) -> dict[str, Any]:
         proc = subprocess.Popen([sys.executable, "-m", "orgctl", *argv], stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", STATE_ENV: str(paths.root)})
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StateError(f"the controller exited with {proc.returncode}:\n{_tail(log_path)}")
+
+    def leased() -> dict[str, Any] | None:
         info = running_controller(paths)
-        if info is not None and info.get("pid") == proc.pid:
-            return info
-        time.sleep(0.1)
-    raise StateError(f"the controller did not start within {START_TIMEOUT:.0f}s:\n{_tail(log_path)}")
+        return info if info is not None and info.get("pid") == proc.pid else None
+
+    try:
+        return await_ready(proc, leased, timeout=START_TIMEOUT)
+    except NotReady as e:
+        raise StateError((f"the controller exited with {e.exit_code}" if e.exit_code is not None else
+                          f"the controller did not start within {START_TIMEOUT:.0f}s")
+                         + f":\n{_tail(log_path)}") from None
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+from orgctl.pacing import backoff
+
 T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -68,8 +70,7 @@ class RetryPolicy:
         """Seconds to wait after ``attempt`` failures (1-based). ``rand`` returns a float in [0, 1)."""
         if attempt < 1:
             raise ValueError(f"attempt is a 1-based count of failures, got {attempt}")
-        exponent = min(attempt - 1, 62)  # 2**62 * any positive base_delay is far past any cap
-        capped = min(self.max_delay, self.base_delay * 2.0**exponent)
+        capped = backoff(attempt, base=self.base_delay, cap=self.max_delay)
         return capped + capped * self.jitter * rand()
 
 

@@ -23,13 +23,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from orgctl.errors import ModelError
+from orgctl.pacing import NotReady, await_ready
 from orgctl.paths import StatePaths
 from orgctl.processes import keyless_env, start_ticks
 from orgctl.state.files import open_log, read_json, write_json
@@ -131,20 +131,19 @@ class LocalModelServer:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      env=keyless_env(state_root=self.paths.root))  # a local model needs no keys
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ModelError(f"the local model server exited with {self.proc.returncode}",
-                                 hint=f"see {self.paths.logs / 'model-server.log'}")
-            if _answers(url):
-                self.info = {"pid": self.proc.pid, "start_ticks": start_ticks(self.proc.pid), "port": port,
-                             "url": url, "model": LOCAL_MODEL_ALIAS, "owner_pid": os.getpid()}
-                write_json(self.paths.model_server, self.info)
-                return url
-            time.sleep(0.25)
-        self._stop_locked()
-        raise ModelError("the local model server did not answer within "
-                         f"{START_TIMEOUT:.0f}s", hint=f"see {self.paths.logs / 'model-server.log'}")
+        try:
+            await_ready(self.proc, lambda: _answers(url), timeout=START_TIMEOUT, every=0.25)
+        except NotReady as e:
+            if e.exit_code is not None:
+                raise ModelError(f"the local model server exited with {e.exit_code}",
+                                 hint=f"see {self.paths.logs / 'model-server.log'}") from None
+            self._stop_locked()
+            raise ModelError("the local model server did not answer within "
+                             f"{START_TIMEOUT:.0f}s", hint=f"see {self.paths.logs / 'model-server.log'}") from None
+        self.info = {"pid": self.proc.pid, "start_ticks": start_ticks(self.proc.pid), "port": port,
+                     "url": url, "model": LOCAL_MODEL_ALIAS, "owner_pid": os.getpid()}
+        write_json(self.paths.model_server, self.info)
+        return url
 
     def stop(self) -> None:
         """Stop the server if this handle started it; forget it either way."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orgctl.runtime import guards, sandboxing, spawning
+from orgctl.work.tasks import StepRecord
 
 OUTPUT_CAP = 8 * 1024  # bytes of stdout+stderr kept
 
@@ -40,6 +41,10 @@ class CommandResult:
         body = "\n".join(self.output.strip().splitlines()[:lines]) or "(no output)"
         more = "\n…" if self.truncated or len(self.output.strip().splitlines()) > lines else ""
         return f"$ {self.command}\n{status}\n{body}{more}"
+
+    def record(self) -> StepRecord:
+        """This run as a task's typed step record (output clipped, digested whole)."""
+        return StepRecord.ran(self.command, exit_code=self.exit_code, output=self.output, timed_out=self.timed_out)
 
 
 def command_path(workspace: Path) -> str:

@@ -34,7 +34,7 @@ from orgctl.runtime.permissions import Policy
 from orgctl.runtime.prompts import clip, system_prompt
 from orgctl.work.board import mentions
 from orgctl.work.messages import HUMAN, Message
-from orgctl.work.tasks import FINAL, Task
+from orgctl.work.tasks import FINAL, StepRecord, Task
 
 MAX_REWORK = 1
 
@@ -177,22 +177,22 @@ class Agent:
             trace.observed.append(f"a person {approval.status} {approval.detail!r} ({approval.id})")
             refusal = self.policy.sandbox_profile.refusal if approval.status == "approved" else ""
             if refusal:
-                note = f"refused $ {approval.detail}: {refusal}"
+                step = StepRecord(kind="refused", command=approval.detail, refusal=refusal)
                 self.org.event(reason="CommandRefused", object=f"approval/{approval.id}", anima=self.name,
                                warning=True, message=f"{self.name} may not run approved {approval.detail!r}: {refusal}")
                 trace.did.append(f"was refused the approved {approval.detail!r}: {refusal}")
             elif approval.status == "approved":
                 result = run_command(approval.detail, sandbox=self.policy.sandbox_profile)
-                note = f"ran {result.summary()}"
+                step = result.record()
                 self.org.event(reason="CommandRun", object=f"approval/{approval.id}", anima=self.name,
                                message=f"{self.name} ran approved {approval.detail!r}: exit {result.exit_code}",
                                exit_code=result.exit_code)
                 trace.did.append(f"ran the approved {approval.detail!r}: exit {result.exit_code}")
             else:
-                note = f"denied $ {approval.detail}\n(by a person)"
+                step = StepRecord(kind="denied", command=approval.detail)
                 trace.did.append(f"did not run {approval.detail!r}: a person denied it")
             if task is not None and task.status == "waiting_approval":
-                queue.update(task.id, by=self.name, status="in_progress", note=note)
+                queue.update(task.id, by=self.name, status="in_progress", step=step)
 
     def _beat(self, trace: Trace, now: datetime) -> None:
         self._approvals(trace)
@@ -361,7 +361,7 @@ class Agent:
         subs = self.org.subtasks_of(task)
         results = "\n".join(f"{s.assignee} {s.status} {s.id}: {(s.result or s.reason)[:600]}" for s in subs)
         trace.observed.append(f"subtasks of {task.id} finished: " + "; ".join(f"{s.assignee} {s.status}" for s in subs))
-        reworks = sum(1 for line in task.log if line.startswith("rework"))
+        reworks = sum(1 for r in task.records if r.kind == "rework")
         options = [Option(f"report to {task.requester}", "the work is done: send the results to whoever asked",
                           "complete")]
         if reworks < MAX_REWORK and any(s.status != "done" for s in subs):
@@ -380,7 +380,7 @@ class Agent:
                                     + "; ".join(f"{s.assignee} {s.status}: {(s.reason or s.result)[:120]}"
                                                 for s in subs), task_id=task.id)
         if choice.action == "rework":
-            self.org.queue(self.name).update(task.id, by=self.name, status="pending", note="rework requested")
+            self.org.queue(self.name).update(task.id, by=self.name, status="pending", step=StepRecord(kind="rework"))
             sub, reason = self.org.delegate(self.name, task.id, choice.args["to"], note="Rework, please.")
             trace.did.append(f"asked {choice.args['to']} to rework {task.id}" if sub else f"rework refused: {reason}")
             return

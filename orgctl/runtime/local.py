@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from orgctl.errors import RuntimeFailure
+from orgctl.pacing import NotReady, await_ready
 from orgctl.paths import StatePaths
 from orgctl.processes import STATE_ENV, is_orgctl_process
 from orgctl.runtime import protocol
@@ -58,14 +59,12 @@ class LocalBackend:
                 # servers (475 MB measured, with onnxruntime's own arena); a value set by the user wins.
                 env={"MALLOC_ARENA_MAX": "2", **os.environ, "PYTHONUNBUFFERED": "1", STATE_ENV: str(self.paths.root)},
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeFailure(f"the supervisor exited with {proc.returncode}:\n{self._log_tail()}")
-            if self.supervisor_alive():
-                return
-            time.sleep(0.1)
-        raise RuntimeFailure(f"the supervisor did not answer within {START_TIMEOUT:.0f}s:\n{self._log_tail()}")
+        try:
+            await_ready(proc, self.supervisor_alive, timeout=START_TIMEOUT)
+        except NotReady as e:
+            raise RuntimeFailure((f"the supervisor exited with {e.exit_code}" if e.exit_code is not None else
+                                  f"the supervisor did not answer within {START_TIMEOUT:.0f}s")
+                                 + f":\n{self._log_tail()}") from None
 
     def _call(self, op: str, name: str) -> None:
         protocol.request(self.paths.socket, op, name=name, timeout=60.0)

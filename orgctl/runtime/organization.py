@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from orgctl.desired.models import AnimaSpec
-from orgctl.errors import OrgctlError, RuntimeFailure
+from orgctl.errors import OrgctlError, RuntimeFailure, WorkError
 from orgctl.paths import StatePaths
 from orgctl.runtime import protocol
 from orgctl.runtime.messaging import MessageRules, OutboxView
@@ -33,7 +33,7 @@ from orgctl.state.snapshots import read_snapshot
 from orgctl.work.approvals import Approvals
 from orgctl.work.board import Board, mentions
 from orgctl.work.messages import HUMAN, Inbox, Intent, Message, Trust, lowest_trust, record_sent
-from orgctl.work.tasks import FINAL, Priority, Task, TaskQueue
+from orgctl.work.tasks import FINAL, Priority, StepRecord, Task, TaskQueue, UnknownTask
 
 DELEGATION_DEADLINE = 30 * 60  # seconds a delegated task may go without an update before it is overdue
 
@@ -308,7 +308,7 @@ class Organization:
         self.queue(to).create(sub)
         self.queue(delegator).update(task_id, by=delegator, status="delegated",
                                      subtasks=[*parent.subtasks, {"id": sub.id, "assignee": to}],
-                                     note=f"delegated to {to} as {sub.id}")
+                                     step=StepRecord(kind="delegated", to=to, text=sub.id))
         self.event(reason="TaskDelegated", object=f"task/{parent.id}", anima=delegator,
                    message=f"{delegator} delegated {parent.id} to {to} as {sub.id}")
         self.wake(to)
@@ -318,8 +318,8 @@ class Organization:
         """Queue a plan: ``steps`` are ``{"key", "title", "after": [keys]}``; a DAG, refused when cyclic.
 
         Tasks are created in_progress with ``depends_on`` set, so the task runner starts each one as soon
-        as everything it depends on is done, at most three at once. Raises ValueError naming the cycle or
-        an unknown key; nothing is queued then.
+        as everything it depends on is done, at most three at once. Raises :class:`WorkError` naming the cycle
+        or an unknown key; nothing is queued then.
         """
         import networkx as nx
 
@@ -329,14 +329,14 @@ class Organization:
         for step in steps:
             for before in step.get("after", []) or []:  # type: ignore[union-attr]
                 if str(before) not in graph:
-                    raise ValueError(f"step {step['key']!r} depends on unknown step {before!r}")
+                    raise WorkError(f"step {step['key']!r} depends on unknown step {before!r}")
                 graph.add_edge(str(before), str(step["key"]))
         try:
             cycle = nx.find_cycle(graph)
         except nx.NetworkXNoCycle:
             cycle = None
         if cycle:
-            raise ValueError("the plan has a cycle: " + " -> ".join([str(a) for a, _ in cycle] + [str(cycle[0][0])]))
+            raise WorkError("the plan has a cycle: " + " -> ".join([str(a) for a, _ in cycle] + [str(cycle[0][0])]))
         ids = {str(step["key"]): Task(title=str(step["title"]), assignee=anima, requester=anima).id for step in steps}
         created = []
         for key in nx.topological_sort(graph):
@@ -358,12 +358,12 @@ class Organization:
 
         A person gets it in the ``human`` inbox; a delegating Anima gets a report DM (or, if the rules
         refuse it, a framework notice: results are never dropped) and is woken. The result is
-        delivered before the task is closed. Raises KeyError for an unknown task id.
+        delivered before the task is closed. Raises :class:`~orgctl.work.tasks.UnknownTask` for an unknown id.
         """
         queue = self.queue(anima)
         task = queue.get(task_id)
         if task is None:
-            raise KeyError(task_id)
+            raise UnknownTask(task_id, queue.path)
         body = f"Task {task.id} \"{task.title}\": {status}." + (f"\n{reason}" if reason else "") + (
             f"\n{result}" if result else "")
         # The result goes out before the task is closed: whoever watches for the closed task finds

@@ -44,6 +44,7 @@ from typing import Any
 
 from orgctl.errors import BudgetExceeded, ModelError, OrgctlError, StateError
 from orgctl.llm.requests import CompletionRequest
+from orgctl.pacing import backoff
 from orgctl.paths import StatePaths, private_dir
 from orgctl.processes import keyless_env, start_ticks
 from orgctl.runtime import protocol
@@ -65,7 +66,7 @@ SPAWN_ENV = "ORGCTL_SPAWN"  # "fork" (default: from the fork server) or "exec" (
 
 def backoff_delay(failures: int) -> float:
     """Seconds to wait before restart number ``failures`` (1-based): 1, 2, 4 ... capped at 30."""
-    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, failures - 1))
+    return backoff(failures, base=BACKOFF_BASE, cap=BACKOFF_CAP)
 
 
 class _Child:
@@ -214,7 +215,7 @@ class Supervisor:
             self._start(name, fresh=True)
 
     def reload(self, name: str) -> None:
-        """Make ``name`` re-read its spec snapshot, for in-place changes.
+        """Make ``name`` re-read its spec snapshot, for in-place changes. Raises StateError when not supervised.
 
         A running child gets SIGHUP. A child in backoff reads the new snapshot
         when it is respawned, so nothing is needed; a child still starting may
@@ -224,7 +225,7 @@ class Supervisor:
         with self._lock:
             child = self._children.get(name)
             if child is None:
-                raise KeyError(f"{name} is not supervised")
+                raise StateError(f"{name} is not supervised", hint="`orgctl apply` starts it")
             if child.proc is None or child.proc.poll() is not None:
                 return
             if child.status.state in ("running", "resting"):

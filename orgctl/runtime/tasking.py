@@ -30,7 +30,7 @@ from orgctl.runtime.commands import run_command
 from orgctl.runtime.cycle import Agent, Trace
 from orgctl.runtime.deciding import Option
 from orgctl.work.approvals import Approval
-from orgctl.work.tasks import Task
+from orgctl.work.tasks import StepRecord, Task
 
 log = logging.getLogger("orgctl.tasks")
 
@@ -40,9 +40,7 @@ PARALLEL = 3
 
 def _commands_run(task: Task) -> list[str]:
     """Commands already tried for this task: run, refused or denied (none is offered twice)."""
-    return [line.split("$ ", 1)[1].split("\n", 1)[0].split(":", 1)[0] if line.startswith("refused $ ")
-            else line.split("$ ", 1)[1].split("\n", 1)[0]
-            for line in task.log if line.startswith(("ran $ ", "refused $ ", "denied $ "))]
+    return [r.command for r in task.records if r.kind in ("ran", "refused", "denied")]
 
 
 def _options(agent: Agent, task: Task) -> list[Option]:
@@ -52,21 +50,19 @@ def _options(agent: Agent, task: Task) -> list[Option]:
                 for r in agent.policy.runnable() if r.command not in done] if privileged_ok else []
     commands = deciding.narrow(commands, f"{task.title} {task.detail}", keep=3)
     exits: list[Option] = []
-    succeeded = any(line.startswith("ran $ ") and "\nexit 0\n" in line for line in task.log)
-    failed = any(line.startswith(("ran $ ", "refused $ ", "denied $ ")) and "\nexit 0\n" not in line
-                 for line in task.log)
+    tried = [r for r in task.records if r.kind in ("ran", "refused", "denied")]
+    succeeded = any(r.succeeded for r in tried)
     if done or not commands:
         exits.append(Option("done", "the task is finished: report what you found", "done"))
-    if failed and not succeeded:  # "blocked" only when something really failed: never a coin flip of the model
+    if tried and not succeeded:  # "blocked" only when something really failed: never a coin flip of the model
         exits.append(Option("blocked", "you cannot finish it: say why", "blocked"))
-    asked = any(line.startswith("asked ") for line in task.log)
+    asked = any(r.kind == "asked" for r in task.records)
     if not asked and task.requester in agent.org.specs and not done:
         exits.append(Option(f"ask {task.requester}", "ask whoever gave you the task a question first", "question"))
     # A command that succeeded with output answered the task: only its exits remain (a 135M model
     # otherwise runs every permitted command before it picks "done"). One that succeeded with no
     # output leaves one more command on offer, after the exits.
-    if any(line.startswith("ran $ ") and "\nexit 0\n" in line and not line.endswith("\n(no output)")
-           for line in task.log):
+    if any(r.succeeded and r.output for r in tried):
         return exits
     if succeeded:
         return exits + commands[:1]
@@ -78,12 +74,12 @@ def _options(agent: Agent, task: Task) -> list[Option]:
 def _memory_options(agent: Agent, task: Task) -> list[Option]:
     """``search_memory`` once per task (before any command ran), and each declared skill that matches the task,
     once: the Anima asks, the framework reads."""
-    if task.trust == "untrusted" or agent.recall is None or any(line.startswith("ran $ ") for line in task.log):
+    if task.trust == "untrusted" or agent.recall is None or any(r.kind == "ran" for r in task.records):
         return []
     options = []
-    if agent.policy.can_use("search_memory").allowed and not any(line.startswith("recalled:") for line in task.log):
+    if agent.policy.can_use("search_memory").allowed and not any(r.kind == "recalled" for r in task.records):
         options.append(Option("search your memory", "look up what you remember about this task", "search_memory"))
-    read = {line.split(":", 1)[0].removeprefix("skill ") for line in task.log if line.startswith("skill ")}
+    read = {r.to for r in task.records if r.kind == "skill"}
     skills = [Option(f"read skill {k.name}", k.description, "read_skill", {"skill": k.name})
               for k in agent.spec.skills if k.name not in read]
     return options + deciding.narrow(skills, f"{task.title} {task.detail}", keep=1) if skills else options
@@ -115,7 +111,7 @@ def run_task(agent: Agent, task_id: str, *, now: Callable[[], datetime]) -> Trac
 def _step(agent: Agent, task: Task, trace: Trace) -> bool:
     """One step; True when the cycle ends here."""
     options = _options(agent, task)
-    observed = "\n".join(task.log[-4:])
+    observed = "\n".join(r.render() for r in task.records[-4:])
     situation = f"Your task {task.id}: {task.title}\n{task.detail[:300]}" + (f"\nSo far:\n{observed[-900:]}"
                                                                             if observed else "")
     choice, usage = deciding.choose(agent.client, model=agent.spec.model, system=agent.system, situation=situation,
@@ -128,7 +124,8 @@ def _step(agent: Agent, task: Task, trace: Trace) -> bool:
         return False
     if choice.action == "read_skill":
         skill = next(k for k in agent.spec.skills if k.name == choice.args["skill"])
-        agent.org.queue(agent.name).update(task.id, by=agent.name, note=f"skill {skill.name}: {skill.body[:800]}")
+        agent.org.queue(agent.name).update(task.id, by=agent.name,
+                                           step=StepRecord(kind="skill", to=skill.name, text=skill.body[:800]))
         trace.did.append(f"read skill {skill.name}")
         return False
     if choice.action == "question":
@@ -142,7 +139,7 @@ def _step(agent: Agent, task: Task, trace: Trace) -> bool:
         if sent.accepted:
             agent.org.queue(agent.name).update(task.id, by=agent.name, status="blocked",
                                                reason=f"waiting for an answer from {task.requester}",
-                                               note=f"asked {task.requester}: {text}")
+                                               step=StepRecord(kind="asked", to=task.requester, text=text))
             trace.did.append(f"asked {task.requester}: {text}")
             return True
         agent.org.queue(agent.name).update(task.id, by=agent.name, note=f"asked (refused: {sent.reason})")
@@ -156,11 +153,11 @@ def _search_memory(agent: Agent, task: Task, trace: Trace) -> None:
     try:
         found = agent.recall.search(agent.name, f"{task.title} {task.detail}"[:500], k=3) if agent.recall else []
     except (OrgctlError, OSError) as e:
-        found, note = [], f"recalled: nothing (memory search failed: {e})"
+        found, text = [], f"nothing (memory search failed: {e})"
     else:
-        note = "recalled: " + (" | ".join(f"[{r.get('date') or r.get('kind')}] {str(r.get('text'))[:200]}"
-                                          for r in found) or "nothing related")
-    agent.org.queue(agent.name).update(task.id, by=agent.name, note=note[:900])
+        text = " | ".join(f"[{r.get('date') or r.get('kind')}] {str(r.get('text'))[:200]}"
+                          for r in found) or "nothing related"
+    agent.org.queue(agent.name).update(task.id, by=agent.name, step=StepRecord(kind="recalled", text=text[:900]))
     trace.did.append(f"searched memory for {task.id}: {len(found)} items")
 
 
@@ -168,7 +165,7 @@ def _run(agent: Agent, task: Task, trace: Trace, command: str) -> bool:
     queue = agent.org.queue(agent.name)
     verdict = agent.policy.can_run(command)
     if verdict.outcome == "deny":
-        queue.update(task.id, by=agent.name, note=f"refused $ {command}: {verdict.rule}")
+        queue.update(task.id, by=agent.name, step=StepRecord(kind="refused", command=command, refusal=verdict.rule))
         agent.org.event(reason="CommandRefused", object=f"task/{task.id}", anima=agent.name, warning=True,
                         message=f"{agent.name} may not run {command!r}: {verdict.rule}")
         trace.did.append(f"was refused {command!r}: {verdict.rule}")
@@ -176,14 +173,15 @@ def _run(agent: Agent, task: Task, trace: Trace, command: str) -> bool:
     if verdict.outcome == "ask":
         approval = agent.org.approvals.request(Approval(anima=agent.name, detail=command, rule=verdict.rule,
                                                         task_id=task.id))
-        queue.update(task.id, by=agent.name, status="waiting_approval", note=f"waiting for approval {approval.id}")
+        queue.update(task.id, by=agent.name, status="waiting_approval",
+                     step=StepRecord(kind="approval", command=command, text=approval.id))
         agent.org.event(reason="ApprovalRequested", object=f"approval/{approval.id}", anima=agent.name,
                         message=f"{agent.name} asks to run {command!r} ({verdict.rule}); "
                                 f"`orgctl approve {approval.id}` or `orgctl deny {approval.id}`")
         trace.did.append(f"asked a person to approve {command!r} ({approval.id})")
         return True
     result = run_command(command, sandbox=agent.policy.sandbox_profile)
-    queue.update(task.id, by=agent.name, steps=task.steps + 1, note=f"ran {result.summary()}")
+    queue.update(task.id, by=agent.name, steps=task.steps + 1, step=result.record())
     agent.org.event(reason="CommandRun", object=f"task/{task.id}", anima=agent.name,
                     message=f"{agent.name} ran {command!r}: exit {result.exit_code}", exit_code=result.exit_code,
                     duration_s=result.duration_s)
@@ -193,7 +191,7 @@ def _run(agent: Agent, task: Task, trace: Trace, command: str) -> bool:
 
 def _finish(agent: Agent, task: Task, trace: Trace, *, status: str, note: str) -> None:
     current = agent.org.queue(agent.name).get(task.id) or task
-    runs = [line[4:] for line in current.log if line.startswith("ran $ ")]
+    runs = [r.summary() for r in current.records if r.kind == "ran"]
     result = "\n\n".join(runs)[:3000]
     reason = ""
     words, usage = deciding.say(agent.client, model=agent.spec.model, system=agent.system, anima=agent.name,

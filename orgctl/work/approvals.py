@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from orgctl.errors import WorkError
 from orgctl.state.files import read_json, write_json
 from orgctl.state.inventories import now_iso
 from orgctl.work.messages import new_id
@@ -68,12 +69,12 @@ class Approvals:
         return sorted(out, key=lambda a: a.created_at)
 
     def decide(self, approval_id: str, *, approve: bool, by: str) -> Approval:
-        """Record a person's decision. Raises KeyError when unknown, ValueError when already decided."""
+        """Record a person's decision. Raises :class:`WorkError` when unknown or already decided."""
         current = self.get(approval_id)
         if current is None:
-            raise KeyError(approval_id)
+            raise WorkError(f"no approval {approval_id!r}", hint="list them with `orgctl approvals`")
         if current.status != "pending":
-            raise ValueError(f"{approval_id} was already {current.status}")
+            raise WorkError(f"{approval_id} was already {current.status}")
         decided = current.model_copy(update={"status": "approved" if approve else "denied",
                                              "decided_by": by, "decided_at": now_iso()})
         write_json(self._file(approval_id), decided.model_dump(mode="json"))

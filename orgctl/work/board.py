@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from orgctl.errors import WorkError
 from orgctl.state.files import append_jsonl, read_json, write_json
 from orgctl.state.inventories import now_iso
 from orgctl.work.messages import MAX_TEXT, Trust, new_id
@@ -25,10 +26,10 @@ MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9][A-Za-z0-9._-]{0,63})")
 
 
 def channel_name(raw: str) -> str:
-    """``#General`` -> ``general``. Raises ValueError for names that are not ``[a-z0-9_-]``, 1-32 chars."""
+    """``#General`` -> ``general``. Raises :class:`WorkError` for names that are not ``[a-z0-9_-]``, 1-32 chars."""
     name = raw.strip().lstrip("#").lower()
     if not CHANNEL_RE.match(name):
-        raise ValueError(f"invalid channel name {raw!r}: use letters, digits, '-' and '_' (e.g. #general)")
+        raise WorkError(f"invalid channel name {raw!r}: use letters, digits, '-' and '_' (e.g. #general)")
     return name
 
 
@@ -61,7 +62,7 @@ class Board:
         return self.root / f"{channel_name(channel)}.jsonl"
 
     def post(self, *, channel: str, sender: str, text: str, trust: Trust = "medium") -> Post:
-        """Append a post; returns it. Raises ValueError for a bad channel name."""
+        """Append a post; returns it. Raises :class:`WorkError` for a bad channel name."""
         post = Post(channel=channel_name(channel), sender=sender, text=text[:MAX_TEXT], trust=trust)
         append_jsonl(self._file(post.channel), post.model_dump(mode="json"))
         return post

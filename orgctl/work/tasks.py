@@ -15,12 +15,14 @@ seconds, *overdue* when it is open past ``due``.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from orgctl.errors import OrgctlError
 from orgctl.state.files import JsonlTail, append_jsonl
 from orgctl.state.inventories import now_iso
 from orgctl.work.messages import Trust, new_id
@@ -31,6 +33,73 @@ PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 Status = Literal["pending", "in_progress", "delegated", "waiting_approval", "blocked", "done", "failed", "cancelled"]
 OPEN = frozenset({"pending", "in_progress", "delegated", "waiting_approval", "blocked"})
 FINAL = frozenset({"done", "failed", "cancelled"})
+LOG_LINES = 50  # the rendered log keeps the last 50 lines; the step records keep every step
+OUTPUT_KEPT = 1500  # characters of a command's output kept in its step record (the digest covers all of it)
+StepKind = Literal["ran", "refused", "denied", "approval", "asked", "recalled", "skill", "delegated", "rework"]
+
+
+class StepRecord(BaseModel):
+    """One step of a task, as the framework observed it: what the task cycle decides from.
+
+    ``kind`` says what happened: ``ran`` (``command``, ``exit_code`` or ``timed_out``, the first
+    :data:`OUTPUT_KEPT` characters of ``output``, ``output_lines`` and the SHA-256 ``output_digest`` of the
+    whole output), ``refused`` (``command`` and the ``refusal``: the rule or the sandbox's reason),
+    ``denied`` (``command``, denied by a person), ``approval`` (``command`` waits for approval ``text``),
+    ``asked`` (a question ``text`` to ``to``), ``recalled`` (memory found, ``text``), ``skill`` (skill ``to``
+    read, its body in ``text``), ``delegated`` (to ``to``, the subtask id in ``text``), ``rework``.
+    Before these records a task's steps were log strings parsed back by prefix; a refused command with a
+    ":" in it was read back cut short and offered again.
+    """
+
+    kind: StepKind
+    command: str = ""
+    exit_code: int | None = None
+    timed_out: bool = False
+    output: str = ""
+    output_lines: int = 0
+    output_digest: str = ""
+    refusal: str = ""
+    to: str = ""
+    text: str = ""
+
+    @classmethod
+    def ran(cls, command: str, *, exit_code: int | None, output: str, timed_out: bool = False) -> StepRecord:
+        """A command that ran, with its output clipped to :data:`OUTPUT_KEPT` characters and digested whole."""
+        text = output.strip()
+        return cls(kind="ran", command=command, exit_code=exit_code, timed_out=timed_out,
+                   output=text[:OUTPUT_KEPT], output_lines=len(text.splitlines()),
+                   output_digest=hashlib.sha256(output.encode("utf-8", "replace")).hexdigest())
+
+    @property
+    def succeeded(self) -> bool:
+        return self.kind == "ran" and self.exit_code == 0 and not self.timed_out
+
+    def summary(self, *, lines: int = 12) -> str:
+        """A ``ran`` step as ``$ cmd`` / ``exit N`` / its first ``lines`` lines, for reports and prompts."""
+        status = "timed out" if self.timed_out else f"exit {self.exit_code}"
+        body = self.output.splitlines()
+        more = "\n…" if self.output_lines > min(lines, len(body)) else ""
+        return f"$ {self.command}\n{status}\n" + ("\n".join(body[:lines]) or "(no output)") + more
+
+    def render(self) -> str:
+        """The step as one log line (``orgctl tasks show``)."""
+        if self.kind == "ran":
+            return f"ran {self.summary()}"
+        if self.kind == "refused":
+            return f"refused $ {self.command}: {self.refusal}"
+        if self.kind == "denied":
+            return f"denied $ {self.command} (by a person)"
+        if self.kind == "approval":
+            return f"waiting for approval {self.text} to run $ {self.command}"
+        if self.kind == "asked":
+            return f"asked {self.to}: {self.text}"
+        if self.kind == "recalled":
+            return f"recalled: {self.text}"
+        if self.kind == "skill":
+            return f"skill {self.to}: {self.text}"
+        if self.kind == "delegated":
+            return f"delegated to {self.to} as {self.text}"
+        return "rework requested"
 
 
 class Task(BaseModel):
@@ -40,7 +109,8 @@ class Task(BaseModel):
     ``parent`` is the requester's task this one was delegated from;
     ``subtasks`` the tasks this one was delegated into (each ``{"id", "assignee"}``);
     ``depends_on`` ids in the same queue that must be done first (a DAG);
-    ``log`` what happened, one line per step (commands with exit codes, messages).
+    ``records`` every step, typed (:class:`StepRecord`): what the task cycle decides from;
+    ``log`` what happened, for people: one line per step or note, the last :data:`LOG_LINES`.
     Times are ISO 8601 UTC.
     """
 
@@ -60,6 +130,7 @@ class Task(BaseModel):
     reason: str = ""
     trust: Trust = "trusted"
     log: list[str] = []
+    records: list[StepRecord] = []
     steps: int = 0
     escalations: int = 0
     created_at: str = Field(default_factory=now_iso)
@@ -82,6 +153,18 @@ class Task(BaseModel):
     def brief(self) -> str:
         """``t-3f2a1c9b "title" (pending, high, from human)`` for prompts and logs."""
         return f'{self.id} "{self.title}" ({self.status}, {self.priority}, from {self.requester})'
+
+
+class UnknownTask(OrgctlError, KeyError):
+    """No task ``task_id`` in the queue at ``path`` (a KeyError too, for callers that look tasks up)."""
+
+    def __init__(self, task_id: str, path: Path) -> None:
+        OrgctlError.__init__(self, f"no task {task_id} in {path.stem}'s queue",
+                             hint=f"`orgctl tasks list {path.stem}` shows its tasks")
+        self.task_id = task_id
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _parse(stamp: str) -> datetime:
@@ -114,8 +197,11 @@ class TaskQueue:
         elif event["op"] == "update" and event["id"] in self._tasks:
             old = self._tasks[event["id"]]
             changes = dict(event.get("set", {}))
-            if event.get("note"):
-                changes["log"] = [*old.log, str(event["note"])][-50:]
+            step = StepRecord.model_validate(event["step"]) if event.get("step") else None
+            if step is not None:
+                changes["records"] = [*old.records, step]
+            if line := event.get("note") or (step.render() if step else None):
+                changes["log"] = [*old.log, str(line)][-LOG_LINES:]
             changes["updated_at"] = event.get("at", old.updated_at)
             task = old.model_copy(update=changes)
         else:
@@ -153,12 +239,17 @@ class TaskQueue:
         append_jsonl(self.path, {"op": "create", "at": task.created_at, "task": task.model_dump(mode="json")})
         return task
 
-    def update(self, task_id: str, *, by: str, note: str | None = None, **changes: Any) -> Task:
-        """Record changes to a task; returns the new task. Raises KeyError for an unknown id."""
+    def update(self, task_id: str, *, by: str, note: str | None = None, step: StepRecord | None = None,
+               **changes: Any) -> Task:
+        """Record changes to a task, and ``step`` (a :class:`StepRecord`, rendered as the log line when
+        ``note`` is None); returns the new task. Raises :class:`UnknownTask` for an unknown id."""
         if self.get(task_id) is None:
-            raise KeyError(task_id)
-        append_jsonl(self.path, {"op": "update", "at": now_iso(), "id": task_id, "by": by,
-                                 "set": changes, "note": note})
+            raise UnknownTask(task_id, self.path)
+        event: dict[str, Any] = {"op": "update", "at": now_iso(), "id": task_id, "by": by, "set": changes,
+                                 "note": note}
+        if step is not None:
+            event["step"] = step.model_dump(mode="json", exclude_defaults=True)
+        append_jsonl(self.path, event)
         task = self.get(task_id)
         assert task is not None
         return task

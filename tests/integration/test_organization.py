@@ -19,6 +19,7 @@ import pytest
 
 from orgctl.desired.loading import load_org
 from orgctl.desired.sources import GitRevisionSource
+from orgctl.errors import WorkError
 from orgctl.paths import StatePaths
 from orgctl.runtime.organization import Organization
 from orgctl.runtime.permissions import policy_for
@@ -121,7 +122,7 @@ def test_unread_survives_until_the_cycle_marks_it_read(tmp_path: Path) -> None:
 
 
 def test_a_task_graph_runs_in_dependency_order_and_a_cycle_is_refused(work: Organization) -> None:
-    with pytest.raises(ValueError, match="cycle: a -> b -> a|cycle: b -> a -> b"):
+    with pytest.raises(WorkError, match="cycle: a -> b -> a|cycle: b -> a -> b"):
         work.plan_tasks("bob", [{"key": "a", "title": "A", "after": ["b"]}, {"key": "b", "title": "B", "after": ["a"]}])
     assert work.queue("bob").all() == []
     planned = work.plan_tasks("bob", [{"key": "test", "title": "Run the tests", "after": ["build"]},
@@ -331,3 +332,52 @@ def test_the_board_cursor_moves_past_a_line_that_does_not_parse(tmp_path: Path) 
     written = cursor.stat().st_mtime_ns
     board.mark_seen(reader="bob", cursors=tmp_path / "cursors")  # nothing moved: no rewrite
     assert cursor.stat().st_mtime_ns == written
+
+
+def test_a_refused_command_with_a_colon_is_not_offered_again(work: Organization, state: StatePaths,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task's typed step records say which commands were tried, whatever they contain.
+
+    Before them a refused ``git log --format=%h:%s`` was read back from its log line cut at the ":" and
+    offered again at every step. Here the sandbox cannot start (``ORGCTL_BWRAP`` names no program), so the
+    command is refused for real, by the runtime's own policy; the model picks the first command on offer.
+    """
+    from orgctl.desired.permissions import CommandRule
+    from orgctl.llm.requests import CompletionResult, Usage
+    from orgctl.memory.stores import MemoryStore
+    from orgctl.runtime.cycle import Agent
+    from orgctl.runtime.permissions import Policy
+    from orgctl.runtime.tasking import run_task
+
+    monkeypatch.setenv("ORGCTL_BWRAP", str(state.root / "no-such-bwrap"))
+    offered: list[list[str]] = []
+
+    class FirstCommand:
+        def complete(self, request):  # type: ignore[no-untyped-def]
+            if request.schema_:
+                enum = request.schema_["properties"]["choice"]["enum"]
+                offered.append(list(enum))
+                pick = next((k for k in enum if k.startswith("run ")), enum[0])
+                return CompletionResult(content=f'{{"choice": "{pick}"}}', usage=Usage(calls=1), model=request.model)
+            return CompletionResult(content="Nothing ran.", usage=Usage(calls=1), model=request.model)
+
+    spec = work.specs["bob"]
+    colon = "git log --format=%h:%s"
+    permissions = spec.permissions.model_copy(update={"commands": [
+        CommandRule(command=colon, description="list the commits of the git log, one per line"),
+        CommandRule(command="git status --short", description="check the git repo for changes")]})
+    spec = spec.model_copy(update={"permissions": permissions})
+    workspace = state.workspace("bob")
+    workspace.mkdir(parents=True, exist_ok=True)
+    task = work.add_task("bob", "List the commits in the git log")
+    work.queue("bob").update(task.id, by="bob", status="in_progress")
+    bob = Agent(spec=spec, org=work, client=FirstCommand(), store=MemoryStore(state.root / "mem-bob", anima="bob"),
+                policy=Policy(spec.permissions, workspace=workspace), revision=None)
+    run_task(bob, task.id, now=lambda: datetime.now().astimezone())
+    done = work.queue("bob").get(task.id)
+    assert done is not None
+    tried = [(r.kind, r.command) for r in done.records]
+    assert tried.count(("refused", colon)) == 1, tried
+    assert ("refused", "git status --short") in tried, tried  # the next step offered the other command
+    assert sum(f"run {colon}" in enum for enum in offered) == 1, offered
+    assert any(line == f"refused $ {colon}: " + done.records[0].refusal for line in done.log), done.log
