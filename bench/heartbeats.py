@@ -88,7 +88,7 @@ def run(animas: int, beats: int) -> dict[str, object]:
         paths = StatePaths(Path(tmp) / "state").ensure()
         loose = {n: s.model_copy(update={"messaging": s.messaging.model_copy(update={
             "per_hour": 10**6, "per_day": 10**6, "pair_depth": 10**6})}) for n, s in spec.animas.items()}
-        org = Organization(paths=paths, specs=loose, wake=False)
+        org = Organization(paths=paths, specs=loose)
         gateway = Gateway(paths=paths)
         names = ["alice", "bob", "carol"][:animas]
         agents = {}

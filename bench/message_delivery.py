@@ -31,7 +31,7 @@ def main() -> None:
         limits = spec.animas["bob"].messaging.model_copy(update={"per_hour": 10**6, "per_day": 10**6,
                                                                  "pair_depth": 10**6})
         specs = {**spec.animas, "bob": spec.animas["bob"].model_copy(update={"messaging": limits})}
-        org = Organization(paths=StatePaths(Path(tmp) / "state").ensure(), specs=specs, wake=False)
+        org = Organization(paths=StatePaths(Path(tmp) / "state").ensure(), specs=specs)
         times = []
         for i in range(SAMPLES):
             started = time.perf_counter()

@@ -24,22 +24,20 @@ from orgctl.errors import OrgctlError
 from orgctl.paths import StatePaths
 
 
-def _sync(clone, paths: StatePaths) -> None:  # type: ignore[no-untyped-def]
-    """Commit what the Animas wrote (through the supervisor when one runs, so it is the only writer),
-    then sync the clone; a failed push is a warning (the commits wait in the clone)."""
-    from orgctl.memory.batches import commit_pending
-    from orgctl.runtime import protocol
+def _services(paths: StatePaths):  # type: ignore[no-untyped-def]
+    """The org's services, chosen once: the running supervisor's (then it stays the one writer of memory),
+    else this process's (:meth:`orgctl.runtime.services.Services.for_org`)."""
+    from orgctl.runtime.services import Services
 
-    if protocol.reachable(paths.socket):
-        answer = protocol.request(paths.socket, "commit_memory", timeout=180.0)
-        if answer.get("error"):
-            click.secho(f"Warning: {answer['error']}", fg="yellow", err=True)
-        return
-    commit_pending(clone, paths)
-    try:
-        clone.sync()
-    except OrgctlError as e:
-        click.secho(f"Warning: {e.message}" + (f" ({e.hint})" if e.hint else ""), fg="yellow", err=True)
+    return Services.for_org(paths)
+
+
+def _sync(services) -> None:  # type: ignore[no-untyped-def]
+    """Commit what the Animas wrote, then sync the clone; a failed push is a warning (the commits wait in
+    the clone)."""
+    report = services.commits.commit()
+    if report.error:
+        click.secho(f"Warning: {report.error}", fg="yellow", err=True)
 
 
 @cli.command()
@@ -53,7 +51,7 @@ def pull(org_dir: Path) -> None:
     if clone is None:
         raise OrgctlError("there is no memory to pull: no Anima of this org has run on this machine",
                           hint="orgctl apply starts them; their memory is committed in the runtime's clone")
-    _sync(clone, paths)
+    _sync(_services(paths))
     result = pull_into(root, clone)
     if result.action == "up-to-date":
         click.echo("Already up to date.")
@@ -84,7 +82,6 @@ def _run_pass(kind: str, org_dir: Path, revision: str, animas: tuple[str, ...], 
     import json
 
     from orgctl.memory.passes import result_from_json, result_json, run_passes
-    from orgctl.runtime import protocol
 
     root, paths = resolve(org_dir)
     desired = load_desired(root, revision)
@@ -93,14 +90,12 @@ def _run_pass(kind: str, org_dir: Path, revision: str, animas: tuple[str, ...], 
         raise OrgctlError(f"unknown Anima(s): {', '.join(unknown)}",
                           hint=f"known: {', '.join(sorted(desired.animas))}")
     names = list(animas) or sorted(desired.animas)
-    if protocol.reachable(paths.socket):
-        answer = protocol.request(paths.socket, "memory_pass", timeout=600.0, kind=kind, dry_run=dry_run,
-                                  names=[n for n in names if paths.spec_snapshot(n).is_file()],
-                                  day=day.date().isoformat() if day else None)
-        if not answer.get("ok"):
-            raise OrgctlError(answer.get("error") or "the supervisor refused the pass", hint=answer.get("hint"))
-        results = [result_from_json(r) for r in answer["results"]]
-    else:
+    services = _services(paths)
+    if not services.in_process:  # the running org's passes run on its applied specs
+        answered = services.commits.run_pass(kind, names=[n for n in names if paths.spec_snapshot(n).is_file()],
+                                             day=day.date().isoformat() if day else None, dry_run=dry_run)
+        results = [result_from_json(r) for r in answered]
+    else:  # nothing runs: the passes run here on the spec at --revision, in the runtime's clone
         from orgctl.gitops.clones import RuntimeClone
         from orgctl.state.locking import state_lock
 
@@ -111,7 +106,7 @@ def _run_pass(kind: str, org_dir: Path, revision: str, animas: tuple[str, ...], 
                               revision=desired.revision, day=day.date() if day else None, dry_run=dry_run,
                               progress=lambda name: click.echo(f"{kind.capitalize()} {name} …", err=True))
             if any(r.commit for r in done):
-                _sync(clone, paths)
+                _sync(services)
         results = [(r, {c.path: c.diff() for c in r.changes} if dry_run else {}) for r in done]
     if as_json:
         click.echo(json.dumps([result_json(r, diffs) for r, diffs in results], indent=2))
@@ -173,35 +168,28 @@ def _check_anima(paths: StatePaths, name: str) -> None:
 @org_option
 def reindex(names: tuple[str, ...], org_dir: Path) -> None:
     """Rebuild the search index of NAMES (default: every applied Anima) from the memory files."""
-    from orgctl.runtime import protocol
+    from orgctl.memory.index import collect_docs
+    from orgctl.state.snapshots import applied_names, read_snapshot
 
     _, paths = resolve(org_dir)
-    from orgctl.state.snapshots import applied_names
-
     chosen = list(names) or applied_names(paths)
     for name in chosen:
         _check_anima(paths, name)
-    if protocol.reachable(paths.socket):
-        for name in chosen:
-            click.echo(f"Rebuilding {name}'s index in the runtime …", err=True)
-            answer = protocol.request(paths.socket, "memory_reindex", timeout=1800.0, name=name)
-            click.echo(f"{name}: {answer['items']} items indexed")
-        return
-    from orgctl.memory.index import collect_docs
-    from orgctl.memory.service import MemoryService
-    from orgctl.state.snapshots import read_snapshot
-
-    service = MemoryService(paths).claim()
+    services = _services(paths)
     try:
         for name in chosen:
+            if not services.in_process:
+                click.echo(f"Rebuilding {name}'s index in the runtime …", err=True)
+                click.echo(f"{name}: {services.memory.reindex(name)} items indexed")
+                continue
             snapshot = read_snapshot(paths.spec_snapshot(name))
             total = len(collect_docs(Path(snapshot.memory_dir), common=paths.workspace(name) / "common_knowledge",
                                      skills=snapshot.spec.skills))
             with click.progressbar(length=total, label=f"{name}: embedding {total} items", file=None) as bar:
-                count = service.reindex(name, progress=bar.update)
+                count = services.memory.reindex(name, progress=bar.update)
             click.echo(f"{name}: {count} items indexed")
     finally:
-        service.close()
+        services.close()
 
 
 @memory.command()
@@ -219,22 +207,13 @@ def search(name: str, query: str, k: int, kinds: tuple[str, ...], lexical: bool,
     """Search NAME's memory for QUERY: the ranking the Anima gets, with scores per channel."""
     import json
 
-    from orgctl.runtime import protocol
-
     _, paths = resolve(org_dir)
     _check_anima(paths, name)
-    if protocol.reachable(paths.socket):
-        results = protocol.request(paths.socket, "search_memory", timeout=120.0, name=name, query=query, k=k,
-                                   kinds=list(kinds) or None, lexical=lexical, record=False)["results"]
-    else:
-        from orgctl.memory.service import MemoryService
-
-        service = MemoryService(paths).claim()
-        try:
-            results = [r.as_json() for r in service.search(name, query, k=k, kinds=list(kinds) or None,
-                                                           lexical=lexical, record=False)]
-        finally:
-            service.close()
+    services = _services(paths)
+    try:
+        results = services.memory.search(name, query, k=k, kinds=list(kinds) or None, lexical=lexical, record=False)
+    finally:
+        services.close()
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
@@ -355,6 +334,6 @@ def revert(commit: str, org_dir: Path) -> None:
         raise OrgctlError("there is no memory to revert: no Anima of this org has run on this machine")
     sha = revert_pass(clone, commit, memory_lock=paths.memory_lock)
     click.echo(f"Reverted {commit[:7]} as {sha[:7]}.")
-    _sync(clone, paths)
+    _sync(_services(paths))
     if not clone.remote:
         click.echo("Bring it into this checkout with `orgctl pull`.")

@@ -30,7 +30,7 @@ def _org(org_dir: Path):  # type: ignore[no-untyped-def]
 
     _, paths = resolve(org_dir)
     paths.ensure()
-    return Organization(paths=paths)
+    return Organization.with_services(paths)
 
 
 def _dump(items: list[Any]) -> None:

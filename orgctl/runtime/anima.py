@@ -16,7 +16,8 @@ Started by the supervisor, one per Anima. It:
 5. outside its active hours it rests; SIGHUP re-reads the spec snapshot;
    SIGTERM stops it.
 
-Lean on purpose: no litellm, no chromadb; model calls go to the supervisor.
+Lean on purpose: no litellm, no chromadb; model calls, memory search and notifications go to the
+supervisor's services over its socket (:meth:`orgctl.runtime.services.Services.over_socket`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from orgctl.errors import BudgetExceeded, ModelError
-from orgctl.llm.requests import CompletionRequest, CompletionResult
 from orgctl.memory.stores import MemoryStore
 from orgctl.paths import StatePaths
 from orgctl.processes import die_with_parent
@@ -44,53 +43,12 @@ from orgctl.runtime.cycle import Agent, Trace
 from orgctl.runtime.organization import Organization
 from orgctl.runtime.permissions import Policy
 from orgctl.runtime.scheduling import CronSchedule, fire
+from orgctl.runtime.services import Services
 from orgctl.runtime.tasking import TaskRunner
 from orgctl.state.files import write_json
 from orgctl.state.snapshots import Snapshot, read_snapshot
 
 MAX_CYCLES_PER_WAKE = 5
-
-
-class SupervisorModel:
-    """A :class:`~orgctl.llm.requests.ModelClient` that asks the supervisor's gateway.
-
-    ``budget`` is the spend level the last call reported (``ok`` or ``soft``), which the
-    process loop uses to slow its heartbeat.
-    """
-
-    def __init__(self, socket_path: Path) -> None:
-        self.socket_path = socket_path
-        self.budget = "ok"
-
-    def complete(self, request: CompletionRequest) -> CompletionResult:
-        """Raises :class:`ModelError` (:class:`BudgetExceeded` at a hard limit) as the gateway did."""
-        reply = protocol.request(self.socket_path, "complete", timeout=600.0,
-                                 request=request.model_dump(mode="json", by_alias=True))
-        if (error := reply.get("model_error")) is not None:
-            self.budget = "hard" if error.get("budget") else self.budget
-            raise (BudgetExceeded if error.get("budget") else ModelError)(error["message"], hint=error.get("hint"))
-        result = CompletionResult.model_validate(reply["result"])
-        self.budget = result.budget
-        return result
-
-
-class SupervisorMemory:
-    """The Anima's :class:`~orgctl.runtime.cycle.Recall`: priming and ``search_memory`` answered by the
-    supervisor's memory service (one embedding model and index per org, none in this process)."""
-
-    def __init__(self, socket_path: Path) -> None:
-        self.socket_path = socket_path
-
-    def prime(self, name: str, *, trigger: str, sender: str, text: str, model: str) -> str:
-        """The primed block for the prompt. Raises RuntimeFailure when the supervisor does not answer."""
-        reply = protocol.request(self.socket_path, "prime", timeout=30.0, name=name, trigger=trigger,
-                                 sender=sender, text=text, model=model)
-        return str(reply.get("block", ""))
-
-    def search(self, name: str, query: str, *, k: int = 5) -> list[dict[str, Any]]:
-        """``search_memory``: the ``k`` best items, as JSON. Raises RuntimeFailure."""
-        reply = protocol.request(self.socket_path, "search_memory", timeout=30.0, name=name, query=query, k=k)
-        return list(reply.get("results", []))
 
 
 def in_active_hours(active_hours: str, now: datetime) -> bool:
@@ -123,9 +81,12 @@ class AnimaProcess:
         self.snapshot: Snapshot = read_snapshot(paths.spec_snapshot(name))
         self._parts: tuple[Snapshot, Policy, MemoryStore] | None = None
         self._hash: tuple[Snapshot, str] | None = None
-        self.model = SupervisorModel(paths.socket)
-        self.recall = SupervisorMemory(paths.socket)
-        self.org = Organization(paths=paths)
+        # The supervisor hosts the services (model gateway, memory, notifier, memory commits); this process
+        # holds no model library and no key, and reaches them over the socket.
+        self.services = Services.over_socket(paths)
+        self.model = self.services.model
+        self.recall = self.services.memory
+        self.org = Organization(paths=paths, wake=self.services.wake, notifier=self.services.notifier)
         self.runner = TaskRunner(self.agent, now=self.now)
         self.runner.on_done = lambda task_id: self._poke()
         self.cron = CronSchedule(self.snapshot.spec.cron, now=self.now())

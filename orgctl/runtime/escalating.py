@@ -21,7 +21,7 @@ from orgctl.work.messages import Message
 def escalate_overdue(paths: StatePaths, *, now: datetime | None = None) -> list[str]:
     """One sweep over every queue; returns the names that were notified (to be woken)."""
     now = now or datetime.now(UTC)
-    org = Organization(paths=paths, wake=False)
+    org = Organization(paths=paths)
     notified: list[str] = []
     for name in org.specs:
         for task in org.queue(name).open():

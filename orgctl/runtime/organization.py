@@ -4,7 +4,7 @@ Used by the CLI (people hand work in: tasks, chat, sends, Board posts,
 approvals), by the inbound webhook, and by each Anima process (its actions).
 Every step is a durable write first and a wake-up second: a message or task
 is accepted when its file write returns; waking the recipient (the
-supervisor signals its process) is best effort, since the recipient's next
+host's wake function: a supervisor signals its process) is best effort, since the recipient's next
 heartbeat reads the same files anyway.
 
 The org chart comes from the applied spec snapshots (what runs), not from
@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from orgctl.desired.models import AnimaSpec
-from orgctl.errors import OrgctlError, RuntimeFailure, WorkError
+from orgctl.errors import OrgctlError, WorkError
 from orgctl.paths import StatePaths
-from orgctl.runtime import protocol
 from orgctl.runtime.messaging import MessageRules, OutboxView
 from orgctl.runtime.orgtools import OrgTools
+from orgctl.runtime.services import LocalNotifier, Notifier, Services, Wake, no_wake
 from orgctl.state import events
 from orgctl.state.files import read_json
 from orgctl.state.snapshots import read_snapshot
@@ -104,17 +104,29 @@ class SnapshotSpecs(Mapping[str, AnimaSpec]):
 class Organization:
     """Work in flight of one org. Thread-safe for the calls an Anima process makes from several threads."""
 
-    def __init__(self, *, paths: StatePaths, specs: Mapping[str, AnimaSpec] | None = None, wake: bool = True) -> None:
+    def __init__(self, *, paths: StatePaths, specs: Mapping[str, AnimaSpec] | None = None,
+                 wake: Wake | None = None, notifier: Notifier | None = None) -> None:
+        """``wake`` wakes an Anima when work arrives for it (the host's: a supervisor signals its process; none
+        here wakes nobody, and the work waits for the next heartbeat); ``notifier`` calls a human (default:
+        from this process, with its environment's tokens)."""
         self.paths = paths
         self.work = paths.work
         self._specs = specs
-        self._wake = wake
+        self._wake = wake or no_wake
+        self._notifier = notifier
         self._queues: dict[str, TaskQueue] = {}
         self._tools: OrgTools | None = None
         self._lock = threading.RLock()
         self.rules = MessageRules(outbox=OutboxView(self.work.outbox))
         self.board = Board(self.work.board)
         self.approvals = Approvals(self.work.approvals)
+
+    @classmethod
+    def with_services(cls, paths: StatePaths, services: Services | None = None) -> Organization:
+        """The facade with ``services``' wake and notifier (default :meth:`Services.for_org`: the running
+        supervisor's, else this process's): what the CLI and a test of a running org use."""
+        services = services or Services.for_org(paths)
+        return cls(paths=paths, wake=services.wake, notifier=services.notifier)
 
     # ------------------------------------------------------------ who is here
 
@@ -170,14 +182,10 @@ class Organization:
                     type="Warning" if warning else "Normal", **fields)
 
     def wake(self, name: str) -> bool:
-        """Ask the supervisor to wake ``name`` now; False when no supervisor answered (the work still waits)."""
-        if not self._wake or name == HUMAN:
+        """Wake ``name`` now, by the host's wake function; False when nothing was woken (the work still waits)."""
+        if name == HUMAN:
             return False
-        try:
-            protocol.request(self.paths.socket, "wake", name=name, timeout=2.0)
-        except RuntimeFailure:
-            return False
-        return True
+        return self._wake(name)
 
     def _deliver(self, message: Message) -> Message:
         self.inbox(message.recipient).deliver(message)
@@ -189,9 +197,9 @@ class Organization:
                    ) -> list[dict[str, object]]:
         """``call_human``: put ``text`` in the human inbox and notify the org's configured channels.
 
-        Only the top-level Anima may (it is the one whose spec carries the channels). The channels
-        are sent to by the supervisor, which holds the tokens; with no supervisor (a test, a CLI
-        run) they are sent to from this process. The context link points at the Anima's task log.
+        Only the top-level Anima may (it is the one whose spec carries the channels). The channels are
+        sent to by the notifier this facade was built with: the supervisor's, which holds the tokens,
+        in an Anima process; this process's otherwise. The context link points at the Anima's task log.
         Returns one ``{"channel", "ok", "status", "error"}`` per channel (``[]`` with none
         configured: the human inbox still has the message). Raises OrgctlError when ``anima``
         is not at the top of the org chart.
@@ -203,27 +211,13 @@ class Organization:
         context = self.work.tasks(anima).as_uri() + (f"#{task_id}" if task_id else "")
         self.inbox(HUMAN).deliver(Message(sender=anima, recipient=HUMAN, intent="notice", text=text,
                                           chain=[anima], task_id=task_id))
-        if self._wake and protocol.reachable(self.paths.socket):
-            deliveries = protocol.request(self.paths.socket, "call_human", name=anima, message=text,
-                                          title=title, context_url=context, timeout=60.0)["deliveries"]
-        else:
-            import os
-
-            from orgctl.runtime.notifying import call_human_on
-
-            deliveries = call_human_on(spec.notifications, anima=anima, org=self._org_name(anima), message=text,
-                                       title=title, context_url=context, env=os.environ)
+        notifier = self._notifier or LocalNotifier(self.paths, specs=self.specs)
+        deliveries = notifier.call_human(anima, text, title=title, context_url=context)
         sent = sum(1 for d in deliveries if d["ok"])
         self.event(reason="HumanCalled", object=f"anima/{anima}", anima=anima, warning=sent < len(deliveries),
                    message=f"{anima} called a human ({sent}/{len(deliveries)} channels): {text[:160]}",
                    deliveries=deliveries)
         return deliveries
-
-    def _org_name(self, anima: str) -> str:
-        try:
-            return read_snapshot(self.paths.spec_snapshot(anima)).org_name
-        except (OSError, ValueError):
-            return self.paths.root.name
 
     # ------------------------------------------------------------ work from people and the outside
 

@@ -52,7 +52,8 @@ def request(socket_path: Path, op: str, *, timeout: float = 30.0, **fields: Any)
     if reply is None:
         raise RuntimeFailure(f"supervisor closed the connection during {op!r}")
     if not reply.get("ok"):
-        raise RuntimeFailure(f"supervisor refused {op!r}: {reply.get('error', 'unknown error')}")
+        raise RuntimeFailure(f"supervisor refused {op!r}: {reply.get('error', 'unknown error')}",
+                             hint=reply.get("hint"))
     return reply
 
 

@@ -42,6 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from orgctl.errors import BudgetExceeded, ModelError, OrgctlError, StateError
 from orgctl.llm.requests import CompletionRequest
 from orgctl.pacing import backoff
@@ -49,6 +51,7 @@ from orgctl.paths import StatePaths, private_dir
 from orgctl.processes import keyless_env, start_ticks
 from orgctl.runtime import protocol
 from orgctl.runtime.forkserver import ForkServer
+from orgctl.runtime.services import Services
 from orgctl.state.files import open_log, read_json, write_json
 from orgctl.state.inventories import now_iso
 from orgctl.state.runtimes import ProcessStatus, RuntimeStatus, save_runtime
@@ -85,8 +88,7 @@ class _Child:
 class Supervisor:
     """Owns the Anima child processes of one org. Thread-safe; see module docstring."""
 
-    def __init__(self, *, paths: StatePaths, org_dir: Path,
-                 gateway_factory: Callable[[Supervisor], tuple[Any, Any]] | None = None) -> None:
+    def __init__(self, *, paths: StatePaths, org_dir: Path) -> None:
         self.paths = paths
         self._start_ticks = start_ticks(os.getpid())
         self.org_dir = org_dir
@@ -94,16 +96,11 @@ class Supervisor:
         self._lock = threading.RLock()  # every change of _children and of a child's state
         self._lifecycles: dict[str, threading.Lock] = {}
         self._stopping = threading.Event()
-        self._gateway_factory = gateway_factory
-        self._gateway: Any = None  # the real gateway, when one was built (a replaying cassette needs none)
-        self._model: Any = None
-        self._gateway_lock = threading.Lock()
+        # The org's services live here, in-process, once per org; Animas reach them over the socket.
+        self.services = Services.local(paths, wake=self.wake)
         # Animas are forked from one preloaded process (shared memory), unless ORGCTL_SPAWN=exec asks for a
         # fresh interpreter each (the fork server's only alternative, kept for debugging).
         self._forks = ForkServer(paths.root) if os.environ.get(SPAWN_ENV, "fork") != "exec" else None
-        self._memory_lock = threading.Lock()  # one batch at a time (the periodic one, a pull's, the last one)
-        self._memory_service: Any = None
-        self._memory_error: str | None = None
 
     # ------------------------------------------------------------ children
 
@@ -282,127 +279,82 @@ class Supervisor:
                 child.health = health
 
     def monitor(self) -> None:
-        """Run supervision passes every 0.2 s, and the overdue and health sweep every 30 s, until shutdown."""
-        last_sweep = time.monotonic()
+        """Run supervision passes every 0.2 s until shutdown (the periodic jobs run on their own thread)."""
         while not self._stopping.wait(0.2):
             try:
                 self._check_children()
-                if time.monotonic() - last_sweep >= SWEEP_EVERY:
-                    last_sweep = time.monotonic()
-                    self.sweep_overdue()
-                    with self._lock:  # missed heartbeats and recoveries: every sweep, not every 0.2 s pass
-                        self._check_health()
             except Exception:  # keep supervising whatever one pass hit
                 log.exception("supervision pass failed")
 
-    # ------------------------------------------------------------ memory
+    def sweep(self) -> None:
+        """The overdue sweep, then missed heartbeats and recoveries (every 30 s, not every 0.2 s pass)."""
+        self.sweep_overdue()
+        with self._lock:
+            self._check_health()
 
-    def commit_memory(self, *, push: bool = True) -> dict[str, Any]:
-        """Commit each Anima's memory that changed (one commit each), then sync the clone.
+    def run_periodic(self, jobs: Any) -> None:
+        """Run the due jobs of ``jobs`` (a ``schedule.Scheduler``) every second until shutdown; a failing job
+        is logged and runs again at its next time."""
+        while not self._stopping.wait(1.0):
+            for job in [j for j in jobs.jobs if j.should_run]:
+                try:
+                    job.run()
+                except Exception:  # one failing job must not stop the others
+                    log.exception("periodic job %s failed", job)
+                    job._schedule_next_run()
 
-        Returns ``{"commits": {name: sha}, "pushed": bool, "error": str | None}``. A failure is
-        reported once as a Warning event (``MemorySyncFailed``) and retried on the next batch; the
-        commits stay in the clone meanwhile.
-        """
-        from orgctl.gitops.clones import RuntimeClone
-        from orgctl.memory.batches import commit_pending
-        from orgctl.state.events import emit
+    # ------------------------------------------------------------ periodic jobs
 
-        with self._memory_lock:
-            clone = RuntimeClone.open(self.paths.clone)
-            if clone is None:
-                return {"commits": {}, "pushed": False, "error": None}
-            made: dict[str, str] = {}
-            try:
-                made = commit_pending(clone, self.paths)
-                synced = clone.sync(push=push)
-            except OrgctlError as e:
-                if e.message != self._memory_error:
-                    emit(self.paths.work.events, reason="MemorySyncFailed", object="memory", type="Warning",
-                         message=f"memory commits stay in {clone.root} until the next batch: {e.message}")
-                self._memory_error = e.message
-                return {"commits": made, "pushed": False, "error": e.message}
-            if self._memory_error is not None:
-                emit(self.paths.work.events, reason="MemorySynced", object="memory",
-                     message=f"memory commits reach {clone.source} again")
-            self._memory_error = None
-            return {"commits": made, "pushed": synced.pushed, "error": None}
-
-    def memory_pass(self, kind: str, *, names: list[str] | None = None, day: str | None = None,
-                    dry_run: bool = False) -> list[dict[str, Any]]:
-        """Run a memory pass (consolidate, compress, forget) over ``names`` (default: every applied Anima),
-        here, as the runtime: ``orgctl consolidate``/``forget`` while the org runs, and the schedule.
-        Syncs the clone after commits. Returns each result as :func:`~orgctl.memory.passes.result_json`.
-        Raises StateError (a busy memory lock), GitError."""
-        from datetime import date as date_
-
-        from orgctl.gitops.clones import RuntimeClone
-        from orgctl.memory.passes import result_json, run_passes
-
-        with self._memory_lock:
-            clone = RuntimeClone.open(self.paths.clone)
-            if clone is None:
-                return []
-            chosen = names or applied_names(self.paths)
-            snapshots = {n: read_snapshot(self.paths.spec_snapshot(n)) for n in chosen}
-            revisions = {s.revision for s in snapshots.values()}
-            results = run_passes(kind, clone=clone, paths=self.paths,
-                                 animas={n: s.spec for n, s in snapshots.items()},
-                                 revision=revisions.pop() if len(revisions) == 1 else None,
-                                 day=date_.fromisoformat(day) if day else None, dry_run=dry_run)
-        if any(r.commit for r in results):
-            self.commit_memory()  # pushes the pass commits with the next batch's
-        return [result_json(r) for r in results]
-
-    def memory_schedule(self, *, every: float = 60.0) -> None:
-        """Run the memory passes when ``memory.schedule`` (org.yaml, each Anima's time zone) says, until shutdown.
-
-        Checked every ``every`` seconds; a pass missed while the org was down is not run late (the next one
-        covers it; ``orgctl consolidate --date`` runs a past day). A failure is a Warning event.
-        """
+    def memory_schedule(self) -> Callable[[], None]:
+        """The check of ``memory.schedule`` (org.yaml, each Anima's time zone) that :func:`periodic_jobs` runs
+        every minute: it starts the passes due since the last check on a thread of their own (a pass can take
+        minutes; the other jobs go on), one at a time. A pass missed while the org was down is not run late
+        (the next one covers it; ``orgctl consolidate --date`` runs a past day). A failure is a Warning event."""
         from zoneinfo import ZoneInfo
 
         from orgctl.memory.passes import due_passes
         from orgctl.state.events import emit
 
         last: dict[str, datetime] = {}
-        while not self._stopping.wait(every):
+        running = threading.Lock()
+
+        def run(due: list[tuple[str, str]]) -> None:
+            with running:
+                for name, kind in due:
+                    try:
+                        self.services.commits.run_pass(kind, names=[name])
+                    except OrgctlError as e:
+                        emit(self.paths.work.events, reason="MemoryPassFailed", object=f"anima/{name}",
+                             type="Warning", message=f"the scheduled {kind} pass of {name} failed: {e.message}")
+                    except Exception:  # keep the schedule whatever one pass hit
+                        log.exception("scheduled %s pass of %s failed", kind, name)
+
+        def check() -> None:
+            due = []
             for name in applied_names(self.paths):
                 try:
                     spec = read_snapshot(self.paths.spec_snapshot(name)).spec
                 except OrgctlError:
                     continue
                 now = datetime.now(ZoneInfo(spec.timezone))
-                since = last.get(spec.name, now)
-                last[spec.name] = now
-                for kind in due_passes(spec.memory.schedule, since=since, until=now):
-                    try:
-                        self.memory_pass(kind, names=[spec.name])
-                    except OrgctlError as e:
-                        emit(self.paths.work.events, reason="MemoryPassFailed", object=f"anima/{spec.name}",
-                             type="Warning", message=f"the scheduled {kind} pass of {spec.name} failed: {e.message}")
-                    except Exception:  # keep the schedule whatever one pass hit
-                        log.exception("scheduled %s pass of %s failed", kind, spec.name)
+                since = last.get(name, now)
+                last[name] = now
+                due += [(name, kind) for kind in due_passes(spec.memory.schedule, since=since, until=now)]
+            if due:
+                threading.Thread(target=run, args=(due,), name="memory-pass", daemon=True).start()
+
+        return check
 
     def unload_idle_model(self, keep: float) -> None:
         """Unload the memory service's embedding model once it has gone ``keep`` seconds unused (see
-        :func:`orgctl.memory.embedding.keep_alive`), until shutdown; checked every ``min(60, keep / 2)`` s,
-        at least every second. A quiet org's supervisor gives 180-350 MB back (bench/idle_memory.py); the next
-        search loads the model again (~0.7 s)."""
-        if keep == float("inf"):
-            return
-        while not self._stopping.wait(min(60.0, max(1.0, keep / 2))):
-            service = self._memory_service
-            if service is not None and service.release_idle(keep):
-                log.info("embedding model unloaded after %.0f s unused", keep)
+        :func:`orgctl.memory.embedding.keep_alive`). A quiet org's supervisor gives 180-350 MB back
+        (bench/idle_memory.py); the next search loads the model again (~0.7 s)."""
+        if self.services.memory.release_idle(keep):  # type: ignore[attr-defined]
+            log.info("embedding model unloaded after %.0f s unused", keep)
 
-    def commit_memory_every(self, interval: float) -> None:
-        """Run :meth:`commit_memory` every ``interval`` seconds until shutdown."""
-        while not self._stopping.wait(interval):
-            try:
-                self.commit_memory()
-            except Exception:  # keep batching whatever one batch hit
-                log.exception("memory batch failed")
+    def commit_memory(self) -> None:
+        """One memory batch (:meth:`orgctl.runtime.services.LocalCommits.commit`), pushed."""
+        self.services.commits.commit()
 
     # ------------------------------------------------------------ reports from Animas
 
@@ -451,48 +403,10 @@ class Supervisor:
         for name in escalate_overdue(self.paths):
             self.wake(name)
 
-    def memory(self) -> Any:
-        """The org's memory service (:class:`orgctl.memory.service.MemoryService`: search, priming), built and
-        claimed on first use: the embedding model and the index live here, once per org, not in each Anima."""
-        with self._gateway_lock:
-            if self._memory_service is None:
-                from orgctl.memory.service import MemoryService
-                from orgctl.state.events import emit
-
-                def warn(reason: str, message: str) -> None:
-                    emit(self.paths.work.events, reason=reason, object="memory-index", type="Warning",
-                         message=message)
-
-                self._memory_service = MemoryService(self.paths, warn=warn).claim()
-            return self._memory_service
-
-    def model(self) -> Any:
-        """The org's model client: the gateway, or a cassette around it (``ORGCTL_CASSETTE``), built once."""
-        with self._gateway_lock:
-            if self._model is None:
-                if self._gateway_factory is None:
-                    raise RuntimeError("this supervisor has no model gateway")
-                self._model, self._gateway = self._gateway_factory(self)
-            return self._model
-
-    def call_human(self, name: str, message: str, *, title: str = "", context_url: str | None = None
-                   ) -> list[dict[str, Any]]:
-        """Notify a human on the channels in ``name``'s applied spec (only the top-level Anima has any).
-
-        The channels come from the snapshot, never from the caller, and tokens from this process's
-        environment (the org's env file included), so an Anima process never holds them.
-        Returns one ``{"channel", "ok", "status", "error"}`` per channel.
-        """
-        from orgctl.runtime.notifying import call_human_on
-
-        snapshot = read_snapshot(self.paths.spec_snapshot(name))
-        return call_human_on(snapshot.spec.notifications, anima=name, org=snapshot.org_name, message=message,
-                             title=title, context_url=context_url, env=os.environ)
-
     # ------------------------------------------------------------ status and shutdown
 
     def _save(self) -> None:
-        server = self._gateway.server_info() if self._gateway is not None else None
+        server = self.services.model.server_info()
         save_runtime(self.paths.runtime, RuntimeStatus(
             supervisor_pid=os.getpid(), supervisor_start_ticks=self._start_ticks, state_root=str(self.paths.root),
             updated_at=now_iso(), model_server=server,
@@ -514,13 +428,10 @@ class Supervisor:
         for t in threads:
             t.join()
         try:  # what the Animas wrote last; pushed by the next batch or `orgctl pull`, so `down` stays fast
-            self.commit_memory(push=False)
+            self.services.commits.commit(push=False)
         except Exception:
             log.exception("last memory batch failed")
-        if self._gateway is not None:
-            self._gateway.close()
-        if self._memory_service is not None:
-            self._memory_service.close()
+        self.services.close()
         if self._forks is not None:
             self._forks.close()
         with self._lock:
@@ -558,66 +469,122 @@ class _Handler(socketserver.StreamRequestHandler):
             threading.Thread(target=self.server.shutdown, daemon=True).start()
 
     def _dispatch(self, sup: Supervisor, op: Any, msg: dict[str, Any]) -> dict[str, Any]:
-        if op == "ping":
-            return {"ok": True, "pid": os.getpid()}
-        if "name" in msg and (problem := unknown_anima(sup.paths, msg["name"])):
-            return {"ok": False, "error": problem}
-        if op in ("start", "stop", "restart", "reload"):
-            getattr(sup, op)(str(msg["name"]))
-            return {"ok": True}
-        if op == "status":
-            return {"ok": True, "animas": sup.status()}
-        if op == "wake":
-            return {"ok": True, "woken": sup.wake(str(msg["name"]))}
-        if op == "hello":
-            if sup.hello(str(msg["name"]), int(msg["pid"]), spec_hash=msg.get("spec_hash")):
-                return {"ok": True}
-            return {"ok": False, "error": "unknown Anima or pid"}
-        if op == "heartbeat":
-            sup.heartbeat(str(msg["name"]), state=str(msg.get("state", "running")),
-                          ran_cycle=bool(msg.get("ran_cycle", True)), spec_hash=msg.get("spec_hash"))
-            return {"ok": True}
-        if op == "complete":
-            try:
-                result = sup.model().complete(CompletionRequest.model_validate(msg["request"]))
-            except ModelError as e:  # the Anima raises it again: a failed heartbeat, not a crash
-                return {"ok": True, "model_error": {"message": e.message, "hint": e.hint,
-                                                    "budget": isinstance(e, BudgetExceeded)}}
-            return {"ok": True, "result": result.model_dump(mode="json")}
-        if op == "commit_memory":
-            return {"ok": True, **sup.commit_memory()}
-        if op == "search_memory":
-            results = sup.memory().search(str(msg["name"]), str(msg.get("query", ""))[:2000],
-                                          k=max(1, min(int(msg.get("k", 10)), 50)), kinds=msg.get("kinds"),
-                                          lexical=bool(msg.get("lexical")), record=bool(msg.get("record", True)))
-            return {"ok": True, "results": [r.as_json() for r in results]}
-        if op == "prime":
-            primed = sup.memory().prime(str(msg["name"]), trigger=str(msg.get("trigger", "message")),
-                                        sender=str(msg.get("sender", ""))[:64], text=str(msg.get("text", ""))[:2000],
-                                        model=str(msg.get("model", "")))
-            return {"ok": True, "block": primed.block(sender=str(msg.get("sender", ""))[:64]),
-                    "channels": primed.channels, "tokens": primed.tokens}
-        if op == "memory_reindex":
-            return {"ok": True, "items": sup.memory().reindex(str(msg["name"]))}
-        if op == "memory_pass":
-            names = msg.get("names") or None
-            if names is not None:
-                bad = [problem for n in names if (problem := unknown_anima(sup.paths, n))]
-                if bad:
-                    return {"ok": False, "error": bad[0]}
-            try:
-                return {"ok": True, "results": sup.memory_pass(str(msg["kind"]), names=names, day=msg.get("day"),
-                                                               dry_run=bool(msg.get("dry_run")))}
-            except OrgctlError as e:
-                return {"ok": False, "error": e.message, "hint": e.hint}
-        if op == "call_human":
-            deliveries = sup.call_human(str(msg["name"]), str(msg["message"]), title=str(msg.get("title", "")),
-                                        context_url=msg.get("context_url"))
-            return {"ok": True, "deliveries": deliveries}
-        if op == "shutdown":
-            sup.shutdown()
-            return {"ok": True}
-        return {"ok": False, "error": f"unknown op {op!r}"}
+        entry = OPS.get(op) if isinstance(op, str) else None
+        if entry is None:
+            return {"ok": False, "error": f"unknown op {op!r}"}
+        kind, handler = entry
+        try:
+            request = kind.model_validate(msg)
+        except ValidationError as e:
+            return {"ok": False, "error": f"bad {op!r} request: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}"}
+        for name in [getattr(request, "name", None), *(getattr(request, "names", None) or [])]:
+            if name is not None and (problem := unknown_anima(sup.paths, name)):
+                return {"ok": False, "error": problem}
+        try:
+            return {"ok": True, **handler(sup, request)}
+        except OrgctlError as e:  # the caller raises it again, with its hint
+            return {"ok": False, "error": e.message, "hint": e.hint}
+
+
+# ---------------------------------------------------------------- the typed dispatch table
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Named(_Request):
+    name: str
+
+
+class _Hello(_Named):
+    pid: int
+    spec_hash: str | None = None
+
+
+class _Beat(_Named):
+    state: str = "running"
+    ran_cycle: bool = True
+    spec_hash: str | None = None
+
+
+class _Complete(_Request):
+    request: CompletionRequest
+
+
+class _Search(_Named):
+    query: str = ""
+    k: int = 10
+    kinds: list[str] | None = None
+    lexical: bool = False
+    record: bool = True
+
+
+class _Prime(_Named):
+    trigger: str = "message"
+    sender: str = ""
+    text: str = ""
+    model: str = ""
+
+
+class _Commit(_Request):
+    push: bool = True
+
+
+class _Pass(_Request):
+    kind: str
+    names: list[str] | None = None
+    day: str | None = None
+    dry_run: bool = False
+
+
+class _CallHuman(_Named):
+    message: str
+    title: str = ""
+    context_url: str | None = None
+
+
+def _complete(sup: Supervisor, r: _Complete) -> dict[str, Any]:
+    try:
+        result = sup.services.model.complete(r.request)
+    except ModelError as e:  # the Anima raises it again: a failed heartbeat, not a crash
+        return {"model_error": {"message": e.message, "hint": e.hint, "budget": isinstance(e, BudgetExceeded)}}
+    return {"result": result.model_dump(mode="json")}
+
+
+def _hello(sup: Supervisor, r: _Hello) -> dict[str, Any]:
+    if not sup.hello(r.name, r.pid, spec_hash=r.spec_hash):
+        raise StateError("unknown Anima or pid")
+    return {}
+
+
+def _lifecycle(op: str) -> Callable[[Supervisor, _Named], dict[str, Any]]:
+    return lambda sup, r: getattr(sup, op)(r.name) or {}
+
+
+OPS: dict[str, tuple[type[_Request], Callable[[Supervisor, Any], dict[str, Any]]]] = {
+    "ping": (_Request, lambda sup, r: {"pid": os.getpid()}),
+    **{op: (_Named, _lifecycle(op)) for op in ("start", "stop", "restart", "reload")},
+    "status": (_Request, lambda sup, r: {"animas": sup.status()}),
+    "wake": (_Named, lambda sup, r: {"woken": sup.wake(r.name)}),
+    "hello": (_Hello, _hello),
+    "heartbeat": (_Beat, lambda sup, r: sup.heartbeat(r.name, state=r.state, ran_cycle=r.ran_cycle,
+                                                      spec_hash=r.spec_hash) or {}),
+    "complete": (_Complete, _complete),
+    "commit_memory": (_Commit, lambda sup, r: sup.services.commits.commit(push=r.push).as_json()),
+    "search_memory": (_Search, lambda sup, r: {"results": sup.services.memory.search(
+        r.name, r.query, k=r.k, kinds=r.kinds, lexical=r.lexical, record=r.record)}),
+    "prime": (_Prime, lambda sup, r: {"block": sup.services.memory.prime(
+        r.name, trigger=r.trigger, sender=r.sender, text=r.text, model=r.model)}),
+    "memory_reindex": (_Named, lambda sup, r: {"items": sup.services.memory.reindex(r.name)}),
+    "memory_pass": (_Pass, lambda sup, r: {"results": sup.services.commits.run_pass(
+        r.kind, names=r.names, day=r.day, dry_run=r.dry_run)}),
+    "call_human": (_CallHuman, lambda sup, r: {"deliveries": sup.services.notifier.call_human(
+        r.name, r.message, title=r.title, context_url=r.context_url)}),
+    "shutdown": (_Request, lambda sup, r: sup.shutdown() or {}),
+}
+"""Every op the control socket answers: its request model (validated; unknown fields ignored) and its handler,
+which returns the reply's fields. A request naming an Anima that is not applied is refused before its handler."""
 
 
 def peer_uid(conn: socket.socket) -> int:
@@ -648,52 +615,21 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return True
 
 
-def _gateway_factory(paths: StatePaths) -> Callable[[Supervisor], tuple[Any, Any]]:
-    """Builds ``(model client, gateway or None)`` on the first model call.
+def periodic_jobs(sup: Supervisor, *, batch_every: float, keep_alive: float) -> Any:
+    """The host's periodic jobs on one scheduler (the ``schedule`` library): a memory batch every
+    ``batch_every`` seconds, the memory-pass schedule every minute, the overdue and health sweep every 30 s,
+    and, unless ``keep_alive`` is infinite, the embedding model's unload check every ``min(60, keep/2)`` s
+    (at least every second). Returns the ``schedule.Scheduler``; :meth:`Supervisor.run_periodic` runs it."""
+    import schedule
 
-    ``ORGCTL_CASSETTE`` (and ``ORGCTL_CASSETTE_MODE``) put a recording or replaying
-    cassette in front (:mod:`orgctl.llm.cassettes`); replay needs no gateway at all.
-    A budget level reached for the first time in a day is a Warning event; a hard one
-    also calls a human through the top-level Anima's channels.
-    """
-    from orgctl.llm import cassettes
-
-    def on_budget(sup: Supervisor, anima: str | None, state: Any) -> None:
-        from orgctl.state.events import emit
-
-        reason = "BudgetExceeded" if state.level == "hard" else "BudgetSoftLimit"
-        emit(paths.work.events, reason=reason, object=state.scope, anima=anima, type="Warning",
-             message=state.reason + ("; no more model calls" if state.level == "hard" else "; heartbeats slow down"))
-        if state.level == "hard":
-            for top in _top_level(paths):
-                try:
-                    sup.call_human(top, f"Spend limit reached: {state.reason}. Model calls have stopped.",
-                                   title="orgctl budget exceeded")
-                except Exception:  # a notification must never take the gateway down
-                    log.exception("could not call a human about the budget")
-
-    def make(sup: Supervisor) -> tuple[Any, Any]:
-        if os.environ.get(cassettes.ENV_PATH) and os.environ.get(cassettes.ENV_MODE, "replay") == "replay":
-            return cassettes.from_env(None, os.environ), None
-        from orgctl.llm.gateways import Gateway  # heavy (litellm): only when a model is first needed
-
-        gateway = Gateway(paths=paths, on_budget=lambda anima, state: on_budget(sup, anima, state))
-        return cassettes.from_env(gateway, os.environ), gateway
-
-    return make
-
-
-def _top_level(paths: StatePaths) -> list[str]:
-    """Applied Animas with no supervisor (the ones that may call a human)."""
-
-    tops = []
-    for path in sorted(paths.specs.glob("*.json")):
-        try:
-            if read_snapshot(path).spec.org.supervisor is None:
-                tops.append(path.stem)
-        except (OSError, ValueError):
-            continue
-    return tops
+    jobs = schedule.Scheduler()
+    jobs.every(max(1, round(batch_every))).seconds.do(sup.commit_memory).tag("memory-batch")
+    jobs.every(60).seconds.do(sup.memory_schedule()).tag("memory-schedule")
+    jobs.every(round(SWEEP_EVERY)).seconds.do(sup.sweep).tag("sweep")
+    if keep_alive != float("inf"):
+        jobs.every(max(1, round(min(60.0, keep_alive / 2)))).seconds.do(sup.unload_idle_model, keep_alive) \
+            .tag("model-keep-alive")
+    return jobs
 
 
 def serve(*, paths: StatePaths, org_dir: Path) -> None:
@@ -719,7 +655,7 @@ def serve(*, paths: StatePaths, org_dir: Path) -> None:
         if protocol.reachable(sock_path):
             raise SystemExit(f"a supervisor already answers on {sock_path}")
         sock_path.unlink()
-    sup = Supervisor(paths=paths, org_dir=org_dir, gateway_factory=_gateway_factory(paths))
+    sup = Supervisor(paths=paths, org_dir=org_dir)
     server = _Server(sock_path, sup)
     write_json(paths.supervisor_pid, {"pid": os.getpid(), "start_ticks": start_ticks(os.getpid()),
                                       "socket": str(sock_path), "started_at": now_iso(), "org_dir": str(org_dir),
@@ -731,10 +667,8 @@ def serve(*, paths: StatePaths, org_dir: Path) -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     threading.Thread(target=sup.monitor, name="monitor", daemon=True).start()
-    threading.Thread(target=sup.commit_memory_every, args=(batch_interval(),), name="memory", daemon=True).start()
-    threading.Thread(target=sup.memory_schedule, name="memory-schedule", daemon=True).start()
-    threading.Thread(target=sup.unload_idle_model, args=(keep_alive(),), name="model-keep-alive",
-                     daemon=True).start()
+    jobs = periodic_jobs(sup, batch_every=batch_interval(), keep_alive=keep_alive())
+    threading.Thread(target=sup.run_periodic, args=(jobs,), name="periodic", daemon=True).start()
     sup.status()
     log.info("supervisor %s listening on %s", os.getpid(), sock_path)
     try:

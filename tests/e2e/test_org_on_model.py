@@ -47,7 +47,7 @@ def test_a_task_travels_down_and_back_up_with_three_animas_awake(running: Path, 
     edit(org_dir / "animas/carol/anima.yaml", 'active_hours: "09:00-17:00"', "active_hours: always")
     commit_all(org_dir, "awake all day")
     assert run_cli("apply", str(org_dir), "--auto-approve").exit_code == 0
-    org = Organization(paths=state)
+    org = Organization.with_services(state)
     task = org.add_task("alice", "Find out what changed in the org repo this week and report")
 
     assert wait_task(org, "alice", task.id, timeout=600) == "done"

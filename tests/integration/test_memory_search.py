@@ -313,7 +313,7 @@ def test_an_anima_is_primed_in_its_reply_and_searches_memory_in_a_task(applied: 
     from orgctl.state.snapshots import read_snapshot
 
     specs = {n: read_snapshot(applied.spec_snapshot(n)).spec for n in ("alice", "bob", "carol")}
-    work = Organization(paths=applied, specs=specs, wake=False)
+    work = Organization(paths=applied, specs=specs)
     carol_memory = MemoryStore(applied.memory("carol"), anima="carol")
     _fill(carol_memory)
     service = MemoryService(applied).claim()

@@ -82,7 +82,7 @@ def test_replayed_cassette_missing_a_call_fails_the_heartbeat_not_the_anima(
     monkeypatch.setenv("ORGCTL_CASSETTE", str(cassette))  # the supervisor inherits it: replay mode
     assert run_cli("apply", str(running), "--auto-approve").exit_code == 0
     before = pids(state)["alice"]
-    Organization(paths=state).human_message("alice", "What is the status of the release?", intent="chat")
+    Organization.with_services(state).human_message("alice", "What is the status of the release?", intent="chat")
     failed = wait_for(lambda: read_events(state.work.events, anima="alice", reason="HeartbeatFailed"), timeout=60)
     assert "unrecorded model call" in failed[-1].message, failed[-1].message
     time.sleep(1.0)
@@ -114,7 +114,7 @@ def test_call_human_goes_through_the_supervisor_to_the_channel(
     _with_channel(running, hook[0]["url"])
     assert run_cli("apply", str(running), "--auto-approve").exit_code == 0
     pids(state)
-    org = Organization(paths=state)
+    org = Organization.with_services(state)
     deliveries = org.call_human("alice", "The release is blocked on a failing migration.", task_id="t-1")
     assert deliveries == [{"channel": f"webhook {hook[0]['url'].rsplit('/', 1)[0]}", "ok": True, "status": 204,
                            "error": ""}]
@@ -135,7 +135,7 @@ def test_overdue_task_ignored_up_to_the_top_calls_a_human_once(
 
     _with_channel(org, hook[0]["url"])
     _snapshots(org, state)
-    work = Organization(paths=state, wake=False)
+    work = Organization.with_services(state)
     task = work.add_task("alice", "Ship the report", priority="high")
     sub, reason = work.delegate("alice", task.id, "bob")
     assert sub is not None, reason
@@ -161,7 +161,7 @@ def test_receive_puts_outside_messages_in_the_inbox_untrusted(org: Path, state: 
                                                   "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as reply:
             assert reply.status == 202
-        [message] = Organization(paths=state).inbox("bob").unread()
+        [message] = Organization.with_services(state).inbox("bob").unread()
         assert message.trust == "untrusted" and message.source == "webhook" and "mallory" in message.sender
     finally:
         proc.terminate()

@@ -31,7 +31,7 @@ from tests.conftest import run_cli
 @pytest.fixture
 def work(org: Path, state: StatePaths) -> Organization:
     spec = load_org(GitRevisionSource(org, "HEAD"))
-    return Organization(paths=state.ensure(), specs=spec.animas, wake=False)
+    return Organization(paths=state.ensure(), specs=spec.animas)
 
 
 def test_acknowledgement_loop_is_cut_at_once_and_a_ping_pong_within_six(work: Organization) -> None:
@@ -83,7 +83,7 @@ def test_hourly_cap(org: Path, state: StatePaths) -> None:
     spec = load_org(GitRevisionSource(org, "HEAD"))
     bob = spec.animas["bob"].model_copy(update={"messaging": spec.animas["bob"].messaging.model_copy(
         update={"per_hour": 3, "pair_depth": 50})})
-    work = Organization(paths=state.ensure(), specs={**spec.animas, "bob": bob}, wake=False)
+    work = Organization(paths=state.ensure(), specs={**spec.animas, "bob": bob})
     results = [work.send("bob", "alice", "report", f"Report {i}: step {i} is done") for i in range(5)]
     assert [r.accepted for r in results] == [True, True, True, False, False]
     assert "hourly limit" in results[3].reason

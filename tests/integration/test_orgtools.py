@@ -153,7 +153,7 @@ def test_refusals_say_why_emit_an_event_and_do_nothing(tools: OrgTools, state: S
 
 def test_dashboard_shows_the_subtree_with_states_and_queues(tools: OrgTools, specs: dict[str, AnimaSpec],
                                                             state: StatePaths) -> None:
-    work = Organization(paths=state, specs=specs, wake=False)
+    work = Organization(paths=state, specs=specs)
     old = (datetime.now(UTC) - timedelta(hours=2)).isoformat(timespec="seconds")
     work.queue("bob").create(Task(title="stale one", assignee="bob", requester="alice", created_at=old,
                                   updated_at=old))
@@ -191,7 +191,7 @@ def test_dashboard_shows_the_subtree_with_states_and_queues(tools: OrgTools, spe
 
 def test_audit_shows_a_reports_recent_activity_and_nothing_else(tools: OrgTools, specs: dict[str, AnimaSpec],
                                                                 state: StatePaths) -> None:
-    work = Organization(paths=state, specs=specs, wake=False)
+    work = Organization(paths=state, specs=specs)
     task = work.queue("bob").create(Task(title="fix the build", assignee="bob", requester="alice"))
     sub, why = work.delegate("bob", task.id, "dave")
     assert sub is not None, why

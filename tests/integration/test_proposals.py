@@ -197,7 +197,7 @@ def test_a_task_asking_for_a_hire_becomes_a_proposal_branch_not_a_live_change(or
     state = state_paths(org).ensure()
     write_json(state.supervisor_pid, {"pid": 0, "org_dir": str(org)})  # the record `serve` writes
     specs = load_org(GitRevisionSource(org, "HEAD")).animas
-    work = Organization(paths=state, specs=specs, wake=False)
+    work = Organization(paths=state, specs=specs)
     task = work.add_task("alice", "Hire a researcher named Dave for the data work")
     before = checkout_state(org)
     client = Picker()

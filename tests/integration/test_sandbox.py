@@ -371,7 +371,7 @@ def test_a_kernel_without_a_usable_sandbox_refuses_commands_with_a_warning(world
     assert "sandbox: unavailable" in answer.output and "Traceback" not in answer.output
 
     state = StatePaths(root=(tmp_path / "state").resolve()).ensure()
-    work = Organization(paths=state, specs=load_org(GitRevisionSource(org, "HEAD")).animas, wake=False)
+    work = Organization(paths=state, specs=load_org(GitRevisionSource(org, "HEAD")).animas)
     spec = work.specs["bob"]
     policy = Policy(spec.permissions, workspace=world.workspace)
     assert not policy.can_run("git status --short").allowed
@@ -444,7 +444,7 @@ def test_a_cron_command_and_an_approved_command_run_inside_the_sandbox(org: Path
         "---\ntools: [run_command]\ncommands: [grep -E NoNewPrivs|CapEff /proc/self/status]\n"
         "ask: [grep NoNewPrivs /proc/self/status]\n---\n")
     state = StatePaths(root=(tmp_path / "state").resolve()).ensure()
-    work = Organization(paths=state, specs=load_org(WorkTreeSource(org)).animas, wake=False)
+    work = Organization(paths=state, specs=load_org(WorkTreeSource(org)).animas)
     spec = work.specs["bob"]
     bob = Agent(spec=spec, org=work, client=None, store=MemoryStore(state.root / "mem-bob", anima="bob"),  # type: ignore[arg-type]
                 policy=Policy(spec.permissions, workspace=state.workspace("bob")), revision=None)
