@@ -267,6 +267,11 @@ class StatePaths(_Rooted):
         return self.root / "usage.jsonl"
 
     @property
+    def state_git(self) -> Path:
+        """A bare git directory for the ``orgctl/state`` branch of a tick org (its objects, fetched tip)."""
+        return self.root / "state.git"
+
+    @property
     def archive(self) -> Path:
         """Memory of retired Animas, copied here when they are retired."""
         return self.root / "archive"

@@ -199,6 +199,9 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
     root, paths = resolve(org_dir)
     _refuse_under_controller(paths, org_dir)
     desired = load_desired(root, revision)
+    from orgctl.runtime.ticking import refuse_tick_org
+
+    refuse_tick_org(desired, "apply")
     _warn_uncommitted(root, revision)
     paths.ensure()
     with state_lock(paths.lock, operation="apply", timeout=lock_timeout):

@@ -84,8 +84,13 @@ def controller_run(org_dir: Path, once: bool, detach: bool, branch: str | None, 
     from orgctl.gitops.controlling import ControllerOptions
     from orgctl.gitops.serving import reconcile_once, serve, start_detached
     from orgctl.runtime.local import LocalBackend
+    from orgctl.runtime.ticking import is_tick_org
 
     root, paths = resolve(org_dir)
+    if is_tick_org(root):
+        raise OrgctlError("this org runs as ticks (org.yaml: runtime: tick), so a controller would run its "
+                          "heartbeats a second time", hint="run `orgctl tick` (on a schedule: GitHub Actions), or "
+                                                           "set `runtime: controller` in org.yaml")
     secret = _webhook_secret(webhook_secret_file) if listen else None
     if detach:
         argv = ["controller", "run", str(root), "--drift", drift, "--resync-interval", str(resync_interval),

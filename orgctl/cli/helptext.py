@@ -44,6 +44,7 @@ HELP = (
     '  suspend       Stop reconciling NAME (or, with --all, the whole org) and...\n'
     '  task          Give an Anima work (human tasks always come first in its...\n'
     "  tasks         Show task queues (one Anima's, or everyone's), with stale...\n"
+    '  tick          Run one bounded pass of a tick org: due heartbeats, cron,...\n'
     '  usage         Model calls, tokens and cost per Anima and model, with...\n'
     '  validate      Check the org spec (work tree by default); report every...\n'
 )

@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                              "resume)."),
     "resume": ("suspensions", "Undo `pause NAME` (start it again, with the spec applied meanwhile), `suspend NAME` "
                               "or `suspend --all`."),
+    "tick": ("tick", "Run one bounded pass of a tick org: due heartbeats, cron, tasks and memory passes; state to "
+                     "orgctl/state."),
     "pull": ("memory", "Bring the memory the Animas committed into this checkout (a fast-forward, or a merge)."),
     "consolidate": ("memory", "File each Anima's day into knowledge and procedures; one git commit per Anima."),
     "forget": ("memory", "Downscale, archive and forget unused memory (protected notes never); one git commit per "

@@ -25,11 +25,20 @@ from orgctl.cli.options import json_option, org_option, resolve
 from orgctl.errors import OrgctlError
 
 
-def _org(org_dir: Path):  # type: ignore[no-untyped-def]
+def _org(org_dir: Path, *, live: bool = False):  # type: ignore[no-untyped-def]
+    """The org's work in flight, for one command. In a tick org (``runtime: tick``) the work lives on the
+    ``orgctl/state`` branch: it is restored here and what the command changed is saved back when it ends.
+    ``live`` commands wait for an Anima's answer, which a tick org gives only at its next tick: refused."""
     from orgctl.runtime.organization import Organization
+    from orgctl.runtime.ticking import is_tick_org, work_in_flight
 
-    _, paths = resolve(org_dir)
+    root, paths = resolve(org_dir)
     paths.ensure()
+    if is_tick_org(root):
+        if live:
+            raise OrgctlError("this org runs as ticks (runtime: tick): an answer comes at its next tick, not now",
+                              hint="`orgctl send` the message, and read the answer with `orgctl inbox` later")
+        click.get_current_context().with_resource(work_in_flight(root, paths))
     return Organization.with_services(paths)
 
 
@@ -129,7 +138,7 @@ def chat(name: str, text: str, timeout: float, org_dir: Path, as_json: bool) -> 
     """Say TEXT to NAME and wait for its answer (the transcript is kept in the state dir)."""
     from orgctl.work.messages import HUMAN
 
-    org = _org(org_dir)
+    org = _org(org_dir, live=True)
     asked = org.human_message(name, text, intent="chat")
     _transcript(org, name, {"at": asked.at, "from": HUMAN, "text": text, "id": asked.id})
     deadline = time.monotonic() + timeout

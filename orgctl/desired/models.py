@@ -380,6 +380,11 @@ class OrgFile(_Strict):
     budgets: Budgets = Budgets()
     memory: MemoryConfig = MemoryConfig()
     sandbox: Sandbox = SandboxConfig()
+    runtime: Literal["controller", "tick"] = Field(
+        default="controller", description="how the org runs: a long-lived `orgctl controller` (and supervisor), "
+                                          "or `orgctl tick` passes on CI runners; the other mode refuses")
+    shards: StrictInt = Field(default=1, ge=1, le=256, description="tick mode: how many runners of a workflow "
+                                                                   "matrix share the Animas (`orgctl tick --shard`)")
 
 
 class AnimaFile(_Strict):
@@ -502,6 +507,8 @@ class OrgSpec(_Strict):
     schema_version: int | None = Field(default=None, description="as written in org.yaml (None: not written)")
     memory: MemoryConfig = MemoryConfig()
     sandbox: SandboxConfig = SandboxConfig()
+    runtime: Literal["controller", "tick"] = "controller"
+    shards: int = 1
     warnings: list[Diagnostic] = Field(default=[], description="what validate reports without refusing the spec")
 
     def enabled(self) -> list[AnimaSpec]:

@@ -142,9 +142,10 @@ def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: P
     return result
 
 
-def _write_snapshot(spec: AnimaSpec, *, desired: OrgSpec, clone: RuntimeClone, paths: StatePaths,
+def hand_over(spec: AnimaSpec, *, desired: OrgSpec, clone: RuntimeClone, paths: StatePaths,
                     source_repo: Path) -> None:
-    """Hand ``spec`` to the runtime: its snapshot, and its memory folder (in the clone) made sure of."""
+    """Hand ``spec`` to the runtime: its snapshot, its workspace (a checkout of ``source_repo`` at the
+    desired revision) and its memory folder (in the clone) made sure of. Raises GitError."""
     memory = clone.memory_dir(spec.name)
     memory.mkdir(parents=True, exist_ok=True)
     repos.prepare_workspace(source_repo, paths.workspace(spec.name), revision=desired.revision)
@@ -191,7 +192,7 @@ def apply_change(change: Change, *, desired: OrgSpec, inventory: Inventory, org_
             backend.stop(name)
             inventory.animas[name] = inventory_entry(spec, revision=desired.revision, status="disabled")
         else:
-            _write_snapshot(spec, desired=desired, clone=clone, paths=paths,
+            hand_over(spec, desired=desired, clone=clone, paths=paths,
                             source_repo=Path(source_repo or org_dir))
             previous = inventory.animas.get(name)
             if change.paused:

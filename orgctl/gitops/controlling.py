@@ -315,6 +315,16 @@ class Controller:
                        + (f" ({details})" if details else "") + "; not retried until the branch moves",
                        type="Warning", object=f"revision/{revision}")
             return None
+        if desired.runtime == "tick":  # the org's ticks run it: a controller would double its heartbeats
+            from orgctl.errors import Diagnostic
+
+            self._bad_rev = revision
+            self._bad = SpecError([Diagnostic("org.yaml", 0, "runtime: tick: this org runs as `orgctl tick` passes, "
+                                              "so the controller does not run it (stop it: `orgctl controller stop`)")])
+            self.emit("TickOrg", f"revision {revision[:7]} says runtime: tick: the controller does not run a tick "
+                                 "org; not retried until the branch moves", type="Warning",
+                      object=f"revision/{revision}")
+            return None
         self._desired, self._desired_rev, self._bad_rev, self._bad = desired, revision, None, None
         return desired
 

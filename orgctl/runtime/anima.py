@@ -68,6 +68,29 @@ def first_wake_offset(name: str, interval: float) -> float:
     return frac * interval / 4
 
 
+def first_boot(agent: Agent, *, now: datetime) -> bool:
+    """Introduce the Anima on #general and record a survey of its environment (no model call), once per
+    Anima: a marker in the work in flight (``cursors/<name>.booted.json``) says it was done. True when it
+    ran now."""
+    marker = agent.org.work.cursors / f"{agent.name}.booted.json"
+    if marker.exists():
+        return False
+    spec = agent.spec
+    first = next((ln.strip() for ln in spec.identity.splitlines() if ln.strip() and not ln.startswith("#")), "")
+    sup = f"I report to {spec.org.supervisor}." if spec.org.supervisor else "I lead this organization."
+    agent.org.post("general", f"Hello, I am {agent.name}, the {spec.role}. {sup} {first[:160]}".strip(),
+                   sender=agent.name)
+    trace = Trace(trigger="first boot", at=now)
+    trace.observed.append(f"org chart: supervisor {spec.org.supervisor or 'none'}, reports "
+                          f"{', '.join(spec.org.reports) or 'none'}, peers {', '.join(spec.org.peers) or 'none'}")
+    trace.observed.append(f"tools: {', '.join(spec.permissions.tools) or 'none'}; commands: "
+                          f"{', '.join(r.command for r in agent.policy.runnable()) or 'none'}")
+    trace.did.append("introduced myself in #general")
+    agent.remember(trace)
+    write_json(marker, {"at": now.isoformat(timespec="seconds")})
+    return True
+
+
 class AnimaProcess:
     """The loop of one Anima. See the module docstring."""
 
@@ -158,24 +181,7 @@ class AnimaProcess:
                          spec_hash=self.spec_hash())
 
     def first_boot(self) -> None:
-        """Introduce itself on #general and record a survey of its environment, once per Anima."""
-        marker = self.paths.work.cursors / f"{self.name}.booted.json"
-        if marker.exists():
-            return
-        spec = self.snapshot.spec
-        agent = self.agent()
-        first = next((ln.strip() for ln in spec.identity.splitlines() if ln.strip() and not ln.startswith("#")), "")
-        sup = f"I report to {spec.org.supervisor}." if spec.org.supervisor else "I lead this organization."
-        self.org.post("general", f"Hello, I am {self.name}, the {spec.role}. {sup} {first[:160]}".strip(),
-                      sender=self.name)
-        trace = Trace(trigger="first boot", at=self.now())
-        trace.observed.append(f"org chart: supervisor {spec.org.supervisor or 'none'}, reports "
-                              f"{', '.join(spec.org.reports) or 'none'}, peers {', '.join(spec.org.peers) or 'none'}")
-        trace.observed.append(f"tools: {', '.join(spec.permissions.tools) or 'none'}; commands: "
-                              f"{', '.join(r.command for r in agent.policy.runnable()) or 'none'}")
-        trace.did.append("introduced myself in #general")
-        agent.remember(trace)
-        write_json(marker, {"at": self.now().isoformat(timespec="seconds")})
+        first_boot(self.agent(), now=self.now())
 
     def cycles(self, trigger: str) -> bool:
         """Heartbeat, then more cycles while a decision is pending. Returns True when one ran."""

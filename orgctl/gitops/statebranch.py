@@ -1,0 +1,293 @@
+"""The orphan branch ``orgctl/state``: work in flight carried between tick runners (DESIGN §2).
+
+A runner keeps nothing between runs. A tick restores the work in flight (inboxes, task queues, the
+Board, approvals, rate counters, cursors, last beats) from this branch of the org's remote into its
+state dir, works, and saves it back: one commit, pushed. The branch shares no history with the
+tracked branch and holds no spec and no memory; it is written by ticks (and by people's work commands
+in tick mode) only.
+
+**Racing writers.** Shards of a workflow matrix tick at once. Each save is a three-way merge, file by
+file, of the tree it restored (the base), the branch's tip now (theirs) and its own files (ours):
+
+* a file only one side changed is taken from that side (a deletion too: a message read, a task log
+  compacted);
+* a file both sides changed by appending to the base (every JSON-lines log: task queues, Board
+  channels, the outbox) gets the base, then their lines, then ours;
+* both sides added the same new file differently: their lines, then those of ours they lack;
+* anything else keeps ours and is reported (:attr:`Saved.conflicts`). Each Anima's own files
+  (its inbox, its queue, its cursors, its last beat) are written by its own shard only, so this
+  does not happen between shards.
+
+The result is committed on top of the tip and pushed with ``--force-with-lease`` naming that tip, so
+a push that lost a race is refused by the remote, fetched, merged again and retried, at most
+:data:`PUSH_ATTEMPTS` times (the same bounded fetch-replay-push loop as memory commits,
+:meth:`orgctl.gitops.clones.RuntimeClone.sync`). A runner killed mid-push leaves the remote at the
+old tip or the new one, never between: a ref update is atomic.
+
+**Bounded.** Every :data:`SQUASH_AFTER` commits the save is a root commit (no parent) holding the
+merged tree: the history is squashed, the open work is all in that tree, and the lease still refuses a
+racing writer's tip being overwritten. What the tree holds is kept small by the tick's compaction
+(:mod:`orgctl.runtime.ticking`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orgctl.errors import GitError
+from orgctl.gitexec import run_git
+from orgctl.gitops.repos import BOT_EMAIL, BOT_NAME, format_trailers
+
+STATE_BRANCH = "orgctl/state"
+STATE_REF = f"refs/heads/{STATE_BRANCH}"
+TIP_REF = "refs/orgctl/state-tip"  # the branch's tip as last fetched, in the clone
+PUSH_ATTEMPTS = 8
+SQUASH_AFTER = 100  # commits on the branch before a save squashes them into one root commit
+_BOT_ENV = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
+            "GIT_COMMITTER_NAME": BOT_NAME, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What :meth:`StateBranch.save` did: the ``commit`` pushed (None: nothing changed), how many
+    ``attempts`` the push took, whether it ``squashed`` the history, and the ``conflicts`` it kept ours in."""
+
+    commit: str | None
+    attempts: int = 0
+    squashed: bool = False
+    conflicts: list[str] = field(default_factory=list)
+
+
+class StateBranch:
+    """``orgctl/state`` of the repository at ``source`` (a URL or a path), read and written through the bare
+    git directory ``git_dir`` (in the state dir; created when missing). ``roots`` maps a folder of the
+    branch's tree to the local folder it is restored into and saved from (``{"work": <state>/work}``);
+    ``carried(rel)`` says which files of a root go on the branch (default: all); the others (events, locks)
+    are left alone locally and never saved. Symbolic links are never carried."""
+
+    def __init__(self, *, source: str, git_dir: Path, roots: Mapping[str, Path],
+                 carried: Callable[[str], bool] = lambda rel: True) -> None:
+        self.source = source
+        self.git_dir = Path(git_dir)
+        self.roots = {prefix: Path(path) for prefix, path in roots.items()}
+        self.carried = carried
+        self.base: str | None = None  # the commit restored from (None: the branch did not exist)
+        if not (self.git_dir / "HEAD").is_file():
+            self.git_dir.mkdir(parents=True, exist_ok=True)
+            run_git("init", "--quiet", "--bare", str(self.git_dir))
+
+    @classmethod
+    def for_checkout(cls, checkout: Path, *, git_dir: Path, roots: Mapping[str, Path],
+                     carried: Callable[[str], bool] = lambda rel: True) -> StateBranch:
+        """The state branch of the org whose checkout is ``checkout``: on the remote its branch tracks (as
+        memory is pushed), else in the checkout itself. Raises GitError (not a repository, a detached HEAD)."""
+        from orgctl.gitops.mirrors import current_branch, upstream_url
+
+        checkout = Path(checkout).resolve()
+        source = upstream_url(checkout, current_branch(checkout)) or str(checkout)
+        return cls(source=source, git_dir=git_dir, roots=roots, carried=carried)
+
+    def _git(self, *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None,
+             strip: bool = True) -> str:
+        return run_git(f"--git-dir={self.git_dir}", *args, env=env, stdin=stdin, strip=strip)
+
+    @contextmanager
+    def _index(self) -> Iterator[dict[str, str]]:
+        with tempfile.TemporaryDirectory(prefix="orgctl-state-index-") as tmp:
+            yield {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+
+    # ------------------------------------------------------------ reading
+
+    def fetch(self) -> str | None:
+        """The branch's tip at the source now (fetched into :data:`TIP_REF`), or None when it has none yet.
+        Raises GitError when the source cannot be read."""
+        heads = self._git("ls-remote", "--", self.source, STATE_REF)
+        if not heads.strip():
+            return None
+        self._git("fetch", "--quiet", "--no-tags", "--", self.source, f"+{STATE_REF}:{TIP_REF}")
+        return self._git("rev-parse", TIP_REF)
+
+    def restore(self) -> str | None:
+        """Replace each local root with the branch's files (an empty root when there is no branch yet);
+        returns the commit restored from, also kept as :attr:`base`. Raises GitError."""
+        tip = self.fetch()
+        self.base = tip
+        files = self._files(tip) if tip else {}
+        for local in self.roots.values():  # what was carried goes; what is not (events, locks) stays
+            local.mkdir(parents=True, exist_ok=True)
+            for _, path in self._walk(local):
+                path.unlink()
+        contents = self._blobs([sha for _, sha in files.values()])
+        for path, (_mode, sha) in files.items():
+            prefix, _, rel = path.partition("/")
+            if prefix not in self.roots or not rel:
+                continue
+            target = self.roots[prefix] / rel
+            if not _inside(self.roots[prefix], target):
+                continue  # a hostile tree: never written outside its root
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(contents[sha])
+            os.chmod(target, 0o600)
+        return tip
+
+    def _files(self, commit: str | None) -> dict[str, tuple[str, str]]:
+        """``{path: (mode, blob sha)}`` of every file of ``commit`` (``{}`` for None)."""
+        if commit is None:
+            return {}
+        out = self._git("ls-tree", "-r", "-z", "--full-tree", commit)
+        files = {}
+        for entry in filter(None, out.split("\0")):
+            meta, path = entry.split("\t", 1)
+            mode, kind, sha = meta.split(" ")
+            if kind == "blob" and mode in ("100644", "100755"):
+                files[path] = (mode, sha)
+        return files
+
+    def _blobs(self, shas: list[str]) -> dict[str, bytes]:
+        """The contents of ``shas`` by sha, read in one ``cat-file --batch``."""
+        import subprocess
+
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return {}
+        done = subprocess.run(["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"], check=True,
+                              input="\n".join(wanted).encode() + b"\n", capture_output=True)
+        out, pos, blobs = done.stdout, 0, {}
+        for sha in wanted:
+            header_end = out.index(b"\n", pos)
+            size = int(out[pos:header_end].split()[2])
+            blobs[sha] = out[header_end + 1:header_end + 1 + size]
+            pos = header_end + 1 + size + 1
+        return blobs
+
+    # ------------------------------------------------------------ writing
+
+    def _walk(self, local: Path) -> list[tuple[str, Path]]:
+        """``(relative path, path)`` of every regular file under ``local`` that is carried (no link followed)."""
+        found = []
+        for top, dirs, names in os.walk(local):
+            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(top, d)))
+            for name in sorted(names):
+                path = Path(top) / name
+                rel = path.relative_to(local).as_posix()
+                if path.is_file() and not path.is_symlink() and self.carried(rel):
+                    found.append((rel, path))
+        return found
+
+    def _local_files(self) -> dict[str, tuple[str, str]]:
+        """``{path: (mode, blob sha)}`` of the local roots as they are now, written as objects."""
+        files: dict[str, tuple[str, str]] = {}
+        for prefix, local in sorted(self.roots.items()):
+            found = self._walk(local) if local.is_dir() else []
+            if not found:
+                continue
+            shas = self._git("hash-object", "-w", "--stdin-paths", stdin="\n".join(str(p) for _, p in found) + "\n")
+            for (rel, _), sha in zip(found, shas.split(), strict=True):
+                files[f"{prefix}/{rel}"] = ("100644", sha)
+        return files
+
+    def save(self, *, message: str, trailers: Mapping[str, str | int] | None = None,
+             squash_after: int = SQUASH_AFTER) -> Saved:
+        """Commit the local roots, merged with whatever was pushed since :meth:`restore`, and push.
+
+        Returns :class:`Saved`; ``commit`` is None when nothing differs from the tip. Raises GitError when
+        every one of :data:`PUSH_ATTEMPTS` pushes lost its race or the source cannot be written (the local
+        files are unchanged then, and the next tick saves them).
+        """
+        base_files = self._files(self.base)
+        ours = self._local_files()
+        last: GitError | None = None
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            tip = self.fetch()  # another writer may have pushed since the restore
+            theirs = self._files(tip)
+            merged, conflicts = self._merge(base_files, theirs, ours)
+            if merged == theirs:
+                return Saved(None, attempt, False, conflicts)
+            tree = self._tree(merged)
+            squash = tip is not None and int(self._git("rev-list", "--count", tip)) >= squash_after
+            body = message + ("\n\n" + format_trailers(trailers) if trailers else "")
+            parents = [] if squash or tip is None else ["-p", tip]
+            commit = self._git("commit-tree", tree, *parents, "-m", body, env=_BOT_ENV)
+            try:
+                self._git("push", "--quiet", f"--force-with-lease={STATE_REF}:{tip or ''}", "--",
+                          self.source, f"{commit}:{STATE_REF}")
+            except GitError as e:  # someone pushed first: fetch, merge again, retry
+                last = e
+                time.sleep(random.uniform(0.05, 0.3) * attempt)
+                continue
+            self._git("update-ref", TIP_REF, commit)
+            self.base = commit
+            return Saved(commit, attempt, squash, conflicts)
+        raise GitError(f"saving the work in flight to {STATE_BRANCH} failed {PUSH_ATTEMPTS} times: "
+                       f"{last.message if last else ''}", hint="it is saved by the next tick")
+
+    def _merge(self, base: dict[str, tuple[str, str]], theirs: dict[str, tuple[str, str]],
+               ours: dict[str, tuple[str, str]]) -> tuple[dict[str, tuple[str, str]], list[str]]:
+        """The three-way merge of the module docstring; returns the files and the paths kept as ours."""
+        merged: dict[str, tuple[str, str]] = {}
+        both: list[str] = []
+        for path in sorted(set(base) | set(theirs) | set(ours)):
+            b, t, o = base.get(path), theirs.get(path), ours.get(path)
+            if o == b:
+                result = t
+            elif t in (b, o):
+                result = o
+            else:
+                both.append(path)
+                continue
+            if result is not None:
+                merged[path] = result
+        conflicts = []
+        if both:
+            blobs = self._blobs([f[1] for path in both for f in (base.get(path), theirs.get(path), ours.get(path))
+                                 if f is not None])
+            for path in both:
+                b, t, o = (blobs[f[1]] if f else None for f in (base.get(path), theirs.get(path), ours.get(path)))
+                text = _merge_lines(b, t, o)
+                if text is None:
+                    conflicts.append(path)
+                    if ours.get(path) is not None:
+                        merged[path] = ours[path]  # type: ignore[assignment]
+                    continue
+                merged[path] = ("100644", self._git("hash-object", "-w", "--stdin", stdin=text.decode()))
+        return merged, conflicts
+
+    def _tree(self, files: dict[str, tuple[str, str]]) -> str:
+        with self._index() as env:
+            lines = "".join(f"{mode} {sha}\t{path}\n" for path, (mode, sha) in sorted(files.items()))
+            if lines:
+                self._git("update-index", "--add", "--index-info", env=env, stdin=lines)
+            return self._git("write-tree", env=env)
+
+    def commits(self) -> int:
+        """How many commits the branch has at the last fetched tip (0 when none)."""
+        try:
+            return int(self._git("rev-list", "--count", TIP_REF))
+        except GitError:
+            return 0
+
+
+def _merge_lines(base: bytes | None, theirs: bytes | None, ours: bytes | None) -> bytes | None:
+    """Both sides appended to ``base``: base, their lines, our lines. Both added the file: theirs, then our
+    lines they lack. None when it is not a merge of appends (a deletion against a change, a rewrite)."""
+    if theirs is None or ours is None:
+        return None
+    if base is None:
+        have = set(theirs.splitlines())
+        extra = [line for line in ours.splitlines() if line not in have]
+        return theirs + (b"" if theirs.endswith(b"\n") or not theirs else b"\n") + b"".join(x + b"\n" for x in extra)
+    if theirs.startswith(base) and ours.startswith(base) and (not base or base.endswith(b"\n")):
+        return theirs + ours[len(base):]
+    return None
+
+
+def _inside(root: Path, target: Path) -> bool:
+    root_real = os.path.realpath(root)
+    return os.path.realpath(target).startswith(root_real + os.sep)
