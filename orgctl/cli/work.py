@@ -38,7 +38,7 @@ def _org(org_dir: Path, *, live: bool = False):  # type: ignore[no-untyped-def]
         if live:
             raise OrgctlError("this org runs as ticks (runtime: tick): an answer comes at its next tick, not now",
                               hint="`orgctl send` the message, and read the answer with `orgctl inbox` later")
-        click.get_current_context().with_resource(work_in_flight(root, paths))
+        return click.get_current_context().with_resource(work_in_flight(root, paths))
     return Organization.with_services(paths)
 
 

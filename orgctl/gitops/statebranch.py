@@ -11,11 +11,11 @@ file, of the tree it restored (the base), the branch's tip now (theirs) and its 
 
 * a file only one side changed is taken from that side (a deletion too: a message read, a task log
   compacted);
-* a file both sides changed by appending to the base (every JSON-lines log: task queues, Board
-  channels, the outbox) gets the base, then their lines, then ours;
-* both sides added the same new file differently: their lines, then those of ours they lack;
-* anything else keeps ours and is reported (:attr:`Saved.conflicts`). Each Anima's own files
-  (its inbox, its queue, its cursors, its last beat) are written by its own shard only, so this
+* a JSON-lines log (``*.jsonl``: task queues, Board channels, the outbox) both sides changed gets their
+  lines, less those ours dropped (compaction), then the lines ours added, in our order: every line of
+  these logs is unique (a time and an id), so lines merge as a set and no append is lost;
+* any other file both sides changed keeps ours and is reported (:attr:`Saved.conflicts`). Those are
+  each Anima's own (its cursors, its last beat) or one approval's, written by one shard only, so this
   does not happen between shards.
 
 The result is committed on top of the tip and pushed with ``--force-with-lease`` naming that tip, so
@@ -250,7 +250,7 @@ class StateBranch:
                                  if f is not None])
             for path in both:
                 b, t, o = (blobs[f[1]] if f else None for f in (base.get(path), theirs.get(path), ours.get(path)))
-                text = _merge_lines(b, t, o)
+                text = _merge_lines(path, b, t, o)
                 if text is None:
                     conflicts.append(path)
                     if ours.get(path) is not None:
@@ -274,18 +274,19 @@ class StateBranch:
             return 0
 
 
-def _merge_lines(base: bytes | None, theirs: bytes | None, ours: bytes | None) -> bytes | None:
-    """Both sides appended to ``base``: base, their lines, our lines. Both added the file: theirs, then our
-    lines they lack. None when it is not a merge of appends (a deletion against a change, a rewrite)."""
-    if theirs is None or ours is None:
+def _merge_lines(path: str, base: bytes | None, theirs: bytes | None, ours: bytes | None) -> bytes | None:
+    """The merge of a JSON-lines log (``*.jsonl``) both sides changed: their lines, less the ones ours dropped
+    (compaction), then the lines ours added that theirs lacks, in our order. Every line of these logs is unique
+    (a time and an id), so a line stands for itself. None for any other file, or a deletion against a change."""
+    if not path.endswith(".jsonl") or theirs is None or ours is None:
         return None
-    if base is None:
-        have = set(theirs.splitlines())
-        extra = [line for line in ours.splitlines() if line not in have]
-        return theirs + (b"" if theirs.endswith(b"\n") or not theirs else b"\n") + b"".join(x + b"\n" for x in extra)
-    if theirs.startswith(base) and ours.startswith(base) and (not base or base.endswith(b"\n")):
-        return theirs + ours[len(base):]
-    return None
+    base_lines = (base or b"").splitlines()
+    our_lines, their_lines = ours.splitlines(), theirs.splitlines()
+    base_set, our_set, their_set = set(base_lines), set(our_lines), set(their_lines)
+    dropped = base_set - our_set
+    added = [line for line in our_lines if line not in base_set and line not in their_set]
+    kept = [line for line in their_lines if line not in dropped]
+    return b"".join(line + b"\n" for line in kept + added)
 
 
 def _inside(root: Path, target: Path) -> bool:

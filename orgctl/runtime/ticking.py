@@ -83,17 +83,23 @@ def is_tick_org(root: Path) -> bool:
 
 
 @contextmanager
-def work_in_flight(root: Path, paths: StatePaths, *, by: str = "a person") -> Iterator[None]:
+def work_in_flight(root: Path, paths: StatePaths, *, by: str = "a person") -> Iterator[Any]:
     """A person's work command on a tick org: the work in flight is restored from ``orgctl/state`` into
-    ``paths`` (under the state lock), the command runs, and what it changed is saved back (merged with what
-    ticks pushed meanwhile). Raises GitError when the branch cannot be read or written."""
+    ``paths`` (under the state lock), the command runs on the :class:`~orgctl.runtime.organization.Organization`
+    yielded (its org chart from the spec at HEAD: nothing is applied on a tick org's machines), and what it
+    changed is saved back, merged with what ticks pushed meanwhile. Raises GitError when the branch cannot be
+    read or written, SpecError when the spec does not validate."""
+    from orgctl.desired.loading import load_org
+    from orgctl.desired.sources import GitRevisionSource
+    from orgctl.runtime.organization import Organization
     from orgctl.state.locking import state_lock
 
+    desired = load_org(GitRevisionSource(root, "HEAD"))
     paths.ensure()
     with state_lock(paths.lock, operation="work", timeout=30.0):
         branch = state_branch(root, paths)
         branch.restore()
-        yield
+        yield Organization(paths=paths, specs={s.name: s for s in desired.enabled()})
         branch.save(message=f"work in flight from {by}", trailers={"Pass": "work"})
 
 

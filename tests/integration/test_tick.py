@@ -1,0 +1,223 @@
+"""Tick mode on real git: a bare remote on disk stands for GitHub; each runner is its own clone and state dir,
+as a CI job with nothing kept between runs. The model is the scripted one of
+:mod:`tests.integration.tick_runner` (real choices among the options the framework offers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from orgctl.gitops.statebranch import SQUASH_AFTER
+from orgctl.paths import StatePaths
+from orgctl.runtime.ticking import Tick, shard_of
+from tests.conftest import commit_all, edit, git, run_cli
+from tests.integration.tick_runner import Scripted
+
+ROOT = Path(__file__).resolve().parents[2]
+MONDAY = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def remote(org: Path, tmp_path: Path) -> Path:
+    """The template org as a tick org of two shards (bob in 1, alice and carol in 2), awake all day, pushed
+    to a bare remote."""
+    edit(org / "org.yaml", 'active_hours: "08:00-20:00"', "active_hours: always")
+    edit(org / "animas/carol/anima.yaml", 'active_hours: "09:00-17:00"', "active_hours: always")
+    (org / "org.yaml").write_text((org / "org.yaml").read_text() + "runtime: tick\nshards: 2\n")
+    commit_all(org, "run as ticks on two shards")
+    bare = tmp_path / "remote.git"
+    branch = git(org, "branch", "--show-current").strip()
+    subprocess.run(["git", "init", "-q", "--bare", f"--initial-branch={branch}", str(bare)], check=True)
+    git(org, "remote", "add", "origin", str(bare))
+    git(org, "push", "-q", "-u", "origin", "HEAD")
+    assert (shard_of("bob", 2), shard_of("alice", 2), shard_of("carol", 2)) == (1, 2, 2)
+    return bare
+
+
+def runner(remote: Path, tmp_path: Path, name: str) -> tuple[Path, StatePaths]:
+    """A runner: a fresh clone of the remote (actions/checkout) and an empty state dir."""
+    checkout = tmp_path / name / "checkout"
+    subprocess.run(["git", "clone", "-q", str(remote), str(checkout)], check=True)
+    for key, value in (("user.name", "Runner"), ("user.email", "runner@example.com")):
+        git(checkout, "config", key, value)
+    return checkout, StatePaths(root=(tmp_path / name / "state").resolve())
+
+
+def tick(remote: Path, tmp_path: Path, name: str, *, shard: str, at: datetime, **options: object):  # type: ignore[no-untyped-def]
+    """One tick on a fresh runner called ``name``."""
+    checkout, paths = runner(remote, tmp_path, name)
+    i, n = (int(x) for x in shard.split("/"))
+    return Tick(root=checkout, paths=paths, shard=(i, n), now=lambda: at, client=options.pop("client", Scripted()),
+                **options).run(), paths  # type: ignore[arg-type]
+
+
+def state_files(remote: Path) -> dict[str, str]:
+    """The work in flight on the remote's orgctl/state, by path."""
+    listing = git(remote, "ls-tree", "-r", "--name-only", "orgctl/state").split()
+    return {p: git(remote, "show", f"orgctl/state:{p}") for p in listing}
+
+
+def messages(files: dict[str, str], recipient: str) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(text) for path, text in files.items()
+            if path.startswith(f"work/inboxes/{recipient}/") and "/tmp/" not in path]
+
+
+def spec_tree(remote: Path, rev: str) -> str:
+    """Every file of ``rev`` that is not memory, with its blob: what a tick must never change."""
+    return "\n".join(line for line in git(remote, "ls-tree", "-r", rev).splitlines() if "/memory/" not in line)
+
+
+def test_controller_and_tick_refuse_each_other(org: Path, remote: Path, tmp_path: Path, state: StatePaths) -> None:
+    applied = run_cli("apply", str(org), "--auto-approve")
+    assert applied.exit_code == 1 and "runtime: tick" in applied.output and "double" in applied.output
+    controller = run_cli("controller", "run", str(org), "--once")
+    assert controller.exit_code == 1 and "runtime: tick" in controller.output
+    assert not state.supervisor_pid.exists() and not state.socket.exists()  # nothing was started
+    edit(org / "org.yaml", "runtime: tick\nshards: 2\n", "")
+    commit_all(org, "back to a controller")
+    refused = run_cli("tick", str(org))
+    assert refused.exit_code == 1 and "runtime: controller" in refused.output and "Traceback" not in refused.output
+    assert git(remote, "branch", "--list", "orgctl/state") == ""
+
+
+def test_two_runners_racing_50_ticks_lose_nothing(remote: Path, tmp_path: Path) -> None:
+    """Shard 1 (bob) and shard 2 (alice, carol) tick 50 times each at once, in processes of their own, and a
+    person messages each shard's Anima before every tick (a save of its own). Every memory commit a tick
+    pushed is on main, every reply a tick wrote is on orgctl/state, no spec file changed, fsck is clean."""
+    before = spec_tree(remote, "HEAD")
+    procs, logs = [], []
+    for shard, to in (("1/2", "bob"), ("2/2", "alice")):
+        checkout, paths = runner(remote, tmp_path, f"runner-{to}")
+        log = tmp_path / f"{to}.jsonl"
+        spec = tmp_path / f"{to}.json"
+        spec.write_text(json.dumps({"checkout": str(checkout), "state": str(paths.root), "shard": shard, "ticks": 50,
+                                    "start": MONDAY.isoformat(), "step_hours": 2, "message_to": to, "log": str(log)}))
+        procs.append(subprocess.Popen([sys.executable, "-m", "tests.integration.tick_runner", str(spec)], cwd=ROOT,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        logs.append(log)
+    for proc in procs:
+        out, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, out[-3000:]
+    reports = [json.loads(line) for log in logs for line in log.read_text().splitlines()]
+    assert len(reports) == 100
+    pushed = sorted(name for r in reports for name in r["memory_commits"])
+    assert len(pushed) >= 100 and all(r["memory_pushed"] for r in reports if r["memory_commits"])
+    # each commit was replayed onto whatever the other runner had pushed (new shas): count them by trailer
+    on_main = sorted(git(remote, "log", "--format=%(trailers:key=Orgctl-Anima,valueonly,separator=)%x09"
+                                         "%(trailers:key=Orgctl-Pass,valueonly,separator=)", "HEAD").split("\n"))
+    assert sorted(line.split("\t")[0] for line in on_main if line.endswith("\tepisodes")) == pushed
+    assert spec_tree(remote, "HEAD") == before  # no spec file touched
+    subprocess.run(["git", "-C", str(remote), "fsck", "--strict", "--no-progress"], check=True, capture_output=True)
+    files = state_files(remote)
+    replies = [m for m in messages(files, "human") if m["intent"] == "reply"]
+    by = {name: sum(1 for m in replies if m["sender"] == name) for name in ("bob", "alice")}
+    assert by == {"bob": 50, "alice": 50}, by  # one answer per question, none lost in the race
+    assert not any(r["conflicts"] for r in reports), sorted({c for r in reports for c in r["conflicts"]})
+    # 200 saves (100 ticks, 100 people's messages) were squashed at least once, and lost no reply (above)
+    assert int(git(remote, "rev-list", "--count", "orgctl/state")) <= SQUASH_AFTER
+    shards = git(remote, "log", "--format=%(trailers:key=Orgctl-Shard,valueonly,separator=)", "orgctl/state").split()
+    assert {"1/2", "2/2"} <= set(shards)
+    beats = {p.split("/")[-1]: json.loads(t) for p, t in files.items() if p.startswith("work/beats/")}
+    assert sorted(beats) == ["alice.json", "bob.json", "carol.json"]
+
+
+def test_a_tick_killed_mid_push_leaves_the_remote_whole_and_the_next_tick_does_the_work(
+        remote: Path, tmp_path: Path) -> None:
+    """The remote's pre-receive hook lets the person's save through and holds the tick's push of orgctl/state;
+    the runner is SIGKILLed there."""
+    seen, held = tmp_path / "seen", tmp_path / "held"
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\nwhile read old new ref; do\n  [ \"$ref\" = refs/heads/orgctl/state ] || continue\n"
+                    f"  if [ ! -e {seen} ]; then touch {seen}; elif [ ! -e {held} ]; then touch {held}; sleep 30; fi\n"
+                    "done\nexit 0\n")
+    hook.chmod(0o755)
+    checkout, paths = runner(remote, tmp_path, "killed")
+    spec = tmp_path / "killed.json"
+    spec.write_text(json.dumps({"checkout": str(checkout), "state": str(paths.root), "shard": "1/2", "ticks": 1,
+                                "start": MONDAY.isoformat(), "message_to": "bob", "log": str(tmp_path / "k.jsonl")}))
+    proc = subprocess.Popen([sys.executable, "-m", "tests.integration.tick_runner", str(spec)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not held.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the tick never pushed its state"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner, its git push and the remote's receive-pack with it
+    proc.wait()
+    subprocess.run(["git", "-C", str(remote), "fsck", "--strict", "--no-progress"], check=True, capture_output=True)
+    # the person's message was saved before the tick began; the tick's own state never reached the remote
+    assert [m["sender"] for m in messages(state_files(remote), "bob")] == ["human"]
+    assert messages(state_files(remote), "human") == []
+    hook.unlink()
+    report, _ = tick(remote, tmp_path, "next", shard="1/2", at=MONDAY)
+    assert report.state_commit and not report.unfinished
+    replies = [m for m in messages(state_files(remote), "human") if m["sender"] == "bob"]
+    assert len(replies) == 1 and replies[0]["intent"] == "reply"  # the next tick answered the question
+
+
+def test_a_dm_across_shards_arrives_at_the_next_tick(remote: Path, tmp_path: Path) -> None:
+    """A person's task to alice (shard 2); alice delegates it to bob (shard 1) through the state branch."""
+    checkout, paths = runner(remote, tmp_path, "person")
+    assert run_cli("task", "add", "alice", "Check the build and report", "-C", str(checkout)).exit_code == 0
+    first, _ = tick(remote, tmp_path, "shard-2", shard="2/2", at=MONDAY)
+    assert [a.name for a in first.animas if a.cycles] == ["alice", "carol"]  # carol: its first heartbeat
+    files = state_files(remote)
+    [delegation] = [m for m in messages(files, "bob") if m["intent"] == "delegation"]
+    assert delegation["sender"] == "alice"
+    second, bob_paths = tick(remote, tmp_path, "shard-1", shard="1/2", at=MONDAY.replace(hour=10))
+    [bob] = second.animas
+    assert bob.name == "bob" and bob.cycles and bob.tasks, bob  # it read the delegation and did the task
+    reports = [m for m in messages(state_files(remote), "alice") if m["intent"] == "report"]
+    assert reports and reports[0]["sender"] == "bob"  # and the result went back across the shards
+
+
+def test_a_missed_day_is_caught_up_once(remote: Path, tmp_path: Path) -> None:
+    """bob's cron runs at 08:30 on weekdays and memory is consolidated at 02:00: a runner that was down
+    from Monday to Thursday fires the cron once and the pass once, and a tick right after fires neither."""
+    first, _ = tick(remote, tmp_path, "monday", shard="1/2", at=MONDAY)
+    assert first.animas[0].cron == [] and first.animas[0].passes == []  # a first tick missed nothing
+    thursday = MONDAY.replace(day=10)
+    late, _ = tick(remote, tmp_path, "thursday", shard="1/2", at=thursday)
+    [bob] = late.animas
+    assert len(bob.cron) == 1 and "git status --short" in bob.cron[0], bob
+    assert [p.split(":")[0] for p in bob.passes] == ["consolidate"], bob
+    again, _ = tick(remote, tmp_path, "thursday-later", shard="1/2", at=thursday.replace(minute=30))
+    assert again.animas[0].cron == [] and again.animas[0].passes == []
+
+
+def test_a_tick_past_its_budget_or_deadline_leaves_the_rest_queued(remote: Path, tmp_path: Path) -> None:
+    checkout, _ = runner(remote, tmp_path, "person")
+    for name in ("alice", "carol"):
+        assert run_cli("send", "human", name, "Anything new?", "-C", str(checkout)).exit_code == 0
+    spent, _ = tick(remote, tmp_path, "budget", shard="2/2", at=MONDAY, budget=10)
+    assert spent.budget_spent and spent.unfinished == ["carol"], spent.as_json()
+    assert [m["sender"] for m in messages(state_files(remote), "carol")] == ["human"]  # still waiting for carol
+
+    class Slow(Scripted):
+        def complete(self, request):  # type: ignore[no-untyped-def]
+            time.sleep(1.5)
+            return super().complete(request)
+
+    assert run_cli("send", "human", "alice", "And now?", "-C", str(checkout)).exit_code == 0
+    # 6.5 s less the 5 s kept for pushing leave 1.5 s: alice's answer (1.5 s in the model) uses them up
+    late, _ = tick(remote, tmp_path, "deadline", shard="2/2", at=MONDAY.replace(hour=11), client=Slow(),
+                   deadline=6.5)
+    assert "carol" in late.unfinished and late.state_commit, late.as_json()
+    done, _ = tick(remote, tmp_path, "after", shard="2/2", at=MONDAY.replace(hour=12))
+    replies = [m for m in messages(state_files(remote), "human") if m["sender"] == "carol"]
+    assert replies and not done.unfinished  # the next tick finished what was left
+
+
+def test_tick_prints_what_it_did_and_json_says_the_same(remote: Path, tmp_path: Path) -> None:
+    checkout, _ = runner(remote, tmp_path, "cli")
+    shown = run_cli("tick", str(checkout), "--shard", "3/2")
+    assert shown.exit_code == 1 and "--shard '3/2'" in shown.output
+    mismatch = run_cli("tick", str(checkout), "--shard", "1/3")
+    assert mismatch.exit_code == 1 and "shards: 2" in mismatch.output
