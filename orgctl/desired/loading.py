@@ -170,6 +170,12 @@ def _pattern_warnings(perms: PermissionsFrontmatter, frontmatter: Located, *, fi
             for i, rule in enumerate(perms.commands) if rule.argv()[-1] != "..."]
 
 
+def _retired(source: Source, folder: str) -> bool:
+    """A folder under ``animas/`` that holds nothing but ``memory/``: a retired Anima whose memory stays
+    until the runtime archives it (``apply`` into the state dir, a tick into ``archive/`` by a commit)."""
+    return (not source.list_files(folder) and source.list_dirs(folder) == ["memory"])
+
+
 def _load_anima(source: Source, name: str, diags: list[Diagnostic], cache: SpecCache, *,
                 warnings: list[Diagnostic], legacy_patterns: bool) -> _Loaded | None:
     base = f"{ANIMAS_DIR}/{name}"
@@ -337,6 +343,8 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
     loaded: dict[str, _Loaded] = {}
     for name in names:
         where = f"{ANIMAS_DIR}/{name}"
+        if _retired(source, where):
+            continue  # its spec files were deleted: retired; its memory waits for the runtime to archive it
         if problem := check_name(name):
             diags.append(Diagnostic(where, 0, f"unsafe Anima name {name!r}: {problem}"))
             continue

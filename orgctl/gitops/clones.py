@@ -34,7 +34,7 @@ import random
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,19 @@ from orgctl.gitops.repos import BOT_EMAIL, BOT_NAME, format_trailers, is_memory_
 from orgctl.state.files import write_text_atomic
 
 UPSTREAM_REF = "refs/orgctl/upstream"
+
+
+@dataclass(frozen=True)
+class MemoryCommit:
+    """One memory commit to make (:meth:`RuntimeClone.commit_each`): its memory ``paths``, message parts,
+    ``trailers`` and whether the body lists the changed files."""
+
+    paths: list[str]
+    subject: str
+    body: str
+    trailers: dict[str, str | int]
+    list_files: bool = False
+
 PUSH_ATTEMPTS = 5
 _BOT_ENV = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
             "GIT_COMMITTER_NAME": BOT_NAME, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
@@ -207,40 +220,84 @@ class RuntimeClone:
         Raises GitError when a path is not a memory path, holds a symbolic link (memory is never
         committed through a link), or git refuses.
         """
-        bad = [p for p in paths if not is_memory_path(p)]
-        if bad:
-            raise GitError(f"refusing to commit non-memory paths {bad}: memory commits never touch specs")
-        for p in paths:
-            _refuse_links(self.root / p)
-        message = f"{subject}\n\n{body.strip()}\n\n{format_trailers(trailers)}\n"
-        with self._locked(), self._index() as env:
-            parent = self.tip()
-            run_git("read-tree", parent, cwd=self.root, env=env)
-            present = [p for p in paths if (self.root / p).exists()
-                       or run_git("ls-tree", "--name-only", parent, "--", p, cwd=self.root)]
-            if not present:
-                return None
-            run_git("add", "--all", "--", *present, cwd=self.root, env=env)
-            redactions = self._redact_staged(parent, env)
-            if redactions:
-                run_git("add", "--all", "--", *present, cwd=self.root, env=env)
-            message = message.rstrip("\n") + f"\n{format_trailers({'Redactions': redactions})}\n"
-            tree = run_git("write-tree", cwd=self.root, env=env)
-            if tree == run_git("rev-parse", f"{parent}^{{tree}}", cwd=self.root):
-                return None
-            if list_files:
-                changed = run_git("diff-tree", "-r", "--name-status", "--no-renames", parent, tree, cwd=self.root)
-                message = (f"{subject}\n\n{body.strip()}\n\n"
-                           + "\n".join("  " + line.replace("\t", " ") for line in changed.splitlines())
-                           + f"\n\n{format_trailers({**trailers, 'Redactions': redactions})}\n")
-            if self.hooks_enabled():
-                message = self._run_hooks(message, env)
-            sha = run_git("commit-tree", tree, "-p", parent, cwd=self.root, env=_BOT_ENV, stdin=message)
-            run_git("update-ref", self._ref, sha, parent, cwd=self.root)
-        touched = run_git("diff-tree", "--no-commit-id", "--name-only", "-r", sha, cwd=self.root).splitlines()
-        if not all(is_memory_path(p) for p in touched):  # the contract, checked
-            raise GitError(f"memory commit {sha[:7]} touched non-memory paths: {touched}")
+        [sha] = self.commit_each([MemoryCommit(paths, subject, body, dict(trailers), list_files)])
         return sha
+
+    def commit_each(self, commits: list[MemoryCommit],
+                    guard: Callable[[MemoryCommit], contextlib.AbstractContextManager[object]] | None = None
+                    ) -> list[str | None]:
+        """:meth:`commit` for each of ``commits``, in order, each its own commit on top of the one before:
+        one lock, one index and one ref update for all of them (a batch of 50 Animas costs 5 git processes
+        each instead of 13). ``guard(commit)`` (the Anima's memory lock) is entered for every commit, in
+        order, before the clone's lock, as :meth:`commit`'s callers do: a memory lock is never awaited while
+        the clone's is held. Returns each sha, None where nothing changed. Raises GitError as :meth:`commit`
+        does; commits before the failing one are kept (the ref moves to the last good one).
+        """
+        for c in commits:
+            bad = [p for p in c.paths if not is_memory_path(p)]
+            if bad:
+                raise GitError(f"refusing to commit non-memory paths {bad}: memory commits never touch specs")
+        shas: list[str | None] = []
+        with contextlib.ExitStack() as guards:
+            for c in commits if guard is not None else []:
+                guards.enter_context(guard(c))  # type: ignore[misc]
+            with self._locked(), self._index() as env:
+                start = parent = self.tip()
+                run_git("read-tree", parent, cwd=self.root, env=env)
+                parent_tree = run_git("rev-parse", f"{parent}^{{tree}}", cwd=self.root)
+                hooks = self.hooks_enabled() and self._hooks_present()
+                try:
+                    for c in commits:
+                        made = self._stage_and_commit(c, parent, parent_tree, env, hooks=hooks)
+                        shas.append(made[0] if made else None)
+                        if made:
+                            parent, parent_tree = made
+                finally:
+                    if parent != start:
+                        run_git("update-ref", self._ref, parent, start, cwd=self.root)
+        return shas
+
+    def _stage_and_commit(self, c: MemoryCommit, parent: str, parent_tree: str, env: dict[str, str], *,
+                          hooks: bool) -> tuple[str, str] | None:
+        """Stage ``c``'s paths on the index (which holds ``parent``'s tree), scan and redact, and commit;
+        returns ``(sha, tree)``, or None when nothing changed (the index is left as ``parent``'s tree)."""
+        for p in c.paths:
+            _refuse_links(self.root / p)
+        present = [p for p in c.paths if (self.root / p).exists()
+                   or run_git("ls-files", "--cached", "--", p, cwd=self.root, env=env)]
+        if not present:
+            return None
+        run_git("add", "--all", "--", *present, cwd=self.root, env=env)
+        redactions = self._redact_staged(parent, env)
+        if redactions:
+            run_git("add", "--all", "--", *present, cwd=self.root, env=env)
+        tree = run_git("write-tree", cwd=self.root, env=env)
+        if tree == parent_tree:
+            return None
+        changed = run_git("diff-tree", "-r", "--name-status", "--no-renames", parent_tree, tree, cwd=self.root)
+        touched = [line.split("\t", 1)[1] for line in changed.splitlines() if "\t" in line]
+        if not all(is_memory_path(p) for p in touched):  # the contract, checked before anything is committed
+            run_git("read-tree", parent, cwd=self.root, env=env)
+            raise GitError(f"a memory commit would touch non-memory paths: {touched}")
+        trailers = {**c.trailers, "Redactions": redactions}
+        if c.list_files:
+            message = (f"{c.subject}\n\n{c.body.strip()}\n\n"
+                       + "\n".join("  " + line.replace("\t", " ") for line in changed.splitlines())
+                       + f"\n\n{format_trailers(trailers)}\n")
+        else:
+            message = f"{c.subject}\n\n{c.body.strip()}\n\n{format_trailers(trailers)}\n"
+        if hooks:
+            message = self._run_hooks(message, env)
+        sha = run_git("commit-tree", tree, "-p", parent, cwd=self.root, env=_BOT_ENV, stdin=message)
+        return sha, tree
+
+    def _hooks_present(self) -> bool:
+        """True when the hooks folder the clone uses has a ``pre-commit`` or ``commit-msg`` hook to run."""
+        try:
+            folder = Path(run_git("rev-parse", "--path-format=absolute", "--git-path", "hooks", cwd=self.root))
+        except GitError:
+            return True  # when in doubt, let git look
+        return any(os.access(folder / hook, os.X_OK) for hook in ("pre-commit", "commit-msg"))
 
     def hooks_enabled(self) -> bool:
         """True unless the org's ``memory.hooks: false`` was applied (:meth:`set_hooks`)."""

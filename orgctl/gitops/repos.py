@@ -71,8 +71,11 @@ def uncommitted_spec_changes(path: Path) -> list[str]:
 
 
 def is_memory_path(p: str) -> bool:
-    """True for a path under ``animas/<name>/memory/`` (a bot-owned path: only the runtime writes it)."""
+    """True for a path under ``animas/<name>/memory/``, live, or archived under ``archive/`` (where a tick
+    moves a retired Anima's memory): a bot-owned path, only the runtime writes it."""
     parts = p.strip('"').split("/")
+    if parts[:1] == ["archive"]:
+        parts = parts[1:]
     return len(parts) >= 3 and parts[0] == "animas" and parts[2] == "memory"
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from orgctl.errors import OrgctlError
-from orgctl.gitops.clones import RuntimeClone
+from orgctl.gitops.clones import MemoryCommit, RuntimeClone
 from orgctl.memory.stores import MemoryStore
 from orgctl.paths import StatePaths
 from orgctl.state.snapshots import read_snapshot
@@ -41,18 +42,21 @@ def commit_batch(clone: RuntimeClone, animas: Mapping[str, str | None], *,
     Returns ``{name: sha}`` of the commits made. Raises GitError from the first commit git refuses
     (the Animas before it stay committed), StateError when a lock stays busy.
     """
-    made = {}
-    for name, revision in sorted(animas.items()):
-        store = MemoryStore(clone.memory_dir(name), anima=name, holder="batch commit",
-                            lock=paths.memory_lock(name) if paths is not None else None)
-        with store.writing(operation="batch commit"):
-            sha = clone.commit([f"animas/{name}/memory"], subject=f"memory({name}): record episodes",
-                               body=f"What {name} wrote since the last memory commit:", list_files=True,
-                               trailers={"Anima": name, "Pass": "episodes",
-                                         "Source-Revision": revision or "work-tree"})
-        if sha:
-            made[name] = sha
-    return made
+    names = sorted(animas)
+    commits = [MemoryCommit([f"animas/{name}/memory"], subject=f"memory({name}): record episodes",
+                            body=f"What {name} wrote since the last memory commit:", list_files=True,
+                            trailers={"Anima": name, "Pass": "episodes",
+                                      "Source-Revision": animas[name] or "work-tree"})
+               for name in names]
+
+    def locked(commit: MemoryCommit) -> Any:
+        name = commit.trailers["Anima"]
+        store = MemoryStore(clone.memory_dir(str(name)), anima=str(name), holder="batch commit",
+                            lock=paths.memory_lock(str(name)) if paths is not None else None)
+        return store.writing(operation="batch commit")
+
+    shas = clone.commit_each(commits, guard=locked)  # one lock, one index, one ref update for the batch
+    return {name: sha for name, sha in zip(names, shas, strict=True) if sha}
 
 
 def commit_pending(clone: RuntimeClone, paths: StatePaths) -> dict[str, str]:

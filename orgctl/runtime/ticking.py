@@ -49,7 +49,7 @@ from orgctl.errors import BudgetExceeded, OrgctlError
 from orgctl.llm.requests import CompletionRequest, CompletionResult
 from orgctl.paths import StatePaths
 from orgctl.state.events import read_events
-from orgctl.state.files import read_json, write_json
+from orgctl.state.files import durable, read_json, write_json
 
 DEFAULT_DEADLINE = 600.0  # seconds
 KEEP_CLOSED = timedelta(days=7)  # closed tasks and read messages stay on the state branch this long
@@ -207,6 +207,7 @@ class TickReport:
     model_s: float = 0.0
     wall_s: float = 0.0
     budget_spent: bool = False
+    retired: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -221,7 +222,7 @@ class TickReport:
                 "conflicts": self.conflicts, "tokens": self.tokens, "calls": self.calls,
                 "model_s": round(self.model_s, 3), "wall_s": round(self.wall_s, 3),
                 "framework_s": round(self.framework_s, 3), "budget_spent": self.budget_spent,
-                "warnings": self.warnings}
+                "retired": self.retired, "warnings": self.warnings}
 
 
 # ---------------------------------------------------------------- the last tick of each Anima
@@ -276,12 +277,10 @@ class Tick:
 
     def run(self) -> TickReport:
         """The whole tick (module docstring). Raises OrgctlError (a spec that does not validate, not a tick
-        org, a shard count that is not org.yaml's, git that cannot be reached); a failure after the work
-        leaves it in the state dir and reports it."""
+        org, a shard count that is not org.yaml's, git that cannot be reached). A failure after the work (a
+        push that kept losing its race) raises too: what was not saved is done again by the next tick."""
         from orgctl.desired.loading import load_org
         from orgctl.desired.sources import GitRevisionSource
-        from orgctl.gitops.clones import RuntimeClone
-        from orgctl.state.locking import state_lock
 
         desired = load_org(GitRevisionSource(self.root, "HEAD"))
         require_tick(desired)
@@ -292,13 +291,29 @@ class Tick:
                                                         "runs exactly once")
         self.paths.ensure()
         report = TickReport(shard=self.shard, revision=desired.revision)
+        # a runner's disk is thrown away: the durable writes of a tick are its pushes, not fsyncs
+        was_durable = durable(False)
+        try:
+            self._run(desired, report)
+        finally:
+            durable(was_durable)
+        report.wall_s = time.monotonic() - self._started
+        return report
+
+    def _run(self, desired: OrgSpec, report: TickReport) -> None:
+        from orgctl.gitops.clones import RuntimeClone
+        from orgctl.state.locking import state_lock
+
         with state_lock(self.paths.lock, operation="tick", timeout=30.0):
             clone = RuntimeClone.for_checkout(self.root, self.paths.clone)
             state = state_branch(self.root, self.paths)
             state.restore()
+            _usage_in(self.paths)
             mine = self._hand_over(desired, clone)
+            report.retired = self._retire(desired, clone)
             self._work(desired, mine, report)
             self._commit_memory(report)
+            _usage_out(self.paths, now=self.clock())
             compact(self.paths, now=self.clock())
             saved = state.save(message=f"tick: shard {self.shard[0]}/{self.shard[1]} at "
                                        f"{(desired.revision or 'work-tree')[:12]}",
@@ -306,12 +321,12 @@ class Tick:
                                          "Source-Revision": desired.revision or "work-tree",
                                          "Animas": len(mine)})
             report.state_commit, report.state_attempts, report.conflicts = saved.commit, saved.attempts, saved.conflicts
-        report.wall_s = time.monotonic() - self._started
-        return report
 
     def _hand_over(self, desired: OrgSpec, clone: Any) -> list[AnimaSpec]:
         """Snapshots (and workspaces, memory folders) of every enabled Anima, as apply would write them; returns
         this shard's, in name order. Every Anima gets a snapshot: the others are who this shard's talk to."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from orgctl.gitops import repos
         from orgctl.state.inventories import now_iso
         from orgctl.state.snapshots import Snapshot, write_snapshot
@@ -324,10 +339,46 @@ class Tick:
             if shard_of(spec.name, self.shard[1]) != self.shard[0]:
                 continue
             clone.memory_dir(spec.name).mkdir(parents=True, exist_ok=True)
-            if "run_command" in spec.permissions.tools:  # only an Anima that runs commands needs a workspace
-                repos.prepare_workspace(self.root, self.paths.workspace(spec.name), revision=desired.revision)
             mine.append(spec)
+        # Only an Anima that runs commands needs a workspace. A kept one (a runner that keeps its state dir) whose
+        # checkout differs from HEAD in memory only is left alone, as under a controller, where memory commits do
+        # not move it either. The rest are checked out at HEAD, four at a time (each is a few git processes).
+        from orgctl.paths import workspace_git_dir
+
+        workspaces = [self.paths.workspace(s.name) for s in mine if "run_command" in s.permissions.tools]
+        heads = {ws: _head(workspace_git_dir(ws)) for ws in workspaces}
+        current = {h: h is not None and _same_spec(self.root, h, "HEAD") for h in set(heads.values())}
+        stale = [ws for ws in workspaces if not current[heads[ws]]]
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="workspace") as pool:
+            list(pool.map(lambda ws: repos.prepare_workspace(self.root, ws, revision=desired.revision), stale))
         return mine
+
+    def _retire(self, desired: OrgSpec, clone: Any) -> dict[str, str]:
+        """Archive the memory of every Anima of this shard that is no longer in the spec: its folder moves to
+        ``archive/animas/<name>-<date>/memory`` by one bot commit, so it stays in git, reviewable, and a
+        runner's disk never holds it. Returns ``{name: archive path}``."""
+        import shutil
+
+        archived = {}
+        animas = clone.root / "animas"
+        for folder in sorted(animas.iterdir()) if animas.is_dir() else []:
+            name, memory = folder.name, folder / "memory"
+            if (name in desired.animas or folder.is_symlink() or not memory.is_dir() or memory.is_symlink()
+                    or shard_of(name, self.shard[1]) != self.shard[0]):
+                continue
+            stamp = self.clock().astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+            target = f"archive/animas/{name}-{stamp}/memory"
+            (clone.root / target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(memory), str(clone.root / target))
+            sha = clone.commit([f"animas/{name}/memory", target], subject=f"memory({name}): archive on retirement",
+                               body=f"{name} is no longer in the spec at {(desired.revision or 'work-tree')[:12]}; "
+                                    f"its memory moves to {target}.", list_files=False,
+                               trailers={"Anima": name, "Pass": "retire",
+                                         "Source-Revision": desired.revision or "work-tree"})
+            if sha:
+                archived[name] = target
+                self.progress(f"{name}: retired; memory archived to {target}")
+        return archived
 
     def _work(self, desired: OrgSpec, mine: list[AnimaSpec], report: TickReport) -> None:
         from orgctl.runtime.organization import Organization
@@ -420,6 +471,25 @@ class Tick:
             report.warnings.append(f"memory was committed but not pushed: {result.error}")
 
 
+def _head(git_dir: Path) -> str | None:
+    """The commit a workspace's git directory has checked out (detached), read from its ``HEAD`` file."""
+    try:
+        return (git_dir / "HEAD").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _same_spec(root: Path, a: str, b: str) -> bool:
+    """True when commits ``a`` and ``b`` of ``root`` differ in memory paths only (one tree diff, whatever the
+    history between them); False when they differ elsewhere or ``a`` is unknown."""
+    import subprocess
+
+    done = subprocess.run(["git", "-C", str(root), "diff", "--quiet", a, b, "--", ".",
+                           ":(exclude,glob)animas/*/memory/**", ":(exclude,glob)archive/**"],
+                          capture_output=True, check=False)
+    return done.returncode == 0
+
+
 def _work_waits(agent: Any) -> bool:
     """Work is waiting for the Anima: an unread message, a task to plan or review, a decided approval."""
     if agent.org.inbox(agent.name).unread() or agent.pending_focus():
@@ -434,6 +504,33 @@ def _line(done: AnimaTick) -> str:
     parts += [f"passes: {', '.join(done.passes)}"] if done.passes else []
     parts += [f"failed: {'; '.join(done.failed)}"] if done.failed else []
     return f"{done.name}: " + ", ".join(parts)
+
+
+# ---------------------------------------------------------------- spend, carried
+
+
+KEEP_USAGE = timedelta(days=62)  # budgets count the day and the month: two months cover any month
+_USAGE = "usage/usage.jsonl"  # where the model usage log rides on the state branch
+
+
+def _usage_in(paths: StatePaths) -> None:
+    """The usage log from the state branch to where the gateway's budgets read it, so a day's and a month's
+    spend limits hold across ticks and shards."""
+    carried_log = paths.work.root / _USAGE
+    if carried_log.is_file():
+        paths.usage.write_bytes(carried_log.read_bytes())
+
+
+def _usage_out(paths: StatePaths, *, now: datetime) -> None:
+    """The usage log back onto the state branch, without records older than :data:`KEEP_USAGE`."""
+    if not paths.usage.is_file():
+        return
+    cutoff = now - KEEP_USAGE
+    lines = paths.usage.read_text(errors="replace").splitlines(keepends=True)
+    kept = [line for line in lines if (d := _json(line)) is None or not _older(d.get("at"), cutoff)]
+    target = paths.work.root / _USAGE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(kept))
 
 
 # ---------------------------------------------------------------- compaction

@@ -1,6 +1,8 @@
 """Atomic JSON files: write to a temp file in the same directory, fsync, rename.
 
-Readers never see a half-written file, whichever process writes it.
+Readers never see a half-written file, whichever process writes it. :func:`sync` is the one fsync of
+orgctl's work files; a tick turns it off (:func:`durable`): on a CI runner the disk is thrown away and
+the durable write is the push of the state branch.
 """
 
 from __future__ import annotations
@@ -11,6 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from orgctl.errors import StateError
+
+_DURABLE = [True]
+
+
+def durable(on: bool) -> bool:
+    """Whether :func:`sync` reaches the disk from now on, in this process; returns the previous setting."""
+    before, _DURABLE[0] = _DURABLE[0], on
+    return before
+
+
+def sync(fd: int) -> None:
+    """``fsync(fd)``, unless this process turned durability off (:func:`durable`)."""
+    if _DURABLE[0]:
+        os.fsync(fd)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -23,7 +39,7 @@ def write_text_atomic(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            sync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from orgctl.state.files import append_jsonl
+from orgctl.state.files import append_jsonl, sync
 from orgctl.state.inventories import now_iso
 
 Intent = Literal["report", "question", "delegation", "reply", "chat", "notice"]
@@ -92,7 +92,7 @@ class Inbox:
             fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, message.model_dump_json().encode())
-            os.fsync(fd)
+            sync(fd)
         finally:
             os.close(fd)
         final = new / name
@@ -103,7 +103,7 @@ class Inbox:
             os.rename(staged, final)
         dir_fd = os.open(new, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)  # the rename itself must survive a crash
+            sync(dir_fd)  # the rename itself must survive a crash
         finally:
             os.close(dir_fd)
         return final

@@ -221,3 +221,51 @@ def test_tick_prints_what_it_did_and_json_says_the_same(remote: Path, tmp_path: 
     assert shown.exit_code == 1 and "--shard '3/2'" in shown.output
     mismatch = run_cli("tick", str(checkout), "--shard", "1/3")
     assert mismatch.exit_code == 1 and "shards: 2" in mismatch.output
+
+
+def test_a_retired_animas_memory_is_archived_by_a_commit_not_on_a_runner(org: Path, remote: Path,
+                                                                        tmp_path: Path) -> None:
+    first, _ = tick(remote, tmp_path, "before", shard="2/2", at=MONDAY)
+    assert any(a.name == "carol" for a in first.animas)
+    git(org, "pull", "-q", "--no-rebase", "origin", git(org, "branch", "--show-current").strip())
+    kept = sorted(p for p in git(org, "ls-files", "animas/carol/memory").split())
+    assert any("episodes/" in p for p in kept), kept  # carol's first boot is in memory
+    spec_files = [p for p in git(org, "ls-files", "animas/carol").split() if "/memory/" not in p]
+    git(org, "rm", "-q", *spec_files)
+    git(org, "commit", "-q", "-m", "retire carol")
+    git(org, "push", "-q")
+    report, paths = tick(remote, tmp_path, "after", shard="2/2", at=MONDAY.replace(hour=10))
+    [(name, target)] = report.retired.items()
+    assert name == "carol" and target.startswith("archive/animas/carol-") and target.endswith("/memory")
+    tree = git(remote, "ls-tree", "-r", "--name-only", "HEAD").split()
+    assert not any(p.startswith("animas/carol/") for p in tree)
+    assert sorted(p.replace(target, "animas/carol/memory") for p in tree if p.startswith(target + "/")) == kept
+    subject, trailers = git(remote, "log", "-1", "--format=%s%x00%(trailers:key=Orgctl-Pass,valueonly)",
+                            "--", target).split("\0")
+    assert subject == "memory(carol): archive on retirement" and trailers.strip() == "retire"
+    assert not (paths.archive.exists() and any(paths.archive.iterdir()))  # nothing on the runner's disk
+
+
+def test_the_spend_log_rides_the_state_branch_so_budgets_hold_across_runners(remote: Path, tmp_path: Path) -> None:
+    """The gateway appends each call to ``<state>/usage.jsonl`` and budgets read it; a runner starts with none.
+    This client writes its calls the way the gateway does (:func:`orgctl.llm.budgets.append_usage`)."""
+    from orgctl.llm.budgets import append_usage, read_usage
+
+    seen: list[int] = []
+
+    class Metered(Scripted):
+        def __init__(self, paths: StatePaths) -> None:
+            self.paths = paths
+
+        def complete(self, request):  # type: ignore[no-untyped-def]
+            seen.append(len(read_usage(self.paths.usage)) if self.paths.usage.exists() else 0)
+            append_usage(self.paths.usage, {"at": MONDAY.isoformat(), "anima": request.anima, "model": request.model,
+                                            "prompt_tokens": 8, "completion_tokens": 2, "cost_usd": 0.0})
+            return super().complete(request)
+
+    checkout, _ = runner(remote, tmp_path, "person")
+    for text in ("One?", "Two?"):
+        assert run_cli("send", "human", "bob", text, "-C", str(checkout)).exit_code == 0
+        checkout_b, paths = runner(remote, tmp_path, f"runner-{text[:3]}")
+        Tick(root=checkout_b, paths=paths, shard=(1, 2), now=lambda: MONDAY, client=Metered(paths)).run()
+    assert seen[0] == 0 and seen[-1] >= 1, seen  # the second runner saw the first one's spend
