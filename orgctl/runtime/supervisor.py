@@ -7,11 +7,13 @@ here. What it adds is supervision: a crashed Anima is restarted after an
 exponential backoff (1 s, 2 s, 4 s ... capped at 30 s; reset after 60 s of
 stable running), as Erlang/OTP supervisors and systemd's ``Restart=`` do.
 
-It also hosts the model gateway, so Anima processes never import model
-libraries: they send ``complete`` requests here; and it commits what the
-Animas wrote to memory, in batches, in the runtime's clone
-(:mod:`orgctl.memory.batches`), then syncs the clone with the tracked branch
-(pushing where the org has a remote).
+It is also the host of the org's services (:mod:`orgctl.runtime.services`):
+it builds the in-process ones once (model gateway, memory, notifier, memory
+commits) and serves them on its socket through a typed dispatch table
+(:data:`OPS`), so Anima processes never import model libraries or hold keys.
+Its periodic jobs (memory batches, the memory-pass schedule, the overdue and
+health sweep, the embedding model's keep-alive) run on one
+``schedule.Scheduler`` (:func:`periodic_jobs`).
 
 Its status (pids, restarts, last heartbeat) goes to ``runtime.json``, which
 only the supervisor writes.
