@@ -170,6 +170,9 @@ def _pattern_warnings(perms: PermissionsFrontmatter, frontmatter: Located, *, fi
             for i, rule in enumerate(perms.commands) if rule.argv()[-1] != "..."]
 
 
+_RETIRED: Any = object()  # what _load_anima returns for a retired Anima's folder: no spec, no diagnostic
+
+
 def _retired(source: Source, folder: str) -> bool:
     """A folder under ``animas/`` that holds nothing but ``memory/``: a retired Anima whose memory stays
     until the runtime archives it (``apply`` into the state dir, a tick into ``archive/`` by a commit)."""
@@ -182,6 +185,8 @@ def _load_anima(source: Source, name: str, diags: list[Diagnostic], cache: SpecC
     spec_file = f"{base}/{ANIMA_FILE}"
     skills = _scan_other_files(source, base, diags, cache)
     text = read_spec_file(source, spec_file, diags, cache)
+    if text is None and _retired(source, base):
+        return _RETIRED  # type: ignore[no-any-return]  # its spec files were deleted; its memory waits for the runtime to archive it
     if text is None:
         diags.append(Diagnostic(spec_file, 0, f"missing {ANIMA_FILE}: every folder under "
                                               f"{ANIMAS_DIR}/ is an Anima and needs one"))
@@ -343,8 +348,6 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
     loaded: dict[str, _Loaded] = {}
     for name in names:
         where = f"{ANIMAS_DIR}/{name}"
-        if _retired(source, where):
-            continue  # its spec files were deleted: retired; its memory waits for the runtime to archive it
         if problem := check_name(name):
             diags.append(Diagnostic(where, 0, f"unsafe Anima name {name!r}: {problem}"))
             continue
@@ -354,8 +357,10 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
                                               f"{folded[key]!r} (names are case-insensitive)"))
             continue
         folded[key] = name
-        if (a := _load_anima(source, name, diags, cache, warnings=warnings,
-                             legacy_patterns=legacy_patterns)) is not None:
+        a = _load_anima(source, name, diags, cache, warnings=warnings, legacy_patterns=legacy_patterns)
+        if a is _RETIRED:
+            del folded[key]  # not an Anima of the org any more: nobody may name it as a supervisor
+        elif a is not None:
             loaded[name] = a
 
     cache.save()  # what was scanned counts even when the spec is refused: fix one file, rescan one file

@@ -30,10 +30,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import random
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +40,7 @@ from orgctl.desired.sources import cat_blobs
 from orgctl.errors import GitError
 from orgctl.gitexec import run_git
 from orgctl.gitops.mirrors import current_branch, upstream_url
+from orgctl.gitops.pushing import PushRejected, fetch_replay_push, lost_race
 from orgctl.gitops.repos import BOT_EMAIL, BOT_NAME, format_trailers, is_memory_path, status_entries
 from orgctl.state.files import write_text_atomic
 
@@ -369,8 +368,7 @@ class RuntimeClone:
         Raises GitError when the source cannot be reached, the histories are unrelated, or every
         push attempt was rejected (a temporary error: the commits stay in the clone for the next sync).
         """
-        last_error: GitError | None = None
-        for attempt in range(PUSH_ATTEMPTS):
+        def attempt(n: int) -> SyncResult:
             with self._locked():
                 upstream = self._fetch()
                 local = self.tip()
@@ -379,14 +377,15 @@ class RuntimeClone:
                 return result
             try:
                 run_git("push", "--quiet", "--", self.source, f"{result.tip}:{self._ref}", cwd=self.root)
-                return SyncResult(upstream=upstream, tip=result.tip, replayed=result.replayed, pushed=True,
-                                  overridden=result.overridden)
-            except GitError as e:  # someone pushed first: fetch, replay again, retry
-                last_error = e
-                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
-        raise GitError(f"pushing memory to {self.source} failed {PUSH_ATTEMPTS} times: "
-                       f"{last_error.message if last_error else ''}",
-                       hint="the commits stay in the runtime's clone and are pushed on the next sync")
+            except GitError as e:
+                if lost_race(e.message):  # someone pushed first: fetch, replay again, retry
+                    raise PushRejected(e.message) from e
+                raise
+            return SyncResult(upstream=upstream, tip=result.tip, replayed=result.replayed, pushed=True,
+                              overridden=result.overridden)
+
+        return fetch_replay_push(attempt, attempts=PUSH_ATTEMPTS, what=f"pushing memory to {self.source}",
+                                 hint="the commits stay in the runtime's clone and are pushed on the next sync")
 
     def _rebase(self, local: str, upstream: str) -> SyncResult:
         """Move the branch to ``upstream`` plus the memory commits only ``local`` has. Caller holds the lock."""

@@ -20,9 +20,9 @@ file, of the tree it restored (the base), the branch's tip now (theirs) and its 
 
 The result is committed on top of the tip and pushed with ``--force-with-lease`` naming that tip, so
 a push that lost a race is refused by the remote, fetched, merged again and retried, at most
-:data:`PUSH_ATTEMPTS` times (the same bounded fetch-replay-push loop as memory commits,
-:meth:`orgctl.gitops.clones.RuntimeClone.sync`). A runner killed mid-push leaves the remote at the
-old tip or the new one, never between: a ref update is atomic.
+:data:`PUSH_ATTEMPTS` times: the one bounded fetch-replay-push loop
+(:func:`orgctl.gitops.pushing.fetch_replay_push`) that memory commits use too. A runner killed
+mid-push leaves the remote at the old tip or the new one, never between: a ref update is atomic.
 
 **Bounded.** Every :data:`SQUASH_AFTER` commits the save is a root commit (no parent) holding the
 merged tree: the history is squashed, the open work is all in that tree, and the lease still refuses a
@@ -33,9 +33,7 @@ racing writer's tip being overwritten. What the tree holds is kept small by the 
 from __future__ import annotations
 
 import os
-import random
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,11 +41,16 @@ from pathlib import Path
 
 from orgctl.errors import GitError
 from orgctl.gitexec import run_git
+from orgctl.gitops.pushing import PushRejected, fetch_replay_push, lost_race
 from orgctl.gitops.repos import BOT_EMAIL, BOT_NAME, format_trailers
 
 STATE_BRANCH = "orgctl/state"
 STATE_REF = f"refs/heads/{STATE_BRANCH}"
-TIP_REF = "refs/orgctl/state-tip"  # the branch's tip as last fetched, in the clone
+TIP_REF = "refs/orgctl/state-tip"  # the branch's tip as last fetched
+BASE_REF = "refs/orgctl/state-base"  # the commit the local files were last restored from or merged into
+LOCAL_REF = "refs/orgctl/state-local"  # the tree of the local files as they were then (a save keeps ours)
+MAX_FILE = 16 * 1024 * 1024  # bytes: a file of the work in flight bigger than this is not restored
+MAX_TOTAL = 512 * 1024 * 1024  # bytes: nor anything past this much in all
 PUSH_ATTEMPTS = 8
 SQUASH_AFTER = 100  # commits on the branch before a save squashes them into one root commit
 _BOT_ENV = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
@@ -79,6 +82,9 @@ class StateBranch:
         self.roots = {prefix: Path(path) for prefix, path in roots.items()}
         self.carried = carried
         self.base: str | None = None  # the commit restored from (None: the branch did not exist)
+        self.skipped: list[str] = []  # files of the branch a restore did not write, with the reason
+        self.warnings: list[str] = []
+        self._no_squash = False
         if not (self.git_dir / "HEAD").is_file():
             self.git_dir.mkdir(parents=True, exist_ok=True)
             run_git("init", "--quiet", "--bare", str(self.git_dir))
@@ -108,15 +114,28 @@ class StateBranch:
     def fetch(self) -> str | None:
         """The branch's tip at the source now (fetched into :data:`TIP_REF`), or None when it has none yet.
         Raises GitError when the source cannot be read."""
-        heads = self._git("ls-remote", "--", self.source, STATE_REF)
-        if not heads.strip():
-            return None
-        self._git("fetch", "--quiet", "--no-tags", "--", self.source, f"+{STATE_REF}:{TIP_REF}")
+        try:
+            heads = self._git("ls-remote", "--", self.source, STATE_REF)
+            if not heads.strip():
+                return None
+            self._git("fetch", "--quiet", "--no-tags", "--", self.source, f"+{STATE_REF}:{TIP_REF}")
+        except GitError as e:
+            raise GitError(f"cannot read {STATE_BRANCH} from {self.source}: {e.message.split(': ', 1)[-1]}",
+                           hint="the work in flight of a tick org lives there: check the remote and its "
+                                "credentials; nothing was changed") from e
         return self._git("rev-parse", TIP_REF)
 
     def restore(self) -> str | None:
-        """Replace each local root with the branch's files (an empty root when there is no branch yet);
-        returns the commit restored from, also kept as :attr:`base`. Raises GitError."""
+        """Replace each local root's carried files with the branch's (none when there is no branch yet);
+        returns the commit restored from, also kept as :attr:`base`.
+
+        Local files that differ from what was last restored or saved here (work written while the remote
+        could not be reached, or before the org switched to ticks) are saved first, merged as any save is:
+        a restore never throws away work that was not pushed. A file of the branch that is not carried, is
+        too big (:data:`MAX_FILE`), has an unsafe name or cannot be written is skipped and named in
+        :attr:`skipped`. Raises GitError when the branch cannot be read or the local work cannot be saved.
+        """
+        self._save_unpushed()
         tip = self.fetch()
         self.base = tip
         files = self._files(tip) if tip else {}
@@ -124,31 +143,88 @@ class StateBranch:
             local.mkdir(parents=True, exist_ok=True)
             for _, path in self._walk(local):
                 path.unlink()
-        contents = self._blobs([sha for _, sha in files.values()])
-        for path, (_mode, sha) in files.items():
+        sizes = self._sizes([sha for _, sha in files.values()])
+        wanted, total = [], 0
+        for path, (_mode, sha) in sorted(files.items()):
             prefix, _, rel = path.partition("/")
-            if prefix not in self.roots or not rel:
+            if prefix not in self.roots or not rel or not self.carried(rel) or not _safe_name(rel):
+                self.skipped.append(f"{path}: not carried here")
                 continue
+            if sizes.get(sha, 0) > MAX_FILE or total + sizes.get(sha, 0) > MAX_TOTAL:
+                self.skipped.append(f"{path}: {sizes.get(sha, 0)} bytes, over the limit")
+                continue
+            total += sizes.get(sha, 0)
+            wanted.append((prefix, rel, sha))
+        contents = self._blobs([sha for _, _, sha in wanted])
+        for prefix, rel, sha in wanted:
             target = self.roots[prefix] / rel
             if not _inside(self.roots[prefix], target):
+                self.skipped.append(f"{prefix}/{rel}: outside its root")
                 continue  # a hostile tree: never written outside its root
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(contents[sha])
-            os.chmod(target, 0o600)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(contents[sha])
+                os.chmod(target, 0o600)
+            except OSError as e:  # a file where a folder is (or the other way round): a tree orgctl never writes
+                self.skipped.append(f"{prefix}/{rel}: {e.strerror or e}")
+        self._remember(tip, self._local_files())
         return tip
 
+    def _remember(self, commit: str | None, local: dict[str, tuple[str, str]]) -> None:
+        """Record that the local roots hold ``local`` (:data:`LOCAL_REF`, a tree) and that it is merged into
+        ``commit`` on the remote (:data:`BASE_REF`)."""
+        self._git("update-ref", LOCAL_REF, self._tree(local))
+        if commit is not None:
+            self._git("update-ref", BASE_REF, commit)
+
+    def _recorded(self, ref: str) -> str | None:
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", ref) or None
+        except GitError:
+            return None
+
+    def _save_unpushed(self) -> None:
+        """Save the local carried files when they differ from what was last restored or saved (work written
+        while the remote refused it), or exist with no record at all (an org that switched to ticks)."""
+        local = self._local_files()
+        recorded = self._recorded(LOCAL_REF)
+        if local == self._files(recorded) or (recorded is None and not local):
+            return
+        self.base = self._recorded(BASE_REF)
+        self.save(message="work in flight not pushed before, saved before a restore", trailers={"Pass": "work"})
+
     def _files(self, commit: str | None) -> dict[str, tuple[str, str]]:
-        """``{path: (mode, blob sha)}`` of every file of ``commit`` (``{}`` for None)."""
+        """``{path: (mode, blob sha)}`` of every regular file of ``commit`` (``{}`` for None); names that are
+        not UTF-8 are left out (orgctl never writes one)."""
         if commit is None:
             return {}
-        out = self._git("ls-tree", "-r", "-z", "--full-tree", commit)
+        import subprocess
+
+        out = subprocess.run(["git", f"--git-dir={self.git_dir}", "ls-tree", "-r", "-z", "--full-tree", commit],
+                             check=True, capture_output=True).stdout
         files = {}
-        for entry in filter(None, out.split("\0")):
-            meta, path = entry.split("\t", 1)
-            mode, kind, sha = meta.split(" ")
+        for entry in filter(None, out.split(b"\0")):
+            meta, raw = entry.split(b"\t", 1)
+            mode, kind, sha = meta.decode().split(" ")
+            try:
+                path = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self.skipped.append(f"{raw!r}: a name that is not UTF-8")
+                continue
             if kind == "blob" and mode in ("100644", "100755"):
                 files[path] = (mode, sha)
         return files
+
+    def _sizes(self, shas: list[str]) -> dict[str, int]:
+        """The size of each blob, without reading it (``cat-file --batch-check``)."""
+        import subprocess
+
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return {}
+        out = subprocess.run(["git", f"--git-dir={self.git_dir}", "cat-file", "--batch-check"], check=True,
+                             input="\n".join(wanted).encode() + b"\n", capture_output=True).stdout.decode()
+        return {line.split()[0]: int(line.split()[2]) for line in out.splitlines() if len(line.split()) == 3}
 
     def _blobs(self, shas: list[str]) -> dict[str, bytes]:
         """The contents of ``shas`` by sha, read in one ``cat-file --batch``."""
@@ -177,7 +253,7 @@ class StateBranch:
             for name in sorted(names):
                 path = Path(top) / name
                 rel = path.relative_to(local).as_posix()
-                if path.is_file() and not path.is_symlink() and self.carried(rel):
+                if path.is_file() and not path.is_symlink() and self.carried(rel) and _safe_name(rel):
                     found.append((rel, path))
         return found
 
@@ -203,30 +279,39 @@ class StateBranch:
         """
         base_files = self._files(self.base)
         ours = self._local_files()
-        last: GitError | None = None
-        for attempt in range(1, PUSH_ATTEMPTS + 1):
+
+        def attempt(n: int) -> Saved:
             tip = self.fetch()  # another writer may have pushed since the restore
             theirs = self._files(tip)
             merged, conflicts = self._merge(base_files, theirs, ours)
             if merged == theirs:
-                return Saved(None, attempt, False, conflicts)
+                self._remember(tip, ours)
+                return Saved(None, n, False, conflicts)
             tree = self._tree(merged)
-            squash = tip is not None and int(self._git("rev-list", "--count", tip)) >= squash_after
+            squash = (tip is not None and not self._no_squash
+                      and int(self._git("rev-list", "--count", tip)) >= squash_after)
             body = message + ("\n\n" + format_trailers(trailers) if trailers else "")
             parents = [] if squash or tip is None else ["-p", tip]
             commit = self._git("commit-tree", tree, *parents, "-m", body, env=_BOT_ENV)
             try:
                 self._git("push", "--quiet", f"--force-with-lease={STATE_REF}:{tip or ''}", "--",
                           self.source, f"{commit}:{STATE_REF}")
-            except GitError as e:  # someone pushed first: fetch, merge again, retry
-                last = e
-                time.sleep(random.uniform(0.05, 0.3) * attempt)
-                continue
+            except GitError as e:
+                if squash and not lost_race(e.message):  # the remote refuses rewrites (a protected branch)
+                    self._no_squash = True
+                    self.warnings.append(f"{self.source} refuses to rewrite {STATE_BRANCH}, so its history is not "
+                                         f"squashed: {e.message[:200]}")
+                    raise PushRejected(e.message) from e
+                if lost_race(e.message):  # someone pushed first: fetch, merge again, retry
+                    raise PushRejected(e.message) from e
+                raise
             self._git("update-ref", TIP_REF, commit)
             self.base = commit
-            return Saved(commit, attempt, squash, conflicts)
-        raise GitError(f"saving the work in flight to {STATE_BRANCH} failed {PUSH_ATTEMPTS} times: "
-                       f"{last.message if last else ''}", hint="it is saved by the next tick")
+            self._remember(commit, ours)
+            return Saved(commit, n, squash, conflicts)
+
+        return fetch_replay_push(attempt, attempts=PUSH_ATTEMPTS, what=f"saving the work in flight to {STATE_BRANCH}",
+                                 hint="it is saved by the next tick")
 
     def _merge(self, base: dict[str, tuple[str, str]], theirs: dict[str, tuple[str, str]],
                ours: dict[str, tuple[str, str]]) -> tuple[dict[str, tuple[str, str]], list[str]]:
@@ -256,8 +341,15 @@ class StateBranch:
                     if ours.get(path) is not None:
                         merged[path] = ours[path]  # type: ignore[assignment]
                     continue
-                merged[path] = ("100644", self._git("hash-object", "-w", "--stdin", stdin=text.decode()))
+                merged[path] = ("100644", self._hash(text))
         return merged, conflicts
+
+    def _hash(self, data: bytes) -> str:
+        """Write ``data`` as a blob; its sha."""
+        import subprocess
+
+        return subprocess.run(["git", f"--git-dir={self.git_dir}", "hash-object", "-w", "--stdin"], check=True,
+                              input=data, capture_output=True).stdout.decode().strip()
 
     def _tree(self, files: dict[str, tuple[str, str]]) -> str:
         with self._index() as env:
@@ -287,6 +379,12 @@ def _merge_lines(path: str, base: bytes | None, theirs: bytes | None, ours: byte
     added = [line for line in our_lines if line not in base_set and line not in their_set]
     kept = [line for line in their_lines if line not in dropped]
     return b"".join(line + b"\n" for line in kept + added)
+
+
+def _safe_name(rel: str) -> bool:
+    """A relative path orgctl could have written: no control character, no empty, ``.`` or ``..`` part."""
+    return (all(ch >= " " and ch != "\x7f" for ch in rel)
+            and all(part not in ("", ".", "..") for part in rel.split("/")))
 
 
 def _inside(root: Path, target: Path) -> bool:

@@ -379,6 +379,12 @@ class MemoryIndex:
                                                 daemon=True)
             self._refreshing.start()
 
+    def wait_for_refresh(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a background refresh (:meth:`refresh_in_background`) to end."""
+        thread = self._refreshing
+        if thread is not None and thread.is_alive():
+            thread.join(timeout)
+
     def _refresh_quietly(self) -> None:
         try:
             self.refresh()

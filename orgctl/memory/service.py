@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections import OrderedDict
 from datetime import date
 from pathlib import Path
@@ -68,7 +69,16 @@ class MemoryService:
         self._claim = fd
         return self
 
-    def close(self) -> None:
+    def close(self, *, wait: float = 30.0) -> None:
+        """Let go of the org's index: background refreshes still embedding are waited for (up to ``wait``
+        seconds in all), the embedding model is unloaded and the lock released. A process that exited with a
+        refresh mid-embedding had onnxruntime's threads torn down under it: ``terminate called without an
+        active exception``, exit 134 (a tick's process, measured by bench/tick.py)."""
+        deadline = time.monotonic() + wait
+        for _, index in list(self._indexes.values()):
+            index.wait_for_refresh(max(0.0, deadline - time.monotonic()))
+        if self._embedder is not None:
+            self._embedder.release(0)
         if self._claim is not None:
             os.close(self._claim)
             self._claim = None

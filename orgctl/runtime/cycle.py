@@ -175,7 +175,11 @@ class Agent:
             queue = self.org.queue(self.name)
             task = queue.get(approval.task_id or "")
             trace.observed.append(f"a person {approval.status} {approval.detail!r} ({approval.id})")
-            refusal = self.policy.sandbox_profile.refusal if approval.status == "approved" else ""
+            # What a person approved still has to be a command this Anima may run with approval (its run_command
+            # tool and an ask rule, or an allow rule): an approval file written by anything else (a forged one on
+            # a tick org's state branch) runs nothing the spec does not grant.
+            verdict = self.policy.can_run(approval.detail) if approval.status == "approved" else None
+            refusal = verdict.rule if verdict is not None and verdict.outcome == "deny" else ""
             if refusal:
                 step = StepRecord(kind="refused", command=approval.detail, refusal=refusal)
                 self.org.event(reason="CommandRefused", object=f"approval/{approval.id}", anima=self.name,

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,18 +51,30 @@ from orgctl.errors import BudgetExceeded, OrgctlError
 from orgctl.llm.requests import CompletionRequest, CompletionResult
 from orgctl.paths import StatePaths
 from orgctl.state.events import read_events
-from orgctl.state.files import durable, read_json, write_json
+from orgctl.state.files import durable, write_json
+
+log = logging.getLogger("orgctl.tick")
 
 DEFAULT_DEADLINE = 600.0  # seconds
 KEEP_CLOSED = timedelta(days=7)  # closed tasks and read messages stay on the state branch this long
 KEEP_OUTBOX = timedelta(days=1)  # the rate counters look back one hour; a day is kept for reading
 
 
+CARRIED = re.compile(r"""(
+      inboxes/[^/]+/(new|cur)/[^/]+\.json     # one message per file (a Maildir; tmp/ is a delivery in progress)
+    | (tasks|board|chats)/[^/]+\.jsonl        # a task queue, a Board channel, a chat transcript
+    | approvals/[^/]+\.json                   # an action waiting for a person
+    | cursors/[^/]+\.json | beats/[^/]+\.json  # each Anima's place and last tick
+    | outbox\.jsonl | proposals\.jsonl | usage/usage\.jsonl
+    )""", re.VERBOSE)
+
+
 def carried(rel: str) -> bool:
-    """Whether a file of the work in flight (``rel`` to its root) goes on the state branch: everything but
-    the events (operational: the tick prints them), a Maildir's ``tmp/`` (a delivery in progress) and locks."""
-    parts = rel.split("/")
-    return rel != "events.jsonl" and "tmp" not in parts[:-1] and not rel.endswith(".lock")
+    """Whether a file of the work in flight (``rel`` to its root) goes on the state branch: the layout orgctl
+    writes (:data:`CARRIED`), nothing else. Not the events (operational: the tick prints them), not a
+    Maildir's ``tmp/``, not locks; and a restore writes no file the runtime would not have written itself
+    (a file where a folder belongs, an unknown path)."""
+    return CARRIED.fullmatch(rel) is not None
 
 
 def state_branch(root: Path, paths: StatePaths) -> Any:
@@ -232,19 +246,51 @@ def _beats_file(paths: StatePaths, name: str) -> Path:
     return paths.work.root / "beats" / f"{name}.json"
 
 
-def last_tick(paths: StatePaths, name: str) -> tuple[datetime | None, datetime | None]:
-    """``(last tick, last heartbeat)`` of ``name`` as recorded on the state branch (UTC), None when never."""
-    data = read_json(_beats_file(paths, name), default=None) if _beats_file(paths, name).exists() else None
-    if not isinstance(data, dict):
-        return None, None
+@dataclass
+class Marks:
+    """When an Anima's steps last ran, as recorded on the state branch (``beats/<name>.json``), each UTC:
+    ``tick`` its last tick, ``beat`` its last heartbeat, ``cron`` up to when its cron times were fired (not
+    moved while it rests: a time that fell then fires when it wakes, as in an Anima process), ``passes`` up
+    to when its memory passes ran (not moved when the deadline left no time for them)."""
 
-    def at(key: str) -> datetime | None:
+    tick: datetime | None = None
+    beat: datetime | None = None
+    cron: datetime | None = None
+    passes: datetime | None = None
+
+    @classmethod
+    def read(cls, paths: StatePaths, name: str, *, now: datetime) -> Marks:
+        """The marks of ``name``; a missing or unreadable file is no marks (a first tick), a time without a zone
+        is UTC, and a time after ``now`` (a clock ahead, a forged file) counts as ``now``."""
+        path = _beats_file(paths, name)
         try:
-            return datetime.fromisoformat(str(data[key]))
-        except (KeyError, ValueError):
-            return None
+            data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except (OSError, ValueError):
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
 
-    return at("tick"), at("beat")
+        def at(key: str) -> datetime | None:
+            try:
+                value = datetime.fromisoformat(str(data[key]))
+            except (KeyError, ValueError, TypeError):
+                return None
+            value = value if value.tzinfo else value.replace(tzinfo=UTC)
+            return min(value, now)
+
+        tick = at("tick")
+        return cls(tick=tick, beat=at("beat"), cron=at("cron") or tick, passes=at("passes") or tick)
+
+    def write(self, paths: StatePaths, name: str) -> None:
+        write_json(_beats_file(paths, name), {k: v.isoformat(timespec="seconds") if v else None
+                                              for k, v in self.__dict__.items()})
+
+
+def beat_due(last: datetime | None, now: datetime, interval: float) -> bool:
+    """A heartbeat is due when ``interval`` seconds have passed since the last one, less a tolerance (a tenth
+    of it, at most a minute) for the scheduler's jitter: ticks every 15 minutes beat a 30-minute Anima every
+    other tick, not every third."""
+    return last is None or (now - last).total_seconds() >= interval - min(60.0, interval / 10)
 
 
 # ---------------------------------------------------------------- one tick
@@ -308,6 +354,7 @@ class Tick:
             clone = RuntimeClone.for_checkout(self.root, self.paths.clone)
             state = state_branch(self.root, self.paths)
             state.restore()
+            report.warnings += [f"not restored from orgctl/state: {s}" for s in state.skipped]
             _usage_in(self.paths)
             mine = self._hand_over(desired, clone)
             report.retired = self._retire(desired, clone)
@@ -321,6 +368,7 @@ class Tick:
                                          "Source-Revision": desired.revision or "work-tree",
                                          "Animas": len(mine)})
             report.state_commit, report.state_attempts, report.conflicts = saved.commit, saved.attempts, saved.conflicts
+            report.warnings += state.warnings
 
     def _hand_over(self, desired: OrgSpec, clone: Any) -> list[AnimaSpec]:
         """Snapshots (and workspaces, memory folders) of every enabled Anima, as apply would write them; returns
@@ -364,7 +412,7 @@ class Tick:
         for folder in sorted(animas.iterdir()) if animas.is_dir() else []:
             name, memory = folder.name, folder / "memory"
             if (name in desired.animas or folder.is_symlink() or not memory.is_dir() or memory.is_symlink()
-                    or shard_of(name, self.shard[1]) != self.shard[0]):
+                    or shard_of(name, self.shard[1]) != self.shard[0] or not _retired_upstream(clone, name)):
                 continue
             stamp = self.clock().astimezone(UTC).strftime("%Y%m%d-%H%M%S")
             target = f"archive/animas/{name}-{stamp}/memory"
@@ -395,7 +443,13 @@ class Tick:
                     report.animas.append(AnimaTick(spec.name, skipped="out of time" if not model.spent
                                                    else "out of budget"))
                     continue
-                report.animas.append(self._anima(spec, org=org, model=model, services=services, report=report))
+                try:
+                    report.animas.append(self._anima(spec, org=org, model=model, services=services, report=report))
+                except Exception as e:  # one Anima's broken state (a hand-edited or forged file) stops no other
+                    log.exception("the tick of %s failed", spec.name)
+                    report.animas.append(AnimaTick(spec.name, failed=[f"{type(e).__name__}: {e}"[:300]]))
+                    org.event(reason="TickFailed", object=f"anima/{spec.name}", anima=spec.name, warning=True,
+                              message=f"the tick of {spec.name} failed: {type(e).__name__}: {str(e)[:200]}")
         finally:
             report.tokens, report.calls, report.model_s = model.tokens, model.calls, model.seconds
             report.budget_spent = model.spent
@@ -415,30 +469,38 @@ class Tick:
         done = AnimaTick(spec.name)
         zone = ZoneInfo(spec.timezone)
         now = self.clock().astimezone(zone)
-        ticked, beat = last_tick(self.paths, spec.name)
+        marks = Marks.read(self.paths, spec.name, now=now)
         snapshot = read_snapshot(self.paths.spec_snapshot(spec.name))
         store = MemoryStore(Path(snapshot.memory_dir), anima=spec.name, lock=self.paths.memory_lock(spec.name),
                             holder=f"tick (pid {os.getpid()})")
         agent = Agent(spec=spec, org=org, client=model, store=store, revision=snapshot.revision,
                       policy=Policy(spec.permissions, workspace=self.paths.workspace(spec.name), sandbox=spec.sandbox),
                       recall=services.memory)
+        first = marks.tick is None
         first_boot(agent, now=now)
         if not in_active_hours(spec.active_hours, now):
             done.skipped = "resting (outside its active hours)"
         else:
-            if ticked is not None:  # what fell due since its last tick fires once, however long ago that was
-                for fired in CronSchedule(spec.cron, now=ticked.astimezone(zone)).due(now):
+            if marks.cron is not None:  # what fell due since then fires once, however long ago that was
+                for fired in CronSchedule(spec.cron, now=marks.cron.astimezone(zone)).due(now):
+                    if self.left() <= 0:
+                        report.unfinished.append(f"{spec.name}/cron {fired.title}")
+                        break
                     done.cron.append(fire(agent, fired))
-            beat_due = beat is None or (now - beat).total_seconds() >= spec.heartbeat_interval
-            trigger = "heartbeat" if beat_due else ("message" if _work_waits(agent) else "")
+                else:
+                    marks.cron = now
+            else:
+                marks.cron = now
+            due = beat_due(marks.beat, now, spec.heartbeat_interval)
+            trigger = "heartbeat" if due else ("message" if _work_waits(agent) else "")
             for _ in range(5 if trigger else 0):  # MAX_CYCLES_PER_WAKE, as the Anima process
                 trace = agent.heartbeat(now=self.clock().astimezone(zone), trigger=trigger)
                 done.cycles.append(trigger + (f" FAILED: {trace.failed}" if trace.failed else ""))
                 if trace.failed or not agent.pending_focus() or self.left() <= 0:
                     break
                 trigger = "follow-up"
-            if trigger and beat_due:
-                beat = now
+            if trigger and due:
+                marks.beat = now
             if not trigger:
                 done.skipped = "not due"
             for task in org.queue(spec.name).ready():
@@ -449,15 +511,21 @@ class Tick:
                     continue
                 trace = run_task(agent, task.id, now=lambda: self.clock().astimezone(zone))
                 done.tasks.append(task.id + (f" FAILED: {trace.failed}" if trace.failed else ""))
-        if ticked is not None and self.left() > 0:
-            for kind in due_passes(spec.memory.schedule, since=ticked.astimezone(zone), until=now):
+        if marks.passes is not None and self.left() > 0:
+            for kind in due_passes(spec.memory.schedule, since=marks.passes.astimezone(zone), until=now):
                 try:
                     for result in services.commits.run_pass(kind, names=[spec.name], push=False):
                         done.passes.append(f"{kind}: " + (result["commit"] or result["skipped"] or "no change"))
                 except OrgctlError as e:
                     done.failed.append(f"{kind} pass: {e.message}")
-        write_json(_beats_file(self.paths, spec.name), {"tick": now.isoformat(timespec="seconds"),
-                                                        "beat": beat.isoformat(timespec="seconds") if beat else None})
+            marks.passes = now
+        elif marks.passes is not None:
+            pending = due_passes(spec.memory.schedule, since=marks.passes.astimezone(zone), until=now)
+            report.unfinished += [f"{spec.name}/{kind} pass" for kind in pending]  # the next tick runs them
+        elif first:
+            marks.passes = now
+        marks.tick = now
+        marks.write(self.paths, spec.name)
         self.progress(_line(done))
         return done
 
@@ -469,6 +537,19 @@ class Tick:
         report.memory_commits, report.memory_pushed = result.commits, result.pushed
         if result.error:
             report.warnings.append(f"memory was committed but not pushed: {result.error}")
+
+
+def _retired_upstream(clone: Any, name: str) -> bool:
+    """True when the tracked branch's tip (as the clone last fetched it) holds nothing of ``name`` but its
+    memory: a runner whose checkout is older than a hire never takes the new Anima for a retired one."""
+    from orgctl.gitexec import run_git
+    from orgctl.gitops.clones import UPSTREAM_REF
+
+    try:
+        entries = run_git("ls-tree", "--name-only", UPSTREAM_REF, f"animas/{name}/", cwd=clone.root).split()
+    except OrgctlError:
+        return False
+    return entries == [f"animas/{name}/memory"]
 
 
 def _head(git_dir: Path) -> str | None:
@@ -540,8 +621,8 @@ def compact(paths: StatePaths, *, now: datetime) -> dict[str, int]:
     """Keep the work in flight bounded before it is saved; returns how many items each rule dropped.
 
     * a task queue drops every line of a task closed (done, failed, cancelled) more than
-      :data:`KEEP_CLOSED` ago, and nothing of an open one; lines are dropped, never rewritten, so a racing
-      writer's appends still merge;
+      :data:`KEEP_CLOSED` ago, unless an open task depends on it, and nothing of an open one; lines are
+      dropped, never rewritten, so a racing writer's appends still merge;
     * a read message (``cur/`` of a Maildir) older than :data:`KEEP_CLOSED` is deleted; unread ones stay;
     * the outbox (the rate counters) keeps :data:`KEEP_OUTBOX`.
 
@@ -573,6 +654,7 @@ def _compact_queue(path: Path, cutoff: datetime) -> int:
 
     lines = path.read_text(errors="replace").splitlines(keepends=True)
     last: dict[str, tuple[str, str]] = {}  # task id: (status, time of its last line)
+    needs: dict[str, list[str]] = {}  # task id: the ids it depends on
     for line in lines:
         event = _json(line)
         if not event:
@@ -580,10 +662,12 @@ def _compact_queue(path: Path, cutoff: datetime) -> int:
         if event.get("op") == "create" and isinstance(event.get("task"), dict):
             task = event["task"]
             last[str(task.get("id"))] = (str(task.get("status", "pending")), str(event.get("at", "")))
+            needs[str(task.get("id"))] = [str(d) for d in task.get("depends_on") or []]
         elif event.get("op") == "update" and str(event.get("id")) in last:
             status = (event.get("set") or {}).get("status") or last[str(event["id"])][0]
             last[str(event["id"])] = (str(status), str(event.get("at", "")))
-    gone = {tid for tid, (status, at) in last.items() if status in FINAL and _older(at, cutoff)}
+    needed = {d for tid, (status, _) in last.items() if status not in FINAL for d in needs.get(tid, [])}
+    gone = {tid for tid, (status, at) in last.items() if status in FINAL and _older(at, cutoff) and tid not in needed}
     if not gone:
         return 0
     kept = [line for line in lines if (e := _json(line)) is None or _task_id(e) not in gone]

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from orgctl.errors import WorkError
+from orgctl.errors import StateError, WorkError
 from orgctl.state.files import append_jsonl, read_json, write_json
 from orgctl.state.inventories import now_iso
 from orgctl.work.messages import MAX_TEXT, Trust, new_id
@@ -50,6 +51,25 @@ class Post(BaseModel):
     text: str = Field(max_length=MAX_TEXT)
     trust: Trust = "medium"
     seq: int = 0
+
+
+SEEN_WINDOW = 200  # posts at the end of a channel whose ids a cursor keeps (see Board.unseen)
+
+
+def _cursor(mark: Any) -> tuple[int, set[str]]:
+    """``(read after this line, ids already seen)`` from a cursor entry: ``{"n", "seen"}``, or a plain line
+    count (the format before ids were kept), or anything else (none)."""
+    if isinstance(mark, dict):
+        try:
+            n = max(0, int(mark.get("n", 0)))
+        except (TypeError, ValueError):
+            return 0, set()
+        seen = mark.get("seen")
+        ids = {str(i) for i in seen} if isinstance(seen, list) else set()
+        return max(0, n - SEEN_WINDOW) if ids else n, ids
+    if isinstance(mark, int) and not isinstance(mark, bool) and mark >= 0:
+        return mark, set()
+    return 0, set()
 
 
 class Board:
@@ -87,11 +107,21 @@ class Board:
         return out[-limit:] if limit else out
 
     def unseen(self, *, reader: str, cursors: Path) -> list[Post]:
-        """Posts in every channel since ``reader``'s cursor, not its own; does not move the cursor."""
-        seen = read_json(cursors / f"{reader}.board.json", default={}) or {}
+        """Posts in every channel since ``reader``'s cursor, not its own; does not move the cursor.
+
+        A cursor is the channel's length when it was marked plus the ids of its last :data:`SEEN_WINDOW` posts:
+        a post that a merge put before the mark (a tick org's shards append to the same channel, and the merge
+        keeps their lines first) is still unseen, as long as fewer than that many lines moved. A cursor that
+        does not parse counts as none (everything is new), never as an error.
+        """
+        try:
+            seen = read_json(cursors / f"{reader}.board.json", default={}) or {}
+        except StateError:
+            seen = {}
         out = []
         for channel in self.channels():
-            out += [p for p in self.read(channel, after=int(seen.get(channel, 0))) if p.sender != reader]
+            after, ids = _cursor(seen.get(channel) if isinstance(seen, dict) else None)
+            out += [p for p in self.read(channel, after=after) if p.sender != reader and p.id not in ids]
         return sorted(out, key=lambda p: p.at)
 
     def _length(self, channel: str) -> int:
@@ -109,6 +139,14 @@ class Board:
         millisecond or two each time (bench/task_overhead.py).
         """
         path = cursors / f"{reader}.board.json"
-        marks = {c: self._length(c) for c in self.channels()}
-        if marks != (read_json(path, default={}) or {}):
+        marks: dict[str, Any] = {}
+        for channel in self.channels():
+            length = self._length(channel)
+            window = self.read(channel, after=max(0, length - SEEN_WINDOW))
+            marks[channel] = {"n": length, "seen": [p.id for p in window]}
+        try:
+            before = read_json(path, default={}) or {}
+        except StateError:
+            before = {}
+        if marks != before:
             write_json(path, marks)

@@ -80,19 +80,39 @@ def test_sync_replays_memory_on_a_moved_remote_and_pushes_it(org: Path, tmp_path
     assert clone.sync().replayed == 0  # converged: nothing left to replay
 
 
-def test_a_push_that_loses_a_race_is_fetched_replayed_and_retried(org: Path, tmp_path: Path) -> None:
-    """The remote rejects the first push (a pre-receive hook stands for someone who pushed first)."""
+def test_a_push_that_loses_a_race_is_fetched_replayed_and_retried(org: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person pushes right after the clone fetched: the remote refuses the push (not a fast-forward), the
+    clone fetches again, replays its commit on the person's and pushes. A refusal for good (a hook) is not
+    retried: no retry would change it."""
     remote = add_bare_remote(org, tmp_path)
-    hook = remote / "hooks" / "pre-receive"
-    hook.write_text(f"#!/bin/sh\n[ -f {tmp_path}/rejected ] && exit 0\ntouch {tmp_path}/rejected\n"
-                    "echo 'someone pushed first' >&2\nexit 1\n")
-    hook.chmod(0o755)
     clone = RuntimeClone.for_checkout(org, tmp_path / "clone")
     _episode(clone, "## 09:00:00 heartbeat\n\n- hi\n")
-    sha = clone.commit(["animas/bob/memory"], subject="memory(bob): record episodes", body="b", trailers=TRAILERS)
+    clone.commit(["animas/bob/memory"], subject="memory(bob): record episodes", body="b", trailers=TRAILERS)
+    real_fetch, fetches = RuntimeClone._fetch, []
+
+    def fetch_then_someone_pushes(self: RuntimeClone) -> str:
+        upstream = real_fetch(self)
+        if not fetches:  # between this fetch and the push, a person's commit lands on the remote
+            edit(org / "animas/bob/identity.md", "A careful engineer", "A very careful engineer")
+            commit_all(org, "a person's change")
+            git(org, "push", "-q", "origin", "HEAD")
+        fetches.append(upstream)
+        return upstream
+
+    monkeypatch.setattr(RuntimeClone, "_fetch", fetch_then_someone_pushes)
     result = clone.sync()
-    assert result.pushed and (tmp_path / "rejected").exists()
-    assert git(remote, "rev-parse", "main").strip() == sha
+    assert result.pushed and len(fetches) == 2 and fetches[0] != fetches[1]
+    subjects = git(remote, "log", "-2", "--format=%s", "main").splitlines()
+    assert subjects == ["memory(bob): record episodes", "a person's change"]  # replayed on top, nothing lost
+    monkeypatch.undo()
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'pushes are closed' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    _episode(clone, "## 10:00:00 heartbeat\n\n- again\n")
+    clone.commit(["animas/bob/memory"], subject="memory(bob): record episodes", body="b", trailers=TRAILERS)
+    with pytest.raises(GitError, match="pushes are closed"):
+        clone.sync()
 
 
 def test_memory_changed_upstream_reaches_the_clone_work_tree(org: Path, tmp_path: Path) -> None:

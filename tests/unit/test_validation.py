@@ -287,3 +287,23 @@ def test_memory_is_never_written_through_a_symlink(tmp_path: Path, link: str) ->
         store.append_episode(day=date(2026, 11, 23), markdown="## 10:00:00 beat\n\n- Did: nothing",
                              record={"did": []})
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_folder_with_only_memory_is_a_retired_anima_and_nobody_may_report_to_it(org: Path) -> None:
+    import shutil
+
+    for path in (org / "animas" / "carol").iterdir():
+        if path.name != "memory":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    spec = load_org(WorkTreeSource(org))
+    assert sorted(spec.animas) == ["alice", "bob"]  # carol is retired; her memory stays for the runtime
+    edit(org / "animas/bob/anima.yaml", "supervisor: alice", "supervisor: carol")
+    with pytest.raises(SpecError) as refused:
+        load_org(WorkTreeSource(org))
+    assert any("carol" in d.reason for d in refused.value.diagnostics), refused.value.diagnostics
+    (org / "animas" / "carol" / "identity.md").write_text("# half a spec\n")  # not retired: a spec lacking a file
+    edit(org / "animas/bob/anima.yaml", "supervisor: carol", "supervisor: alice")
+    with pytest.raises(SpecError) as missing:
+        load_org(WorkTreeSource(org))
+    assert [str(d) for d in missing.value.diagnostics if "carol" in d.file][0].startswith(
+        "animas/carol/anima.yaml: missing anima.yaml")
