@@ -71,11 +71,11 @@ def clone(remote: Path, dest: Path) -> Path:
 
 
 def give_work(person: Path, *, day: int, tasks: bool = True, only: list[str] | None = None) -> None:
-    """A task and a question for every Anima (or ``only`` these), saved to the state branch."""
+    """A task and a question for every Anima (or ``only`` these), saved to the state branch (the person's
+    checkout need not pull the memory commits: only the spec, unchanged, is read from it)."""
     from orgctl.paths import StatePaths
     from orgctl.runtime.ticking import work_in_flight
 
-    _git(person, "pull", "-q", "--ff-only")
     paths = StatePaths(root=person.parent / "person-state")
     with work_in_flight(person, paths) as org:
         for name in only or sorted(org.specs):
@@ -149,7 +149,6 @@ def state_size(root: Path, ticks: int) -> list[dict[str, int]]:
     started = time.perf_counter()
     for i in range(1, ticks + 1):
         give_work(person, day=i, tasks=i % 5 == 0, only=[names[i % 3]])
-        _git(runner, "pull", "-q", "--ff-only")
         at = START + timedelta(hours=i)
         Tick(root=runner, paths=paths, now=lambda at=at: at, client=Scripted()).run()
         if i % 100 == 0:

@@ -59,13 +59,14 @@ def commit_batch(clone: RuntimeClone, animas: Mapping[str, str | None], *,
     return {name: sha for name, sha in zip(names, shas, strict=True) if sha}
 
 
-def commit_pending(clone: RuntimeClone, paths: StatePaths) -> dict[str, str]:
-    """:func:`commit_batch` for every Anima with a memory folder in the clone, each with the revision of
-    its applied snapshot (``work-tree`` without one). Returns ``{name: sha}``; raises GitError."""
+def commit_pending(clone: RuntimeClone, paths: StatePaths, *, only: set[str] | None = None) -> dict[str, str]:
+    """:func:`commit_batch` for every Anima with a memory folder in the clone (or those of ``only``: a shard's
+    tick, whose other Animas wrote nothing here), each with the revision of its applied snapshot
+    (``work-tree`` without one). Returns ``{name: sha}``; raises GitError."""
     animas: dict[str, str | None] = {}
     folder = clone.root / "animas"
     for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
-        if not (entry / "memory").is_dir() or entry.is_symlink():
+        if (only is not None and entry.name not in only) or not (entry / "memory").is_dir() or entry.is_symlink():
             continue
         snapshot = paths.spec_snapshot(entry.name)
         try:  # a disabled or never applied Anima has none: its folder is still committed if it changed

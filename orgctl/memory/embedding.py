@@ -66,6 +66,10 @@ def keep_alive() -> float:
     return math.inf if value < 0 else value
 
 
+class EmbeddingCancelled(RuntimeError):
+    """:meth:`Embedder.embed` stopped because its owner is closing (:meth:`Embedder.cancel`)."""
+
+
 class Embedder:
     """Embeds texts into unit vectors of :data:`DIMENSION` floats. Thread-safe; loads on first use.
 
@@ -77,6 +81,13 @@ class Embedder:
         self._tokenizer: Any = None
         self._lock = threading.Lock()
         self._last_used = time.monotonic()
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Make every :meth:`embed` running or to come raise :class:`EmbeddingCancelled` at its next batch: the
+        owner is closing, and a background index build must not outlive it (onnxruntime's threads torn down
+        under a running session abort the process)."""
+        self._cancelled.set()
 
     @property
     def loaded(self) -> bool:
@@ -125,6 +136,8 @@ class Embedder:
             # Sorted by length so each batch pads to similar lengths (2-3x faster on mixed texts).
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
             for start in range(0, len(order), BATCH):
+                if self._cancelled.is_set():
+                    raise EmbeddingCancelled("the memory service is closing")
                 rows = order[start:start + BATCH]
                 encodings = self._tokenizer.encode_batch([texts[i] or " " for i in rows])
                 ids = np.array([e.ids for e in encodings], dtype=np.int64)

@@ -351,8 +351,12 @@ class MemoryIndex:
         if self.store is None or time.monotonic() < self._dense_off_until:
             progress(len(docs))
             return None
+        from orgctl.memory.embedding import EmbeddingCancelled
+
         try:
             return self.store.vectors(self.anima, docs, progress=progress)
+        except EmbeddingCancelled:
+            raise  # the service is closing: the store is fine, the next build finishes it
         except Exception as first:  # noqa: BLE001 - Chroma raises many types for a broken store
             log.warning("memory index of %s failed: %s; rebuilding it", self.anima, first)
             self.warn("MemoryIndexRebuilt", f"the memory index of {self.anima} failed ({type(first).__name__}: "
@@ -386,8 +390,12 @@ class MemoryIndex:
             thread.join(timeout)
 
     def _refresh_quietly(self) -> None:
+        from orgctl.memory.embedding import EmbeddingCancelled
+
         try:
             self.refresh()
+        except EmbeddingCancelled:
+            return
         except Exception:  # noqa: BLE001 - a background refresh reports through warn, never crashes the process
             log.exception("refreshing the memory index of %s failed", self.anima)
 

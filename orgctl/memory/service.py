@@ -70,10 +70,12 @@ class MemoryService:
         return self
 
     def close(self, *, wait: float = 30.0) -> None:
-        """Let go of the org's index: background refreshes still embedding are waited for (up to ``wait``
-        seconds in all), the embedding model is unloaded and the lock released. A process that exited with a
-        refresh mid-embedding had onnxruntime's threads torn down under it: ``terminate called without an
-        active exception``, exit 134 (a tick's process, measured by bench/tick.py)."""
+        """Let go of the org's index: background refreshes still embedding are stopped at their next batch and
+        waited for (up to ``wait`` seconds in all), the embedding model is unloaded and the lock released.
+        A process that exited with a refresh mid-embedding had onnxruntime's threads torn down under it:
+        ``terminate called without an active exception``, exit 134 (a tick's process, in bench/tick.py)."""
+        if self._embedder is not None:
+            self._embedder.cancel()  # a background build stops at its next batch, not at its last
         deadline = time.monotonic() + wait
         for _, index in list(self._indexes.values()):
             index.wait_for_refresh(max(0.0, deadline - time.monotonic()))

@@ -246,7 +246,8 @@ class LocalCommits:
         self._lock = threading.Lock()
         self._error: str | None = None
 
-    def commit(self, *, push: bool = True) -> CommitReport:
+    def commit(self, *, push: bool = True, only: set[str] | None = None) -> CommitReport:
+        """As :meth:`MemoryCommits.commit`; ``only`` these Animas' folders when given (a shard's tick)."""
         from orgctl.gitops.clones import RuntimeClone
         from orgctl.memory.batches import commit_pending
 
@@ -256,7 +257,7 @@ class LocalCommits:
                 return CommitReport()
             made: dict[str, str] = {}
             try:
-                made = commit_pending(clone, self.paths)
+                made = commit_pending(clone, self.paths, only=only)
                 synced = clone.sync(push=push)
             except OrgctlError as e:
                 if e.message != self._error:

@@ -359,7 +359,7 @@ class Tick:
             mine = self._hand_over(desired, clone)
             report.retired = self._retire(desired, clone)
             self._work(desired, mine, report)
-            self._commit_memory(report)
+            self._commit_memory(report, only={s.name for s in mine} | set(report.retired))
             _usage_out(self.paths, now=self.clock())
             compact(self.paths, now=self.clock())
             saved = state.save(message=f"tick: shard {self.shard[0]}/{self.shard[1]} at "
@@ -529,11 +529,12 @@ class Tick:
         self.progress(_line(done))
         return done
 
-    def _commit_memory(self, report: TickReport) -> None:
+    def _commit_memory(self, report: TickReport, *, only: set[str]) -> None:
+        """One commit per Anima of this shard that wrote memory (the others' folders are not touched here),
+        pushed with whatever this tick's passes and retirements committed."""
         from orgctl.runtime.services import LocalCommits
 
-        commits = LocalCommits(self.paths)
-        result = commits.commit(push=True)
+        result = LocalCommits(self.paths).commit(push=True, only=only)
         report.memory_commits, report.memory_pushed = result.commits, result.pushed
         if result.error:
             report.warnings.append(f"memory was committed but not pushed: {result.error}")
