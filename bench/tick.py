@@ -177,7 +177,18 @@ def main() -> None:
     parser.add_argument("--animas", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ticks", type=int, default=1000, help="ticks for the state branch's size (0: skip)")
+    parser.add_argument("--sizes-only", action="store_true",
+                        help="only the state branch's size, added to the last recorded timings")
     args = parser.parse_args()
+    if args.sizes_only:
+        with tempfile.TemporaryDirectory(prefix="orgctl-tick-bench-") as tmp:
+            os.environ["XDG_STATE_HOME"] = str(Path(tmp) / "xdg")
+            sizes = state_size(Path(tmp), args.ticks)
+        last = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"bench": "tick"}
+        record_result(RESULTS, {**{k: v for k, v in last.items() if k not in ("machine", "at")},
+                                "state_branch": sizes})
+        print(json.dumps(sizes[-1] if sizes else {}, indent=2))
+        return
     with tempfile.TemporaryDirectory(prefix="orgctl-tick-bench-") as tmp:
         root = Path(tmp)
         os.environ["XDG_STATE_HOME"] = str(root / "xdg")
