@@ -57,6 +57,7 @@ log = logging.getLogger("orgctl.tick")
 
 DEFAULT_DEADLINE = 600.0  # seconds
 KEEP_CLOSED = timedelta(days=7)  # closed tasks and read messages stay on the state branch this long
+KEEP_HUMAN = timedelta(days=14)  # what the org sent to people (reports, notices), read or not
 KEEP_OUTBOX = timedelta(days=1)  # the rate counters look back one hour; a day is kept for reading
 
 
@@ -624,13 +625,22 @@ def compact(paths: StatePaths, *, now: datetime) -> dict[str, int]:
     * a task queue drops every line of a task closed (done, failed, cancelled) more than
       :data:`KEEP_CLOSED` ago, unless an open task depends on it, and nothing of an open one; lines are
       dropped, never rewritten, so a racing writer's appends still merge;
-    * a read message (``cur/`` of a Maildir) older than :data:`KEEP_CLOSED` is deleted; unread ones stay;
+    * a read message (``cur/`` of a Maildir) older than :data:`KEEP_CLOSED` is deleted; unread ones stay,
+      except in the ``human`` inbox, where what the org sent to people is kept :data:`KEEP_HUMAN`, read or not
+      (the reports are also in the tasks and in the committed activity log);
     * the outbox (the rate counters) keeps :data:`KEEP_OUTBOX`.
 
     The Board is kept whole: readers keep their place in it by line number.
     """
     dropped = {"tasks": 0, "messages": 0, "outbox": 0}
     cutoff = now - KEEP_CLOSED
+    for folder in ("new", "cur"):
+        box = paths.work.inbox("human") / folder
+        for message in sorted(box.iterdir()) if box.is_dir() else []:
+            data = _json(message.read_text(errors="replace")) if message.is_file() else None
+            if data and _older(data.get("at"), now - KEEP_HUMAN):
+                message.unlink()
+                dropped["messages"] += 1
     for queue in sorted((paths.work.root / "tasks").glob("*.jsonl")):
         dropped["tasks"] += _compact_queue(queue, cutoff)
     for cur in sorted((paths.work.root / "inboxes").glob("*/cur")):
