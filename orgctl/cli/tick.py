@@ -34,7 +34,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--shard", default="1/1", show_default=True, metavar="I/N",
               help="Run only the Animas of shard I of N (N must be org.yaml's `shards`).")
 @click.option("--budget", type=click.IntRange(min=1), default=None, metavar="TOKENS",
-              help="Spend at most this many model tokens in this tick.")
+              help="Start no model call once this tick has spent this many tokens.")
 @json_option
 def tick(org_dir: Path, deadline: float, shard: str, budget: int | None, as_json: bool) -> None:
     """Run one bounded pass of a tick org: due heartbeats, cron, tasks and memory passes; state to orgctl/state."""

@@ -293,14 +293,17 @@ def test_the_same_commands_work_where_the_permission_grants_them(world: World) -
 
 
 def _sleepers(tag: str) -> list[int]:
+    """Processes whose argv is exactly ``sleep <seconds>`` with the seconds starting with ``tag``'s number
+    (a shell that merely mentions ``sleep 300`` in its command line, as a person's own does, is not one)."""
+    prefix = tag.split()[-1]
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                argv = (entry / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
             except OSError:
                 continue
-            if tag in cmdline and "sleep" in cmdline:
+            if len(argv) == 2 and argv[0].endswith(b"sleep") and argv[1].decode(errors="replace").startswith(prefix):
                 found.append(int(entry.name))
     return found
 
