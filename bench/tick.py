@@ -134,12 +134,30 @@ def measure(root: Path, n: int, shards: int, shard: str, runs: int) -> dict[str,
     return {"animas": n, "shards": shards, "shard": shard, "cold": summary(cold), "warm": summary(warm)}
 
 
+CLOCK = [START]
+
+
+def simulated_clock() -> None:
+    """Every timestamp orgctl writes (messages, tasks, events: :func:`orgctl.state.inventories.now_iso`)
+    follows :data:`CLOCK`, the ticks' clock, so the compaction rules (7 days, 14 days) see the ages a real
+    month and a half would give them. (The function's code is swapped, since pydantic models hold it as their
+    default factory.)"""
+    from orgctl.state import inventories
+
+    def simulated() -> str:
+        return CLOCK[0].isoformat(timespec="seconds")
+
+    inventories.now_iso.__code__ = simulated.__code__
+    inventories.now_iso.__globals__["CLOCK"] = CLOCK
+
+
 def state_size(root: Path, ticks: int) -> list[dict[str, int]]:
     """``ticks`` ticks of the template org in one process, a clock an hour apart; sizes every 100 ticks."""
     from orgctl.paths import StatePaths
     from orgctl.runtime.ticking import Tick
     from tests.integration.tick_runner import Scripted
 
+    simulated_clock()
     remote = tick_org(root / "size", 3, shards=1)
     person = clone(remote, root / "size" / "person" / "checkout")
     runner = clone(remote, root / "size" / "runner" / "checkout")
@@ -150,6 +168,7 @@ def state_size(root: Path, ticks: int) -> list[dict[str, int]]:
     for i in range(1, ticks + 1):
         give_work(person, day=i, tasks=i % 5 == 0, only=[names[i % 3]])
         at = START + timedelta(hours=i)
+        CLOCK[0] = at
         Tick(root=runner, paths=paths, now=lambda at=at: at, client=Scripted()).run()
         if i % 100 == 0:
             tip = _git(remote, "rev-parse", "orgctl/state")
