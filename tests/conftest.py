@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +120,25 @@ def running(org: Path, state: StatePaths) -> Iterator[Path]:
     from orgctl.state.files import pid_alive
 
     assert not [(p, cmdline(p)) for p in pids if pid_alive(p)]
+
+
+@pytest.fixture
+def hook() -> Iterator[list[dict]]:  # type: ignore[type-arg]
+    """A webhook receiver on loopback; yields the JSON bodies it received."""
+    received: list[dict] = []  # type: ignore[type-arg]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    received.append({"url": f"http://127.0.0.1:{server.server_address[1]}/hook"})
+    yield received
+    server.shutdown()
+    server.server_close()

