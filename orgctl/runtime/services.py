@@ -293,8 +293,8 @@ class LocalCommits:
             results = run_passes(kind, clone=clone, paths=self.paths, animas={n: s.spec for n, s in snapshots.items()},
                                  revision=revisions.pop() if len(revisions) == 1 else None,
                                  day=date.fromisoformat(day) if day else None, dry_run=dry_run)
-        if any(r.commit for r in results):
-            self.commit(push=push)
+        if any(r.commit for r in results):  # the passed Animas' own episodes only: a shard's tick reports the rest
+            self.commit(push=push, only=set(names) if names else None)
         return [result_json(r) for r in results]
 
 

@@ -513,7 +513,10 @@ class Tick:
                 trace = run_task(agent, task.id, now=lambda: self.clock().astimezone(zone))
                 done.tasks.append(task.id + (f" FAILED: {trace.failed}" if trace.failed else ""))
         if marks.passes is not None and self.left() > 0:
-            for kind in due_passes(spec.memory.schedule, since=marks.passes.astimezone(zone), until=now):
+            due = due_passes(spec.memory.schedule, since=marks.passes.astimezone(zone), until=now)
+            if due:  # this tick's episodes go in its own batch (and report), not in the pass's first commit
+                self._commit_episodes(report, only={spec.name})
+            for kind in due:
                 try:
                     for result in services.commits.run_pass(kind, names=[spec.name], push=False):
                         done.passes.append(f"{kind}: " + (result["commit"] or result["skipped"] or "no change"))
@@ -530,13 +533,21 @@ class Tick:
         self.progress(_line(done))
         return done
 
+    def _commit_episodes(self, report: TickReport, *, only: set[str]) -> None:
+        """Commit the episodes ``only`` these Animas wrote so far, unpushed, into ``report.memory_commits``:
+        before an Anima's passes, so the pass does not commit them unreported."""
+        from orgctl.runtime.services import LocalCommits
+
+        report.memory_commits.update(LocalCommits(self.paths).commit(push=False, only=only).commits)
+
     def _commit_memory(self, report: TickReport, *, only: set[str]) -> None:
         """One commit per Anima of this shard that wrote memory (the others' folders are not touched here),
         pushed with whatever this tick's passes and retirements committed."""
         from orgctl.runtime.services import LocalCommits
 
         result = LocalCommits(self.paths).commit(push=True, only=only)
-        report.memory_commits, report.memory_pushed = result.commits, result.pushed
+        report.memory_commits.update(result.commits)
+        report.memory_pushed = result.pushed
         if result.error:
             report.warnings.append(f"memory was committed but not pushed: {result.error}")
 
