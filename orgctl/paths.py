@@ -336,11 +336,13 @@ def state_paths(org_dir: Path) -> StatePaths:
 
 
 def template_dir() -> Path:
-    """The org template ``orgctl init`` copies: ``orgctl/org_template/``, package data in a wheel.
+    """The org template ``orgctl init`` copies: ``org-template/`` at the project's top level in a source
+    checkout (an editable install), ``orgctl/org_template/`` in a wheel (setup.py copies it there).
 
     Raises FileNotFoundError when it is missing (a broken install).
     """
-    template = Path(__file__).resolve().parent / "org_template"
-    if not (template / "org.yaml").is_file():
-        raise FileNotFoundError(f"the org template is missing from this install ({template})")
-    return template
+    package = Path(__file__).resolve().parent
+    for template in (package / "org_template", package.parent / "org-template"):
+        if (template / "org.yaml").is_file():
+            return template
+    raise FileNotFoundError(f"the org template is missing from this install ({package / 'org_template'})")
