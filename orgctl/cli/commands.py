@@ -28,11 +28,19 @@ def _warn_uncommitted(root: Path, revision: str) -> None:
 
 
 @cli.command()
-@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--name", help="Org name (default: the directory's name).")
-def init(directory: Path, name: str | None) -> None:
+@click.option("--org", "-C", "org_flag", default=None, metavar="DIR", type=click.Path(path_type=Path),
+              help="The directory to create (instead of DIRECTORY).")
+def init(directory: Path | None, name: str | None, org_flag: Path | None) -> None:
     """Create a new org repo in DIRECTORY from the template: three Animas and one commit."""
     from datetime import UTC, datetime
+
+    if directory is not None and org_flag is not None and directory.resolve() != org_flag.resolve():
+        raise click.UsageError(f"the directory is given twice ({directory} and -C {org_flag}): give one")
+    directory = directory or org_flag
+    if directory is None:
+        raise click.UsageError("say where: orgctl init DIRECTORY")
 
     from orgctl.cli import rendering
     from orgctl.gitops.bootstrapping import init_org
@@ -175,8 +183,10 @@ def _saved_plan(path: Path) -> dict[str, Any]:
 @click.option("--timeout", "wait_timeout", default="5m", show_default=True, metavar="DURATION",
               help="How long --wait waits (90s, 5m, 1h).")
 @lock_timeout_option
+@click.option("--org", "-C", "org_flag", default=None, metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+              help="The org repo (instead of DIR).")
 def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bool, wait: bool, wait_timeout: str,
-          lock_timeout: float) -> None:
+          lock_timeout: float, org_flag: Path | None) -> None:
     """Converge the running organization on the desired state (hire, change, restart, retire).
 
     Given a PLANFILE from `plan --out`, apply exactly that plan without asking, or refuse it when the
@@ -192,6 +202,10 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
     from orgctl.state.locking import state_lock
 
     timeout = _duration(wait_timeout, "--timeout")
+    if org_flag is not None:
+        if target != Path(".") and target.resolve() != org_flag.resolve():
+            raise click.UsageError(f"the org is given twice ({target} and -C {org_flag}): give one")
+        target = org_flag
     saved = _saved_plan(target) if target.is_file() else None
     org_dir = Path(saved["org_dir"]) if saved else target
     if saved:

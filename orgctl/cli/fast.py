@@ -27,8 +27,10 @@ def _columns() -> int:
 
 
 def _status_args(args: list[str]) -> tuple[str, bool] | None:
-    """``(DIR, as_json)`` for ``status [DIR] [--json]``; None for anything else (click handles it)."""
+    """``(DIR, as_json)`` for ``status [DIR | -C DIR] [--json]``; None for anything else (click handles it)."""
     positional = [a for a in args if a != "--json"]
+    if positional[:1] in (["-C"], ["--org"]) and len(positional) == 2:
+        positional = positional[1:]
     if len(positional) > 1 or any(a.startswith("-") for a in positional):
         return None
     org_dir = positional[0] if positional else "."

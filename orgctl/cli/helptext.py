@@ -12,6 +12,7 @@ HELP = (
     '\n'
     'Options:\n'
     '  --version   Show the version and exit.\n'
+    "  -C DIR      Run as if orgctl was started in DIR (git's -C).\n"
     '  -h, --help  Show this message and exit.\n'
     '\n'
     'Commands:\n'

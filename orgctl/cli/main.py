@@ -13,6 +13,9 @@ from orgctl import __version__
 from orgctl.errors import OrgctlError, SpecError
 
 DEBUG_ENV = "ORGCTL_DEBUG"
+ERROR_EXIT = 1
+"""Every error exits 1, usage errors too (click's own is 2): 2 means "there are changes" (``plan
+--detailed-exitcode``, Terraform's contract), so a CI step never reads a typo as a pending change."""
 
 
 def report_error(err: OrgctlError) -> None:
@@ -99,9 +102,19 @@ class OrgctlGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:  # `orgctl --bogus`
+            e.exit_code = ERROR_EXIT
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # a subcommand's typo, unknown option or bad value: an error, not "changes"
+            e.exit_code = ERROR_EXIT
+            raise
         except OrgctlError as e:
             if os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes"):
                 raise
@@ -109,8 +122,16 @@ class OrgctlGroup(click.Group):
             ctx.exit(e.exit_code)
 
 
+def _change_directory(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        os.chdir(value)  # git's -C: every path given after it (DIR, a plan file, a sheet) is read from there
+
+
 @click.group(cls=OrgctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="orgctl")
+@click.option("-C", "chdir", metavar="DIR", expose_value=False, is_eager=True, callback=_change_directory,
+              type=click.Path(exists=True, file_okay=False),
+              help="Run as if orgctl was started in DIR (git's -C).")
 def cli() -> None:
     """Run an organization of LLM agents (Animas) from a git repository.
 

@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from orgctl.paths import StatePaths, state_paths
 
-org_dir_argument = click.argument(
-    "org_dir", metavar="[DIR]", default=".", type=click.Path(file_okay=False, path_type=Path))
+_ORG_PATH = click.Path(file_okay=False, path_type=Path)
+
+
+def org_location(*, positional: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Where the org repo is, passed to the command as ``org_dir`` (a Path, default ``.``): ``-C/--org DIR``
+    on every command (git's convention), and also an optional ``[DIR]`` argument when ``positional`` (where
+    it is the command's only positional, or already was one). Both given and different is a usage error."""
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            given, flag = kwargs.pop("org_dir_argument", None), kwargs.pop("org_dir_flag", None)
+            if given is not None and flag is not None and given.resolve() != flag.resolve():
+                raise click.UsageError(f"the org is given twice ({given} and -C {flag}): give one")
+            kwargs["org_dir"] = flag or given or Path(".")
+            return f(*args, **kwargs)
+
+        command = click.option("--org", "-C", "org_dir_flag", default=None, metavar="DIR", type=_ORG_PATH,
+                               help="The org repo (default: the current directory).")(command)
+        if positional:
+            command = click.argument("org_dir_argument", metavar="[DIR]", required=False, default=None,
+                                     type=_ORG_PATH)(command)
+        return command
+    return decorate
+
+
+org_dir_argument = org_location(positional=True)
+"""``[DIR]`` and ``-C DIR``: for commands whose only other arguments come before DIR."""
+org_option = org_location(positional=False)
+"""``-C DIR`` only: for commands whose positional arguments are something else (``send NAME TEXT``)."""
 revision_option = click.option(
     "--revision", "-r", default="HEAD", show_default=True, metavar="REV",
     help="Git revision that is the desired state.")
-org_option = click.option("--org", "-C", "org_dir", default=".", show_default=True,
-                          type=click.Path(file_okay=False, path_type=Path), help="The org repo.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 lock_timeout_option = click.option(
     "--lock-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",

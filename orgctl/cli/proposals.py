@@ -14,11 +14,8 @@ from pathlib import Path
 import click
 
 from orgctl.cli.main import cli
-from orgctl.cli.options import resolve
+from orgctl.cli.options import json_option, org_option, resolve
 
-org_option = click.option("--org", "-C", "org_dir", default=".", show_default=True,
-                          type=click.Path(file_okay=False, path_type=Path), help="The org repo.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 tracked_option = click.option("--tracked", default=None, metavar="BRANCH",
                               help="The branch merges are checked against (default: the checked-out branch).")
 

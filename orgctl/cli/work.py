@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from orgctl.cli.main import cli
-from orgctl.cli.options import json_option, org_option, resolve
+from orgctl.cli.options import json_option, org_dir_argument, org_option, resolve
 from orgctl.errors import OrgctlError
 
 
@@ -252,7 +252,7 @@ def board_post(channel: str, text: str, sender: str, org_dir: Path) -> None:
 @click.option("--type", "kind", type=click.Choice(["Normal", "Warning"]), default=None, help="Only this type.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="The newest N series.")
 @click.option("--watch", "-w", "--follow", "-f", "watch", is_flag=True, help="Keep printing new events as they come.")
-@org_option
+@org_dir_argument
 @json_option
 def events(anima: str | None, reason: str | None, kind: str | None, limit: int, watch: bool, org_dir: Path,
            as_json: bool) -> None:
@@ -296,7 +296,7 @@ def _echo_event(e: Any, *, count: int, as_json: bool, first_seen: str) -> None:
 
 
 @cli.command()
-@org_option
+@org_dir_argument
 @json_option
 def approvals(org_dir: Path, as_json: bool) -> None:
     """Actions waiting for a person's decision (commands under an `ask` rule)."""
@@ -422,7 +422,7 @@ def _routes(values: tuple[str, ...], option: str) -> dict[str, str]:
               help="Where to listen (loopback by default; put a TLS proxy or tunnel in front).")
 @click.option("--slack-route", multiple=True, metavar="CHANNEL=ANIMA", help="Deliver this Slack channel's events.")
 @click.option("--chatwork-route", multiple=True, metavar="ROOM=ANIMA", help="Deliver this Chatwork room's messages.")
-@org_option
+@org_dir_argument
 def receive(listen: str, slack_route: tuple[str, ...], chatwork_route: tuple[str, ...], org_dir: Path) -> None:
     """Serve the inbound webhook: outside messages into Animas' inboxes, always untrusted.
 

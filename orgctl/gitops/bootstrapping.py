@@ -1,4 +1,4 @@
-"""``orgctl init``: a new org repo from the org template (``org-template/``, :func:`orgctl.paths.template_dir`) with one initial commit."""
+"""``orgctl init``: a new org repo from the org template (``org-template/``) with one initial commit."""
 
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ def test_the_wheel_carries_the_template_and_init_works_from_it(tmp_path: Path) -
     [wheel] = wheels.glob("orgctl-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     source = REPO / "org-template"
-    template = sorted(f"orgctl/org_template/{p.relative_to(source).as_posix()}" for p in source.rglob("*") if p.is_file())
+    template = sorted(f"orgctl/org_template/{p.relative_to(source).as_posix()}"
+                      for p in source.rglob("*") if p.is_file())
     assert template and all(name in names for name in template), set(template) - set(names)
 
     target = tmp_path / "site"
