@@ -136,16 +136,25 @@ def _plan(desired, inventory, runtime, paths: StatePaths):  # type: ignore[no-un
 @click.option("--out", "-out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the plan to FILE; `orgctl apply FILE` applies exactly it, or refuses it once stale.")
 @click.option("--chart", is_flag=True, help="Also print the org chart before/after as a Mermaid flowchart.")
-def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, out: Path | None, chart: bool) -> None:
+@click.option("--base", default=None, metavar="REV",
+              help="Plan the change of desired state from REV to --revision (a pull request's plan: no observed "
+                   "state is read).")
+def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, out: Path | None, chart: bool,
+         base: str | None) -> None:
     """Show what apply would do: desired state (git) against observed state (what runs)."""
     from orgctl.cli import rendering
     from orgctl.state.files import write_json
 
     root, paths = resolve(org_dir)
-    desired = load_desired(root, revision)
-    _warn_uncommitted(root, revision)
-    _, inventory, runtime = _observe(root, paths)
-    the_plan = _plan(desired, inventory, runtime, paths)
+    if base is not None:
+        if out is not None:
+            raise click.UsageError("--out saves a plan to apply; a plan --base between two revisions is not one")
+        the_plan, desired, inventory = plan_base(root, base, revision)
+    else:
+        desired = load_desired(root, revision)
+        _warn_uncommitted(root, revision)
+        _, inventory, runtime = _observe(root, paths)
+        the_plan = _plan(desired, inventory, runtime, paths)
     if out is not None:
         write_json(out, {"format_version": "1", "kind": "orgctl-plan", "org_dir": str(root), "ref": revision,
                          "plan": the_plan.to_json()})
@@ -159,6 +168,15 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, o
             click.echo(f"\n```mermaid\n{rendering.mermaid_chart(the_plan, desired, inventory)}\n```")
     if detailed_exitcode and the_plan.has_changes:
         sys.exit(2)
+
+
+def plan_base(root: Path, base: str, head: str):  # type: ignore[no-untyped-def]
+    """``(plan, head spec, base inventory)`` for ``plan --base BASE -r HEAD`` (:func:`planning.plan_between`):
+    both revisions loaded and validated (SpecError with file:line for either; GitError for an unknown one)."""
+    from orgctl.gitops.planning import applied_as, plan_between
+
+    before, after = load_desired(root, base), load_desired(root, head)
+    return plan_between(before, after), after, applied_as(before)
 
 
 def _saved_plan(path: Path) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from orgctl.errors import GitError
 from orgctl.gitops import repos
 from orgctl.gitops.backends import Backend
 from orgctl.gitops.clones import RuntimeClone
-from orgctl.gitops.planning import Action, Change, Plan
+from orgctl.gitops.planning import Action, Change, Plan, inventory_entry
 from orgctl.paths import StatePaths
-from orgctl.state.inventories import Inventory, InventoryEntry, now_iso, save_inventory
+from orgctl.state.inventories import Inventory, now_iso, save_inventory
 from orgctl.state.snapshots import Snapshot, write_snapshot
 
 
@@ -41,14 +41,6 @@ class ApplyResult:
         return (f"Apply complete! Animas: {len(d[Action.HIRE])} hired, "
                 f"{len(d[Action.CHANGE]) + len(d[Action.RESTART])} changed, "
                 f"{len(d[Action.RETIRE])} retired.")
-
-
-def inventory_entry(spec: AnimaSpec, *, revision: str | None, status: str) -> InventoryEntry:
-    """The inventory record of ``spec`` applied at ``revision`` with ``status``."""
-    return InventoryEntry(name=spec.name, status=status,  # type: ignore[arg-type]
-                          revision=revision, spec_hash=spec.spec_hash(), config=spec.config(),
-                          files=dict(spec.files), org=spec.org.model_dump(mode="json"),
-                          applied_at=now_iso(), deletion_policy=spec.deletion_policy).sealed()
 
 
 def _last_committed_memory(repo_dir: Path, rel: str):  # type: ignore[no-untyped-def]

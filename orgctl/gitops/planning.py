@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from orgctl.desired.models import FILE_FIELDS, AnimaSpec, OrgSpec
-from orgctl.state.inventories import Inventory, InventoryEntry
+from orgctl.state.inventories import Inventory, InventoryEntry, now_iso
 from orgctl.state.pauses import PauseRecord
 from orgctl.state.runtimes import RuntimeStatus
 
@@ -62,6 +62,8 @@ class Plan(BaseModel):
     org: str
     revision: str | None
     changes: list[Change]
+    base: str | None = None
+    """For a plan between two revisions (:func:`plan_between`, ``plan --base``): the base revision."""
     suspended: dict[str, str] = {}
     """Animas left as they are (``orgctl suspend NAME``), with who suspended them and why: shown, never
     silently skipped. Their spec changes wait until ``orgctl resume``."""
@@ -93,6 +95,8 @@ class Plan(BaseModel):
 
     def summary(self) -> str:
         if not self.changes:
+            if self.base is not None:
+                return "No changes. The desired state is the same at both revisions."
             return "No changes. The running organization matches the desired state."
         return (f"Plan: {self.count(Action.HIRE)} to hire, "
                 f"{self.count(Action.CHANGE, Action.RESTART)} to change, "
@@ -103,6 +107,7 @@ class Plan(BaseModel):
             "format_version": "1",
             "org": self.org,
             "revision": self.revision,
+            **({"base": self.base} if self.base is not None else {}),
             "changes": [c.model_dump(mode="json") | {"symbol": c.action.symbol} for c in self.changes],
             "suspended": dict(self.suspended),
             "summary": {"hire": self.count(Action.HIRE),
@@ -122,6 +127,14 @@ RETIRE_REASONS = {
 
 def _short(value: Any) -> str:
     return "null" if value is None else str(value)
+
+
+def inventory_entry(spec: AnimaSpec, *, revision: str | None, status: str) -> InventoryEntry:
+    """The inventory record of ``spec`` applied at ``revision`` with ``status``."""
+    return InventoryEntry(name=spec.name, status=status,  # type: ignore[arg-type]
+                          revision=revision, spec_hash=spec.spec_hash(), config=spec.config(),
+                          files=dict(spec.files), org=spec.org.model_dump(mode="json"),
+                          applied_at=now_iso(), deletion_policy=spec.deletion_policy).sealed()
 
 
 def _is_running(name: str, runtime: RuntimeStatus) -> tuple[bool, str]:
@@ -167,7 +180,7 @@ def _with_drift(changes: list[Change], desired: OrgSpec, drift: Mapping[str, lis
     return list(by_name.values())
 
 
-def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus,
+def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus | None,
                  paused: Mapping[str, PauseRecord] | None = None,
                  drift: Mapping[str, list[str]] | None = None) -> Plan:
     """Compare ``desired`` with what the inventory says was applied and the runtime shows running.
@@ -177,6 +190,7 @@ def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus,
     change there is nothing to do. A record whose Anima runs anyway is stale and ignored.
     ``drift``: reasons by name (:func:`orgctl.gitops.drifting.detect_drift`); a drifted Anima that
     stays in the spec is restarted from a freshly written snapshot, whatever else its change was.
+    ``runtime`` None: every applied Anima is taken as running (a plan between revisions has no processes).
     """
     holds = paused or {}
     suspended = {n: r.describe() for n, r in holds.items() if r.mode == "suspend"
@@ -218,7 +232,7 @@ def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus,
                                   reasons=["enabled: false → true: start it"]))
             continue
         restart, in_place = _diff(want, have)
-        running, why_not = _is_running(name, runtime)
+        running, why_not = _is_running(name, runtime) if runtime is not None else (True, "")
         if not running and name in paused:
             if restart or in_place or have.spec_hash != h:
                 changes.append(_paused_change(name, h, paused[name], restart + in_place or ["spec changed"]))
@@ -233,3 +247,20 @@ def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus,
     order = {Action.RETIRE: 0, Action.RESTART: 1, Action.CHANGE: 2, Action.HIRE: 3}
     changes.sort(key=lambda c: (order[c.action], c.name))
     return Plan(org=desired.name, revision=desired.revision, changes=changes, suspended=suspended)
+
+
+def plan_between(base: OrgSpec, head: OrgSpec) -> Plan:
+    """The change of desired state from ``base`` to ``head`` (``plan --base``): what applying ``head`` would do
+    to an organization that runs ``base`` exactly. A CI runner has no observed state, so a pull request's plan
+    is this one: the base's every Anima as applied (``disabled`` when it is not enabled) and running, no
+    pause, no drift. Same actions, symbols and summary as :func:`compute_plan`; ``Plan.base`` is set."""
+    plan = compute_plan(head, applied_as(base), None)
+    return plan.model_copy(update={"base": base.revision})
+
+
+def applied_as(spec: OrgSpec) -> Inventory:
+    """The inventory an organization would have after applying ``spec`` exactly: every Anima ``active``
+    (``disabled`` when it is not enabled), at ``spec.revision``."""
+    return Inventory(revision=spec.revision, animas={
+        name: inventory_entry(anima, revision=spec.revision, status="active" if anima.enabled else "disabled")
+        for name, anima in spec.animas.items()})
