@@ -35,14 +35,20 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
               help="Run only the Animas of shard I of N (N must be org.yaml's `shards`).")
 @click.option("--budget", type=click.IntRange(min=1), default=None, metavar="TOKENS",
               help="Start no model call once this tick has spent this many tokens.")
+@click.option("--matrix", is_flag=True,
+              help="Print the shards as a GitHub Actions matrix ({\"include\": [{\"shard\": \"1/3\"}, ...]}; "
+                   "empty for a controller org) and run nothing.")
 @json_option
-def tick(org_dir: Path, deadline: float, shard: str, budget: int | None, as_json: bool) -> None:
+def tick(org_dir: Path, deadline: float, shard: str, budget: int | None, matrix: bool, as_json: bool) -> None:
     """Run one bounded pass of a tick org: due heartbeats, cron, tasks and memory passes; state to orgctl/state."""
     from orgctl.runtime.ticking import Tick, events_of, parse_shard
 
     root, paths = resolve(org_dir)
     if not (root / "org.yaml").is_file():
         raise OrgctlError(f"{root} is not an org repo (no org.yaml)", hint="run it in a checkout of the org repo")
+    if matrix:
+        click.echo(json.dumps(shard_matrix(root)))
+        return
     which = parse_shard(shard)
     runner = Tick(root=root, paths=paths, deadline=deadline, shard=which, budget=budget,
                   progress=(lambda line: None) if as_json else (lambda line: click.echo(line, err=True)))
@@ -65,3 +71,15 @@ def tick(org_dir: Path, deadline: float, shard: str, budget: int | None, as_json
         click.secho(f"Left for the next tick: {', '.join(report.unfinished)}", fg="yellow")
     for warning in report.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
+
+
+def shard_matrix(root: Path) -> dict[str, list[dict[str, str]]]:
+    """``{"include": [{"shard": "1/N"}, ..., {"shard": "N/N"}]}`` for a tick org at HEAD (``shards: N``), and
+    ``{"include": []}`` for a controller org (its controller runs it: a scheduled tick must not). Raises
+    SpecError when HEAD's spec is invalid (a scheduled run then fails loudly rather than skipping)."""
+    from orgctl.cli.options import load_desired
+
+    spec = load_desired(root, "HEAD")
+    if spec.runtime != "tick":
+        return {"include": []}
+    return {"include": [{"shard": f"{i}/{spec.shards}"} for i in range(1, spec.shards + 1)]}

@@ -81,3 +81,20 @@ def test_git_style_dash_c_before_the_command(org: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "orgctl", "-C", str(org / "nope"), "validate"],
                              capture_output=True, text=True, cwd=ROOT)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_tick_matrix_lists_the_shards_of_a_tick_org_and_none_of_a_controller_org(org: Path) -> None:
+    """What the template's scheduled workflow reads to fan a tick out over a matrix."""
+    import json
+
+    from tests.conftest import commit_all, edit
+
+    assert json.loads(run_cli("tick", "--matrix", str(org)).output) == {"include": []}
+    edit(org / "org.yaml", "name: acme", "name: acme\nruntime: tick\nshards: 3")
+    commit_all(org, "tick, three shards")
+    assert json.loads(run_cli("tick", "--matrix", "-C", str(org)).output) == {
+        "include": [{"shard": "1/3"}, {"shard": "2/3"}, {"shard": "3/3"}]}
+    edit(org / "org.yaml", "shards: 3", "shards: 0")
+    commit_all(org, "no shards")
+    broken = run_cli("tick", "--matrix", str(org))
+    assert broken.exit_code == 1 and "org.yaml:" in broken.output
