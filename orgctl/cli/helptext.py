@@ -35,6 +35,7 @@ HELP = (
     "  memory        Search, review and repair the Animas' memory: reindex,...\n"
     '  pause         Stop NAME and keep it stopped (apply records its spec...\n'
     '  plan          Show what apply would do: desired state (git) against...\n'
+    '  pr            Pull requests on GitHub: `pr comment` posts the plan of...\n'
     '  proposals     List spec changes proposed by Animas (branches...\n'
     '  pull          Bring the memory the Animas committed into this checkout...\n'
     "  receive       Serve the inbound webhook: outside messages into Animas'...\n"

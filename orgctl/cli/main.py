@@ -73,6 +73,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "can-i": ("work", "Would NAME be allowed to run COMMAND, use TOOL, read or write PATH? Exit 0 yes, 1 no."),
     "usage": ("work", "Model calls, tokens and cost per Anima and model, with each Anima's budget state."),
     "receive": ("work", "Serve the inbound webhook: outside messages into Animas' inboxes, always untrusted."),
+    "pr": ("pr", "Pull requests on GitHub: `pr comment` posts the plan of one and keeps it current."),
     "proposals": ("proposals", "List spec changes proposed by Animas (branches orgctl/proposals/*), or "
                                "`proposals show BRANCH`."),
 }

@@ -303,21 +303,10 @@ def memory_diff_cmd(rev: str, name: str | None, org_dir: Path) -> None:
     if not diffs:
         click.echo("No memory changes.")
         return
-    words = {"learned": "learned", "changed": "changed", "forgotten": "forgot", "archived": "archived",
-             "moved": "moved"}
-    for d in diffs:
-        where = "/".join(d.path.split("/")[3:]) or d.path
-        target = f" -> {'/'.join(d.target.split('/')[3:])}" if d.target else ""
-        click.echo(f"{words[d.action]:<9} {d.path.split('/')[1]}: {where}{target}  \"{d.title}\"")
-        for key, (old, new) in d.meta.items():
-            click.echo(f"            {key}: {old} -> {new}")
-        for line in d.added[:20]:
-            click.echo(f"          + {line}")
-        for line in d.removed[:20]:
-            click.echo(f"          - {line}")
-        hidden = max(0, len(d.added) - 20) + max(0, len(d.removed) - 20)
-        if hidden:
-            click.echo(f"          … {hidden} more lines (git show {rev})")
+    from orgctl.memory.review import describe_diffs
+
+    for line in describe_diffs(diffs, rev):
+        click.echo(line)
 
 
 @memory.command()

@@ -102,6 +102,27 @@ def _lines(text: str) -> list[str]:
     return [ln for ln in body.splitlines() if ln.strip()]
 
 
+_VERBS = {"learned": "learned", "changed": "changed", "forgotten": "forgot", "archived": "archived",
+          "moved": "moved"}
+
+
+def describe_diffs(diffs: list[NoteDiff], rev: str, *, max_lines: int = 20) -> list[str]:
+    """``memory diff``'s text, one note per paragraph: ``learned bob: knowledge/rota.md  "Rota"`` then
+    its changed frontmatter keys and at most ``max_lines`` facts added (``+``) and removed (``-``) each."""
+    out: list[str] = []
+    for d in diffs:
+        where = "/".join(d.path.split("/")[3:]) or d.path
+        target = f" -> {'/'.join(d.target.split('/')[3:])}" if d.target else ""
+        out.append(f"{_VERBS[d.action]:<9} {d.path.split('/')[1]}: {where}{target}  \"{d.title}\"")
+        out += [f"            {key}: {old} -> {new}" for key, (old, new) in d.meta.items()]
+        out += [f"          + {line}" for line in d.added[:max_lines]]
+        out += [f"          - {line}" for line in d.removed[:max_lines]]
+        hidden = max(0, len(d.added) - max_lines) + max(0, len(d.removed) - max_lines)
+        if hidden:
+            out.append(f"          … {hidden} more lines (git show {rev})")
+    return out
+
+
 def memory_diff(repo: Path, rev: str, *, anima: str | None = None) -> list[NoteDiff]:
     """The changes of commit ``rev`` (or a range ``A..B``) to memory files, grouped by note, in path order.
 
@@ -111,12 +132,14 @@ def memory_diff(repo: Path, rev: str, *, anima: str | None = None) -> list[NoteD
         base, head = rev.split("..", 1)
     else:
         base, head = f"{rev}^", rev
-    path = f"animas/{anima}/memory" if anima else "animas"
+    path = f"animas/{anima}/memory" if anima else ":(glob)animas/*/memory/**"  # memory only, never a spec file
     status = run_git("diff", "--name-status", "-M", base, head, "--", path, cwd=repo)
     diffs = []
     for line in status.splitlines():
         fields = line.split("\t")
         code, file = fields[0], fields[1]
+        if file.endswith("/.gitkeep"):
+            continue
         if code.startswith("R"):
             new = fields[2]
             text = _show(repo, head, new)
