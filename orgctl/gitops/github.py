@@ -120,8 +120,9 @@ class GitHub:
         """Create or edit orgctl's one comment on pull request (or issue) ``number`` of ``repo``.
 
         The comment is found by ``marker``, a hidden HTML comment (``<!-- orgctl:plan acme -->``) that
-        ``body`` must contain: every comment on the pull request is listed (all pages), the first one
-        holding the marker is edited (``created`` False), else a new one is made. So a pull request never
+        ``body`` must open with: every comment on the pull request is listed (all pages), the first one
+        opening with the marker that the token may edit is edited (``created`` False; a person's comment that
+        copies the marker answers 403 and is passed over), else a new one is made. So a pull request never
         gets a second plan comment, only the latest plan: Atlantis and tfcmt keep one plan comment per pull
         request the same way, and tfcmt (``tfcmt plan -patch``) finds its comment again by the hidden HTML
         metadata it embeds. Raises GitHubError when ``body`` lacks the marker or ``number`` is not positive
@@ -130,15 +131,21 @@ class GitHub:
         owner, name = _split(repo)
         if number <= 0:
             raise GitHubError(f"not a pull request number: {repo}#{number}")
-        if not (marker.startswith("<!--") and marker.endswith("-->") and marker in body):
-            raise GitHubError(f"the comment for {repo}#{number} does not carry its marker {marker!r}",
-                              hint="the marker must be a hidden HTML comment, <!-- ... -->, inside the body")
+        from github3 import exceptions
+
+        if not (marker.startswith("<!--") and marker.endswith("-->") and body.startswith(marker)):
+            raise GitHubError(f"the comment for {repo}#{number} does not start with its marker {marker!r}",
+                              hint="the marker must be a hidden HTML comment, <!-- ... -->, opening the body")
         with self._calling(f"comment on {repo}#{number}"):
             issue = self._gh.issue(owner, name, number)
             for comment in issue.comments():
-                if marker in (comment.body or ""):
+                if not (comment.body or "").startswith(marker):  # a reply quoting the plan starts with "> "
+                    continue
+                try:
                     comment.edit(body)
-                    return CommentResult(id=comment.id, url=comment.html_url, created=False)
+                except exceptions.ForbiddenError:  # someone else's comment that copies the marker: not ours
+                    continue
+                return CommentResult(id=comment.id, url=comment.html_url, created=False)
             created = issue.create_comment(body)
         return CommentResult(id=created.id, url=created.html_url, created=True)
 

@@ -36,7 +36,7 @@ import json
 import re
 import tempfile
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -232,22 +232,40 @@ def propose_change(repo_dir: Path, *, anima: str, title: str, files: Mapping[str
     loader's diagnostics); :class:`GitError` when ``repo_dir`` is not a
     repository, ``base`` is unknown or git fails.
     """
+    if problem := check_name(anima):
+        raise ProposalRefused(f"unsafe proposer name {anima!r}: {problem}")
+    repo = repos.open_repo(repo_dir)
+    base_commit = _resolve(repo, base)
+    if _blob(base_commit.tree, f"{ANIMAS_DIR}/{anima}/{ANIMA_FILE}") is None:
+        raise ProposalRefused(f"{anima!r} is not an Anima of the org at {base_commit.hexsha[:7]}")
+    branch, commit = branch_change(repo_dir, files=files, title=title, body=body, base=base, author=author_of(anima),
+                                   trailers={PROPOSED_BY: anima, BASE_TRAILER: base_commit.hexsha},
+                                   branch=lambda slug, sha: f"{BRANCH_PREFIX}{anima}/{slug}-{sha[:8]}",
+                                   reflog=f"orgctl: proposal by {anima}")
+    return _describe(repo, branch, commit, tracked=tracked_branch(Path(repo_dir)))
+
+
+def branch_change(repo_dir: Path, *, files: Mapping[str, str | None], title: str, body: str, base: str,
+                  author: tuple[str, str], trailers: Mapping[str, str], branch: Callable[[str, str], str],
+                  reflog: str) -> tuple[str, str]:
+    """One commit of spec ``files`` on ``base`` by ``author`` (``(name, email)``; the orgctl bot commits),
+    on a new branch named ``branch(slug of title, commit sha)``; returns ``(branch, commit sha)``.
+
+    The one way a change becomes a branch: an Anima's proposal (:func:`propose_change`) and a person's
+    ``orgctl hire --pr``. Built with plumbing in a temporary index: no work tree, index or checked-out
+    branch is touched. Raises :class:`ProposalRefused` (no ref left) for a bad path, no change, an invalid
+    result (the loader's diagnostics) or a branch that exists; GitError when git fails.
+    """
     import git
     from gitdb import IStream
 
-    if problem := check_name(anima):
-        raise ProposalRefused(f"unsafe proposer name {anima!r}: {problem}")
     title = _one_line(title, MAX_TITLE)
     if not title:
         raise ProposalRefused("a proposal needs a title")
     _check_files(files)
     repo = repos.open_repo(repo_dir)
     base_commit = _resolve(repo, base)
-    if _blob(base_commit.tree, f"{ANIMAS_DIR}/{anima}/{ANIMA_FILE}") is None:
-        raise ProposalRefused(f"{anima!r} is not an Anima of the org at {base_commit.hexsha[:7]}")
-
-    name, email = author_of(anima)
-    env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+    env = {"GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
            "GIT_COMMITTER_NAME": repos.BOT_NAME, "GIT_COMMITTER_EMAIL": repos.BOT_EMAIL}
     try:
         with tempfile.TemporaryDirectory(prefix="orgctl-proposal-") as tmp:
@@ -268,8 +286,8 @@ def propose_change(repo_dir: Path, *, anima: str, title: str, files: Mapping[str
     if tree == base_commit.tree.hexsha:
         raise ProposalRefused("it changes nothing at the base revision")
 
-    trailers = f"{PROPOSED_BY}: {anima}\n{BASE_TRAILER}: {base_commit.hexsha}"
-    message = f"{title}\n\n{body.strip()}\n\n{trailers}\n" if body.strip() else f"{title}\n\n{trailers}\n"
+    lines = "\n".join(f"{key}: {value}" for key, value in trailers.items())
+    message = f"{title}\n\n{body.strip()}\n\n{lines}\n" if body.strip() else f"{title}\n\n{lines}\n"
     try:
         commit = repo.git.commit_tree(tree, "-p", base_commit.hexsha, "--no-gpg-sign", "-m", message, env=env)
     except git.GitCommandError as e:
@@ -281,16 +299,16 @@ def propose_change(repo_dir: Path, *, anima: str, title: str, files: Mapping[str
         raise ProposalRefused("the proposed spec is invalid", diagnostics=e.diagnostics,
                               hint="fix the change and propose it again") from None
 
-    branch = f"{BRANCH_PREFIX}{anima}/{slugify(title)}-{commit[:8]}"
+    name = branch(slugify(title), commit)
     try:
-        repo.git.check_ref_format(f"refs/heads/{branch}")
+        repo.git.check_ref_format(f"refs/heads/{name}")
     except git.GitCommandError:
-        raise ProposalRefused(f"{branch!r} is not a valid branch name") from None
+        raise ProposalRefused(f"{name!r} is not a valid branch name") from None
     try:  # the zero old value: create only, never move an existing branch
-        repo.git.update_ref("-m", f"orgctl: proposal by {anima}", f"refs/heads/{branch}", commit, _ZERO)
+        repo.git.update_ref("-m", reflog, f"refs/heads/{name}", commit, _ZERO)
     except git.GitCommandError as e:
-        raise ProposalRefused(f"branch {branch} already exists (the same proposal was made already)") from e
-    return _describe(repo, branch, commit, tracked=tracked_branch(Path(repo_dir)))
+        raise ProposalRefused(f"branch {name} already exists (the same change was made already)") from e
+    return name, commit
 
 
 # ---------------------------------------------------------------- convenience builders
