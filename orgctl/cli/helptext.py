@@ -29,6 +29,7 @@ HELP = (
     "  events        Show what happened (the operator's view, newest last):...\n"
     '  force-unlock  Break a state lock whose holder is stuck (LOCK_ID: from...\n'
     '  forget        Downscale, archive and forget unused memory (protected...\n'
+    "  hire          Create a new Anima's files from its role or a character...\n"
     '  history       List past applies: when, which revision, what the plan...\n'
     "  inbox         Show NAME's inbox (default: `human`, where Animas report...\n"
     '  init          Create a new org repo in DIRECTORY from the template:...\n'

@@ -34,6 +34,8 @@ def report_error(err: OrgctlError) -> None:
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("commands", "Create a new org repo in DIRECTORY from the template: three Animas and one commit."),
     "validate": ("commands", "Check the org spec (work tree by default); report every problem with file:line."),
+    "hire": ("hiring", "Create a new Anima's files from its role or a character sheet; with --pr, as a pull "
+                       "request."),
     "plan": ("commands", "Show what apply would do: desired state (git) against observed state (what runs)."),
     "apply": ("commands", "Converge the running organization on the desired state (hire, change, restart, retire)."),
     "controller": ("controller", "The GitOps controller: keep the running org converged on the tracked branch "

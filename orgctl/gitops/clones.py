@@ -361,6 +361,12 @@ class RuntimeClone:
         run_git("fetch", "--quiet", "--no-tags", "--", self.source, f"+{self._ref}:{UPSTREAM_REF}", cwd=self.root)
         return run_git("rev-parse", "--verify", f"{UPSTREAM_REF}^{{commit}}", cwd=self.root)
 
+    def fetch_tip(self) -> str:
+        """Fetch the tracked branch from the source and return its tip (kept as ``refs/orgctl/upstream``):
+        what a proposal is made against. Raises GitError when the source cannot be read."""
+        with self._locked():
+            return self._fetch()
+
     def sync(self, *, push: bool = True) -> SyncResult:
         """Fetch the tracked branch, replay the memory commits it lacks on top, push them (when the org
         has a remote and ``push``); retried up to :data:`PUSH_ATTEMPTS` times when the push loses a race.

@@ -46,10 +46,10 @@ from pydantic import BaseModel
 
 from orgctl.desired.loading import ANIMA_FILE, ANIMAS_DIR, ORG_FILE, check_name, load_org
 from orgctl.desired.models import FILE_FIELDS
-from orgctl.desired.roles import ROLES
 from orgctl.desired.sources import GitRevisionSource
 from orgctl.errors import Diagnostic, GitError, OrgctlError, SpecError
 from orgctl.gitops import repos
+from orgctl.gitops.hiring import hire_files
 
 BRANCH_PREFIX = "orgctl/proposals/"
 REF_PREFIX = f"refs/heads/{BRANCH_PREFIX}"
@@ -63,8 +63,6 @@ SPEC_FILES = (ANIMA_FILE, *FILE_FIELDS)
 MAX_FILES = 50
 MAX_FILE_BYTES = 256 * 1024
 MAX_TITLE = 100
-DEFAULT_HIRE_TOOLS = ("send_message", "post_board", "search_memory")
-"""What a proposed hire may use unless the proposal says otherwise: least privilege."""
 _ZERO = "0" * 40
 _SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -371,23 +369,8 @@ def propose_hire(repo_dir: Path, anima: str, name: str, role: str, supervisor: s
     if _exists(_resolve(repos.open_repo(repo_dir), base).tree, f"{ANIMAS_DIR}/{name}"):
         raise ProposalRefused(f"{ANIMAS_DIR}/{name}/ already exists: that would be a change, not a hire")
     _require_anima(repo_dir, supervisor, base)
-    folder = f"{ANIMAS_DIR}/{name}"
-    spec = f"role: {_scalar(role)}\nsupervisor: {_scalar(supervisor)}\nenabled: true\n"
-    if model:
-        spec += f"model: {_scalar(model)}\n"
-    guidance = ROLES.get(role, "")
-    granted = list(tools) if tools is not None else list(DEFAULT_HIRE_TOOLS)
-    permissions = (f"---\ntools: {json.dumps(granted)}\ncommands: []\nfile_roots: [common_knowledge]\n---\n"
-                   f"# Permissions\n\n{name} may use only the tools listed above (proposed by {anima}).\n"
-                   "Anything not listed is denied.\n")
-    files: dict[str, str | None] = {
-        f"{folder}/{ANIMA_FILE}": spec,
-        f"{folder}/identity.md": f"# {name}\n\n{identity.strip() or f'A new {role} in the team of {supervisor}.'}\n",
-        f"{folder}/injection.md": "# Role guidelines\n\n" + (
-            injection.strip() or f"- {guidance}\n- Report progress and blockers to {supervisor}.") + "\n",
-        f"{folder}/permissions.md": permissions,
-        f"{folder}/cron.md": "# Scheduled tasks\n\n(none yet: add a `## Title` section with a `schedule:` line)\n",
-    }
+    files = hire_files(name, role, supervisor, by=f"proposed by {anima}", model=model, identity=identity,
+                       injection=injection, tools=tools)
     return propose_change(repo_dir, anima=anima, base=base, files=files,
                           title=f"Hire {name} ({role}) reporting to {supervisor}",
                           body=f"{anima} proposes to hire {name} as {role} under {supervisor}.")

@@ -506,44 +506,76 @@ class OrgTools:
 
     # ------------------------------------------------------------ proposals
 
-    def _propose(self, caller: str, target: str | None, trust: str, make: Callable[[Path], proposals.Proposal],
-                 *, subject: str | None = None) -> ProposalResult | Refusal:
+    def _propose(self, caller: str, target: str | None, trust: str,
+                 make: Callable[[Path, str], proposals.Proposal], *, subject: str | None = None
+                 ) -> ProposalResult | Refusal:
+        """Make the proposal (``make(repo, base)``) in the runtime's clone, against the tracked branch as the
+        org's remote has it now, and publish it (:func:`publishing.publish_branch`): pushed to the org's remote
+        (the person's checkout for a local org), opened as a pull request with ``GITHUB_TOKEN``. Without a
+        clone (nothing applied yet), in the org repo itself, as a branch only."""
+        from orgctl.gitops.clones import RuntimeClone
+
         tool: Tool = "propose_change"
         if refusal := self._check(tool, caller, subject, trust, allow_self=True):
             return refusal
-        if self.org_dir is None:
+        clone = RuntimeClone.open(self.paths.clone)
+        if clone is None and self.org_dir is None:
             return self._refuse(tool, caller, target, "this runtime knows no org repo to propose to")
         try:
-            made = make(self.org_dir)
+            made = make(clone.root, clone.fetch_tip()) if clone is not None else make(self.org_dir, "HEAD")  # type: ignore[arg-type]
         except proposals.ProposalRefused as e:
             return self._refuse(tool, caller, target, e.message.removeprefix("proposal refused: "))
         except GitError as e:
             message = f"propose_change failed: {e.message}"
             self._event("OrgToolFailed", tool=tool, caller=caller, target=target, message=message, warning=True)
             return ProposalResult(ok=False, caller=caller, target=target, message=message)
-        message = (f"{caller} proposed {made.title!r} on branch {made.branch}; "
+        where = self._publish(clone, made) if clone is not None else "it is a branch of the org repo"
+        message = (f"{caller} proposed {made.title!r} on branch {made.branch}; {where}; "
                    "it changes nothing until a person merges it and runs plan and apply")
         self._event("OrgToolUsed", tool=tool, caller=caller, target=target, message=message)
         return ProposalResult(ok=True, caller=caller, target=target, message=message, proposal=made)
 
+    def _publish(self, clone: Any, made: proposals.Proposal) -> str:
+        """Push ``made``'s branch from the clone to the org's remote and open its pull request when a token is
+        set; one clause saying where it went (a refused push or pull request is said, not raised: the
+        proposal itself is made)."""
+        from orgctl.gitops.github import GitHub
+        from orgctl.gitops.publishing import publish_branch
+
+        try:
+            published = publish_branch(clone.root, made.branch, remote=clone.source, base=clone.branch,
+                                       title=made.title, body=_proposal_body(made), github=GitHub.from_env())
+        except OrgctlError as e:
+            self._event("ProposalNotPublished", tool="propose_change", caller=made.anima, target=None,
+                        message=f"{made.branch}: {e.message}", warning=True)
+            return f"it stays in the runtime's clone ({e.message})"
+        return published.describe().rstrip(".")
+
     def propose_set_model(self, caller: str, target: str, model: str, *, background: bool = False,
                           trust: str = "trusted") -> ProposalResult | Refusal:
         """Propose ``target``'s (the caller or a report) model on a branch; see :func:`proposals.propose_set_model`."""
-        return self._propose(caller, target, trust, subject=target, make=lambda repo: proposals.propose_set_model(
-            repo, caller, target, model, background=background))
+        return self._propose(caller, target, trust, subject=target, make=lambda repo, base: proposals.propose_set_model(
+            repo, caller, target, model, background=background, base=base))
 
     def propose_hire(self, caller: str, name: str, role: str, supervisor: str, *, trust: str = "trusted",
                      **options: Any) -> ProposalResult | Refusal:
         """Propose hiring ``name`` under ``supervisor`` (the caller or a report); ``options`` as
         :func:`proposals.propose_hire` (model, identity, injection, tools)."""
-        return self._propose(caller, name, trust, subject=supervisor, make=lambda repo: proposals.propose_hire(
-            repo, caller, name, role, supervisor, **options))
+        return self._propose(caller, name, trust, subject=supervisor, make=lambda repo, base: proposals.propose_hire(
+            repo, caller, name, role, supervisor, base=base, **options))
 
     def propose_skill(self, caller: str, target: str, skill_name: str, description: str, body: str, *,
                       trust: str = "trusted") -> ProposalResult | Refusal:
         """Propose a declared skill for ``target`` (the caller or a report); see :func:`proposals.propose_skill`."""
-        return self._propose(caller, target, trust, subject=target, make=lambda repo: proposals.propose_skill(
-            repo, caller, target, skill_name, description, body))
+        return self._propose(caller, target, trust, subject=target, make=lambda repo, base: proposals.propose_skill(
+            repo, caller, target, skill_name, description, body, base=base))
+
+
+def _proposal_body(made: proposals.Proposal) -> str:
+    """A proposal's pull request description: who proposed what, and that it is reviewed like any change."""
+    return (f"{made.anima} (an Anima) proposes: {made.title}.\n\nProposed with orgctl's `propose_change` tool "
+            f"against {made.base[:12]}. It changes nothing until it is merged; the plan comment shows what merging "
+            "it would do.")
 
 
 def _transition(record: dict[str, Any]) -> TaskTransition | None:
