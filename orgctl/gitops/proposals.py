@@ -483,12 +483,26 @@ def list_proposals(repo_dir: Path, *, tracked: str | None = None) -> list[Propos
     tracked = tracked or tracked_branch(repo_dir)
     if tracked is not None and tracked not in {h.name for h in repo.heads}:
         raise GitError(f"no branch {tracked!r}", hint="pass the branch the org is applied from")
-    out = repo.git.for_each_ref("--format=%(refname)%00%(objectname)", REF_PREFIX)
-    proposals = []
-    for line in out.splitlines():
-        ref, _, sha = line.partition("\x00")
-        proposals.append(_describe(repo, ref.removeprefix("refs/heads/"), sha, tracked=tracked))
+    proposals = [_describe(repo, branch, sha, tracked=tracked) for branch, sha in _proposal_refs(repo).items()]
     return sorted(proposals, key=lambda p: (p.created, p.branch))
+
+
+def _proposal_refs(repo: Any) -> dict[str, str]:
+    """``{branch: sha}`` of every proposal branch: local ones, and those fetched from a remote (an Anima's
+    proposal is pushed to the org's remote from the runtime's clone; ``git fetch`` brings it here). A local
+    branch wins over a remote-tracking one of the same name."""
+    found: dict[str, str] = {}
+    out = repo.git.for_each_ref("--format=%(refname)%00%(objectname)", REF_PREFIX, "refs/remotes/")
+    for line in sorted(out.splitlines(), key=lambda ln: not ln.startswith("refs/heads/")):
+        ref, _, sha = line.partition("\x00")
+        if ref.startswith("refs/heads/"):
+            branch = ref.removeprefix("refs/heads/")
+        else:
+            branch = ref.removeprefix("refs/remotes/").partition("/")[2]
+            if not branch.startswith(BRANCH_PREFIX):
+                continue
+        found.setdefault(branch, sha)
+    return found
 
 
 def _branch(name: str) -> str:
@@ -507,8 +521,8 @@ def get_proposal(repo_dir: Path, branch: str, *, tracked: str | None = None) -> 
     full = _branch(branch)
     try:
         sha = repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{full}^{{commit}}").strip()
-    except git.GitCommandError:  # unknown ref
-        sha = ""
+    except git.GitCommandError:  # unknown ref: perhaps fetched from the org's remote only
+        sha = _proposal_refs(repo).get(full, "")
     if not sha:
         known = [p.branch for p in list_proposals(repo_dir, tracked=tracked)]
         raise GitError(f"no proposal branch {full!r}",

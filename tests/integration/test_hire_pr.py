@@ -167,3 +167,19 @@ def test_an_anima_s_proposal_is_made_in_the_runtime_clone_and_pushed_to_the_org_
     assert git(org, "for-each-ref", "refs/heads/orgctl/proposals/") == ""  # nothing in the person's checkout
     assert f"Pushed {branch} to {clone.source}" in made.message
     assert made.proposal.base == git(remote, "rev-parse", "main").strip()
+
+
+def test_proposals_pushed_to_the_remote_are_listed_once_fetched(org: Path, tmp_path: Path, state: StatePaths) -> None:
+    add_bare_remote(org, tmp_path)
+    state.ensure()
+    RuntimeClone.for_checkout(org, state.clone)
+    spec = load_org(GitRevisionSource(org, "HEAD"))
+    save_inventory(state.inventory, applied_as(spec))
+    made = OrgTools(paths=state, specs=spec.animas, org_dir=org).propose_set_model("alice", "bob", "local/smollm2")
+    assert isinstance(made, ProposalResult) and made.ok, made
+    assert run_cli("proposals", "-C", str(org)).output.strip() == "No proposals."
+    git(org, "fetch", "--quiet", "origin")
+    listed = run_cli("proposals", "-C", str(org))
+    assert made.proposal.branch in listed.output and "alice" in listed.output
+    shown = run_cli("proposals", "show", made.proposal.branch, "-C", str(org))
+    assert shown.exit_code == 0 and "local/smollm2" in shown.output
