@@ -48,7 +48,8 @@ def hire(name: str, role: str | None, supervisor: str | None, sheet: Path | None
         raise click.UsageError("say its --role and --supervisor (or put them in the sheet's frontmatter)")
     who = person_of(root)
     files = hire_files(name, role, supervisor, by=f"hired by {who[0]}", model=model, settings=read.settings,
-                       identity=read.identity, injection=read.injection, permissions=read.permissions, cron=read.cron)
+                       identity=read.identity, injection=read.injection, permissions=read.permissions, cron=read.cron,
+                       schema_comment=(root / ".schemas" / "anima.schema.json").is_file())
     title = f"Hire {name} ({role}) reporting to {supervisor}"
     if as_pr:
         _as_pull_request(root, name, files, title=title, author=who, repo=repo, github_url=github_url)

@@ -16,7 +16,18 @@ from datetime import time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    model_validator,
+)
 
 from orgctl.desired.hashing import spec_digest
 from orgctl.desired.permissions import PermissionsFrontmatter
@@ -111,11 +122,44 @@ def parse_model(value: Any) -> str:
     return value
 
 
-Duration = Annotated[int, BeforeValidator(parse_duration)]
-ActiveHours = Annotated[str, BeforeValidator(parse_active_hours)]
-TimeZone = Annotated[str, BeforeValidator(parse_timezone)]
-Role = Annotated[str, BeforeValidator(parse_role)]
-Model = Annotated[str, BeforeValidator(parse_model)]
+# Each value type carries the JSON Schema of what its validator accepts, for the schemas editors read
+# (scripts/gen_schemas.py). A schema cannot say everything (start equal to end in active hours, which time
+# zones exist, the org chart): ``orgctl validate`` has the last word.
+_CLOCK, _END = "([01]?[0-9]|2[0-3]):[0-5][0-9]", "(([01]?[0-9]|2[0-3]):[0-5][0-9]|24:00)"
+
+
+def _duration_schema(*, maximum: int | None = None) -> dict[str, Any]:
+    seconds: dict[str, Any] = {"type": "integer", "minimum": 1} | ({"maximum": maximum} if maximum else {})
+    return {"description": "seconds (90), or h, m, s parts in that order: 30s, 5m, 1h, 1h30m; at least 1s"
+                           + (f"; integers at most {maximum}" if maximum else ""),
+            "anyOf": [seconds, {"type": "string", "pattern": r"^\s*([0-9]+h)?([0-9]+m)?([0-9]+s)?\s*$",
+                                "not": {"pattern": r"^\s*(0+h)?(0+m)?(0+s)?\s*$"}}]}
+
+
+_ACTIVE_HOURS_SCHEMA: dict[str, Any] = {
+    "description": '"always", or "HH:MM-HH:MM" in the time zone (end exclusive, may be 24:00; a range whose '
+                   "end is before its start wraps midnight). Quote it: YAML reads some clock times as numbers",
+    "type": "string",
+    "pattern": rf"^\s*(always|{_CLOCK}\s*-\s*{_END})\s*$",
+}
+_TIMEZONE_SCHEMA: dict[str, Any] = {"description": "an IANA time zone name: UTC, Europe/Berlin, America/New_York",
+                                    "type": "string", "minLength": 1}
+_ROLE_SCHEMA: dict[str, Any] = {"description": "the role: one line of the Anima's prompt", "enum": sorted(ROLES)}
+_MODEL_SCHEMA: dict[str, Any] = {
+    "description": "provider/model: local/smollm2 (the embedded model), or a LiteLLM model string such as "
+                   "anthropic/claude-sonnet-4-5 or ollama/llama3",
+    "anyOf": [{"enum": list(EMBEDDED_MODELS)},
+              {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+/\S+$", "not": {"pattern": "^local/"}}],
+}
+
+Duration = Annotated[int, BeforeValidator(parse_duration), WithJsonSchema(_duration_schema())]
+DayDuration = Annotated[int, BeforeValidator(parse_duration), Field(ge=1, le=86400),
+                        WithJsonSchema(_duration_schema(maximum=86400))]
+"""A duration of at most a day (the outbox keeps 24 h)."""
+ActiveHours = Annotated[str, BeforeValidator(parse_active_hours), WithJsonSchema(_ACTIVE_HOURS_SCHEMA)]
+TimeZone = Annotated[str, BeforeValidator(parse_timezone), WithJsonSchema(_TIMEZONE_SCHEMA)]
+Role = Annotated[str, BeforeValidator(parse_role), WithJsonSchema(_ROLE_SCHEMA)]
+Model = Annotated[str, BeforeValidator(parse_model), WithJsonSchema(_MODEL_SCHEMA)]
 
 # ---------------------------------------------------------------- file models
 
@@ -135,7 +179,7 @@ class MessageLimits(_Strict):
     per_hour: int = Field(default=30, ge=0)
     per_day: int = Field(default=100, ge=0)
     pair_depth: int = Field(default=6, ge=1)
-    pair_window: Duration = Field(default=600, ge=1, le=86400)  # the outbox keeps 24 h
+    pair_window: DayDuration = 600
     max_hops: int = Field(default=4, ge=1)
 
 
@@ -145,7 +189,7 @@ class MessageLimitsOverride(_Strict):
     per_hour: int | None = Field(default=None, ge=0)
     per_day: int | None = Field(default=None, ge=0)
     pair_depth: int | None = Field(default=None, ge=1)
-    pair_window: Duration | None = Field(default=None, ge=1, le=86400)
+    pair_window: DayDuration | None = None
     max_hops: int | None = Field(default=None, ge=1)
 
 
@@ -153,7 +197,7 @@ class MessagingConfig(_Strict):
     """``messaging:`` in ``org.yaml``: limits for every Anima, then per role."""
 
     limits: MessageLimits = MessageLimits()
-    roles: dict[Role, MessageLimitsOverride] = {}
+    roles: dict[Role, MessageLimitsOverride] = Field(default={}, json_schema_extra={"propertyNames": _ROLE_SCHEMA})
 
 
 class BudgetLimits(_Strict):
@@ -264,7 +308,8 @@ class SandboxConfig(_Strict):
 
     mode: Literal["on", "off"] = "on"
     limits: SandboxLimits = SandboxLimits()
-    read_only: list[StrictStr] = Field(default=[], description="extra absolute paths commands may read")
+    read_only: list[StrictStr] = Field(default=[], description="extra absolute paths commands may read",
+                                       json_schema_extra={"items": {"type": "string", "pattern": "^/"}})
 
     @model_validator(mode="after")
     def _absolute(self) -> SandboxConfig:
@@ -274,7 +319,19 @@ class SandboxConfig(_Strict):
         return self
 
 
-Sandbox = Annotated[SandboxConfig, BeforeValidator(_sandbox)]
+class _OrShorthand:
+    """JSON Schema of a model that a before-validator also accepts in short forms: ``anyOf`` the short forms'
+    schemas and the model's own."""
+
+    def __init__(self, *shorthands: dict[str, Any]) -> None:
+        self.shorthands = shorthands
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {"anyOf": [*self.shorthands, handler(schema)]}
+
+
+Sandbox = Annotated[SandboxConfig, BeforeValidator(_sandbox),
+                    _OrShorthand({"type": "boolean"}, {"enum": ["on", "off"]})]
 
 
 class Skill(_Strict):
@@ -285,6 +342,14 @@ class Skill(_Strict):
     description: str
     body: str
     file: str
+
+
+_CHANNEL_NEEDS: list[Any] = [  # what HumanChannel._check requires of each type, for the JSON Schema
+    {"if": {"required": ["type"], "properties": {"type": {"enum": ["webhook", "ntfy"]}}},
+     "then": {"required": ["url"]}},
+    {"if": {"required": ["type"], "properties": {"type": {"const": "slack"}}},
+     "then": {"required": ["channel", "token_env"], "properties": {"channel": {"minLength": 1}}}},
+]
 
 
 class HumanChannel(_Strict):
@@ -300,12 +365,15 @@ class HumanChannel(_Strict):
     inputs are hidden in its message because a URL may carry a secret.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)  # a URL may hold a secret
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True,  # a URL may hold a secret
+                              json_schema_extra={"allOf": _CHANNEL_NEEDS})
 
     type: Literal["webhook", "ntfy", "slack"]
-    url: StrictStr | None = None
+    url: StrictStr | None = Field(default=None, json_schema_extra={
+        "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+([/?#]\S*)?$"})
     channel: StrictStr | None = None
-    token_env: StrictStr | None = None
+    token_env: StrictStr | None = Field(default=None, description="the NAME of the environment variable that "
+                                        "holds the token", json_schema_extra={"pattern": _ENV_NAME.pattern})
 
     @model_validator(mode="after")
     def _check(self) -> HumanChannel:
@@ -371,7 +439,7 @@ class OrgFile(_Strict):
     schema_version: StrictInt | None = Field(default=None, ge=1, description="the spec format this repo is "
                                              f"written in; this orgctl reads up to {SCHEMA_VERSION}; "
                                              "missing: read as 1")
-    name: StrictStr = Field(min_length=1)
+    name: StrictStr = Field(min_length=1, description="the org's name, shown in plan output")
     description: StrictStr = ""
     defaults: OrgDefaults = OrgDefaults()
     messaging: MessagingConfig = MessagingConfig()
@@ -379,7 +447,8 @@ class OrgFile(_Strict):
     board_channels: list[StrictStr] = ["general", "ops"]
     budgets: Budgets = Budgets()
     memory: MemoryConfig = MemoryConfig()
-    sandbox: Sandbox = SandboxConfig()
+    sandbox: Sandbox = Field(default=SandboxConfig(), description="how commands are confined: on (the default), "
+                             "off, or a mapping of mode, limits and read_only (docs/sandbox.md)")
     runtime: Literal["controller", "tick"] = Field(
         default="controller", description="how the org runs: a long-lived `orgctl controller` (and supervisor), "
                                           "or `orgctl tick` passes on CI runners; the other mode refuses")
@@ -394,13 +463,14 @@ class AnimaFile(_Strict):
     """
 
     role: Role
-    supervisor: StrictStr | None = None
+    supervisor: StrictStr | None = Field(default=None, description="the Anima this one reports to (its folder "
+                                         "name under animas/); null: the top of the org chart")
     model: Model | None = None
     background_model: Model | None = Field(default=None, description="runs heartbeats and cron; default: model")
     heartbeat_interval: Duration | None = None
     active_hours: ActiveHours | None = None
     timezone: TimeZone | None = None
-    enabled: StrictBool = True
+    enabled: StrictBool = Field(default=True, description="false: stopped, but kept in the org")
     messaging: MessageLimitsOverride | None = None
     budget: BudgetLimits | None = Field(default=None, description="this Anima's own limits; default: "
                                                                   "org.yaml budgets.per_anima")

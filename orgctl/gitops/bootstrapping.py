@@ -1,4 +1,6 @@
-"""``orgctl init``: a new org repo from the org template (``org-template/``) with one initial commit."""
+"""``orgctl init``: a new org repo from the org template (``org-template/``, :func:`orgctl.paths.template_dir`)
+with one initial commit. The template carries the JSON Schemas of its YAML files in ``.schemas/``
+(:mod:`orgctl.desired.schemas`), so the new repo names them to editors without any network."""
 
 from __future__ import annotations
 

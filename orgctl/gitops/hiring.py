@@ -34,13 +34,12 @@ from typing import Any
 
 import yaml
 
+from orgctl.desired import schemas
 from orgctl.desired.roles import ROLES
 from orgctl.errors import Diagnostic, SpecError
 
 DEFAULT_HIRE_TOOLS = ("send_message", "post_board", "search_memory")
 """What a new Anima may use unless its sheet (or its proposal) says otherwise: least privilege."""
-SCHEMA_COMMENT = "# yaml-language-server: $schema=../../.schemas/anima.schema.json\n"
-"""The first line of every anima.yaml orgctl writes (editors complete it from the shipped schema)."""
 MAX_SHEET_BYTES = 256 * 1024
 
 _SECTIONS = {"identity": "identity", "personality": "identity", "role guidelines": "injection",
@@ -138,19 +137,24 @@ def _permissions(name: str, by: str, sheet_text: str, tools: list[str] | None) -
 
 def hire_files(name: str, role: str, supervisor: str, *, by: str, model: str | None = None,
                settings: Mapping[str, Any] | None = None, identity: str = "", injection: str = "",
-               permissions: str = "", cron: str = "", tools: list[str] | None = None) -> dict[str, str | None]:
+               permissions: str = "", cron: str = "", tools: list[str] | None = None,
+               schema_comment: bool = True) -> dict[str, str | None]:
     """The files of a new Anima ``name`` (``role``, reporting to ``supervisor``), by repo path.
 
     ``by`` says who wants it (``proposed by bob``, ``hired by Ada``), for the default permissions' text.
     ``settings`` are further anima.yaml keys (a sheet's frontmatter), ``model`` one of them; the Markdown
     parts default from the role; ``tools`` the granted tools when ``permissions`` is empty (default
-    :data:`DEFAULT_HIRE_TOOLS`, no commands). The loader validates the result where it is committed."""
+    :data:`DEFAULT_HIRE_TOOLS`, no commands). ``schema_comment``: anima.yaml opens with the line naming its
+    JSON Schema for editors (:func:`orgctl.desired.schemas.modeline`; for an org that has ``.schemas/``).
+    The loader validates the result where it is committed."""
     folder = f"animas/{name}"
     values: dict[str, Any] = {"role": role, "supervisor": supervisor, "enabled": True}
     values |= {k: v for k, v in (settings or {}).items() if k not in ("role", "supervisor")}
     if model:
         values["model"] = model
-    spec = SCHEMA_COMMENT + "".join(f"{key}: {_scalar(value)}\n" for key, value in values.items())
+    spec = "".join(f"{key}: {_scalar(value)}\n" for key, value in values.items())
+    if schema_comment:
+        spec = schemas.modeline(f"{folder}/anima.yaml") + "\n" + spec
     guidance = ROLES.get(role, "")
     scheduled = cron.replace("\n### ", "\n## ")
     scheduled = ("## " + scheduled[4:]) if scheduled.startswith("### ") else scheduled

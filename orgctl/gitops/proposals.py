@@ -44,6 +44,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from orgctl.desired import schemas
 from orgctl.desired.loading import ANIMA_FILE, ANIMAS_DIR, ORG_FILE, check_name, load_org
 from orgctl.desired.models import FILE_FIELDS
 from orgctl.desired.sources import GitRevisionSource
@@ -358,19 +359,23 @@ def propose_hire(repo_dir: Path, anima: str, name: str, role: str, supervisor: s
 
     Writes the folder an Anima has in the template (``anima.yaml``,
     ``identity.md``, ``injection.md``, ``permissions.md``, ``cron.md``; no
-    ``memory/``, which the runtime creates). ``identity``/``injection`` are
-    Markdown bodies (a default from the role when empty); ``tools`` the
-    granted tools (default: send_message, post_board, search_memory; no
-    commands, least privilege). Refused when ``animas/<name>/`` exists at
-    ``base``; otherwise raises as :func:`propose_change`.
+    ``memory/``, which the runtime creates); ``anima.yaml`` starts with the
+    line naming its JSON Schema when the org keeps one in ``.schemas/``.
+    ``identity``/``injection`` are Markdown bodies (a default from the role
+    when empty); ``tools`` the granted tools (default: send_message,
+    post_board, search_memory; no commands, least privilege). Refused when
+    ``animas/<name>/`` exists at ``base``; otherwise raises as
+    :func:`propose_change`.
     """
     if problem := check_name(name):
         raise ProposalRefused(f"unsafe Anima name {name!r}: {problem}")
-    if _exists(_resolve(repos.open_repo(repo_dir), base).tree, f"{ANIMAS_DIR}/{name}"):
+    tree = _resolve(repos.open_repo(repo_dir), base).tree
+    if _exists(tree, f"{ANIMAS_DIR}/{name}"):
         raise ProposalRefused(f"{ANIMAS_DIR}/{name}/ already exists: that would be a change, not a hire")
     _require_anima(repo_dir, supervisor, base)
     files = hire_files(name, role, supervisor, by=f"proposed by {anima}", model=model, identity=identity,
-                       injection=injection, tools=tools)
+                       injection=injection, tools=tools,
+                       schema_comment=_blob(tree, schemas.schema_path(ANIMA_FILE)) is not None)
     return propose_change(repo_dir, anima=anima, base=base, files=files,
                           title=f"Hire {name} ({role}) reporting to {supervisor}",
                           body=f"{anima} proposes to hire {name} as {role} under {supervisor}.")

@@ -1,4 +1,5 @@
-"""A built wheel is a working install: it carries the org template, and `orgctl init` runs from it.
+"""A built wheel is a working install: it carries the org template (with the JSON Schemas of its YAML files in
+``.schemas/``), and `orgctl init` runs from it.
 
 The wheel is built from this checkout with pip (build isolation from the local package index); it is
 installed with ``--no-deps --target`` into a temporary folder that comes first on ``sys.path``, so
@@ -25,6 +26,8 @@ def test_the_wheel_carries_the_template_and_init_works_from_it(tmp_path: Path) -
     template = sorted(f"orgctl/org_template/{p.relative_to(source).as_posix()}"
                       for p in source.rglob("*") if p.is_file())
     assert template and all(name in names for name in template), set(template) - set(names)
+    assert {"orgctl/org_template/.schemas/org.schema.json", "orgctl/org_template/.schemas/anima.schema.json"} <= set(
+        names)
 
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
@@ -37,6 +40,7 @@ def test_the_wheel_carries_the_template_and_init_works_from_it(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert "Created org 'acme'" in result.stdout and "3 Animas" in result.stdout
     assert (org / ".gitignore").is_file() and (org / "animas/bob/memory/episodes/.gitkeep").is_file()
+    assert (org / ".schemas/org.schema.json").read_bytes() == (source / ".schemas/org.schema.json").read_bytes()
     assert subprocess.run(["git", "-C", str(org), "status", "--porcelain"], capture_output=True,
                           text=True, check=True).stdout == ""
 

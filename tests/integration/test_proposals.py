@@ -83,7 +83,7 @@ def test_the_loader_explains_a_bad_model(org: Path) -> None:
     for model in ("local/nope", "not a model", "x\nsupervisor: null"):
         with pytest.raises(ProposalRefused) as caught:
             proposals.propose_set_model(org, "bob", "bob", model)
-        assert [str(d) for d in caught.value.diagnostics][0].startswith("animas/bob/anima.yaml:4: model:")
+        assert [str(d) for d in caught.value.diagnostics][0].startswith("animas/bob/anima.yaml:5: model:")
     assert refs(org) == ["refs/heads/main"]
     assert proposals.list_proposals(org) == []
 
@@ -123,6 +123,16 @@ def test_a_merged_hire_goes_through_plan_like_any_change(org: Path) -> None:
     assert spec.permissions.tools == ["send_message", "post_board", "search_memory"]
     assert spec.permissions.commands == [] and "Dave fixes flaky tests." in spec.identity
     assert planned()["dave"] == "hire"
+    # like the template's, the new anima.yaml names its schema for editors (the org keeps it in .schemas/)
+    first = (org / "animas/dave/anima.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../../.schemas/anima.schema.json"
+
+
+def test_a_hire_in_an_org_without_schemas_names_none(org: Path) -> None:
+    git(org, "rm", "-rq", ".schemas")
+    commit_all(org, "no schemas here")
+    made = proposals.propose_hire(org, "alice", "dave", "engineer", "bob")
+    assert proposals.read_at(org, "animas/dave/anima.yaml", rev=made.commit).startswith("role: engineer\n")
 
 
 def test_a_squash_merged_proposal_counts_as_merged(org: Path) -> None:

@@ -20,7 +20,7 @@ def test_a_newer_org_schema_is_refused_with_file_line_and_the_version_needed(org
     edit(org / "org.yaml", "schema_version: 2", "schema_version: 7")
     result = run_cli("validate", str(org))
     assert result.exit_code == 1
-    assert "org.yaml:3: schema_version 7 needs a newer orgctl: this one reads schema versions up to 2" \
+    assert "org.yaml:4: schema_version 7 needs a newer orgctl: this one reads schema versions up to 2" \
         in result.output
     assert "Traceback" not in result.output
 

@@ -78,7 +78,7 @@ def test_not_a_mapping(org: Path) -> None:
 def test_unknown_supervisor(org: Path) -> None:
     edit(org / "animas/bob/anima.yaml", "supervisor: alice", "supervisor: zed")
     d = only(org)
-    assert (d.file, d.line) == ("animas/bob/anima.yaml", 2)
+    assert (d.file, d.line) == ("animas/bob/anima.yaml", 3)  # line 1 names the schema
     assert "unknown supervisor 'zed'" in d.reason
 
 
@@ -86,7 +86,7 @@ def test_supervisor_cycle(org: Path) -> None:
     edit(org / "animas/alice/anima.yaml", "supervisor: null", "supervisor: bob")
     found = problems(org)
     assert {d.file for d in found} == {"animas/alice/anima.yaml", "animas/bob/anima.yaml"}
-    assert all("supervisor cycle" in d.reason and d.line == 2 for d in found)
+    assert all("supervisor cycle" in d.reason and d.line == 3 for d in found)
 
 
 def test_self_supervision_is_a_cycle(org: Path) -> None:
@@ -140,7 +140,7 @@ def test_cron_unknown_key_and_missing_schedule(org: Path) -> None:
 def test_unknown_role(org: Path) -> None:
     edit(org / "animas/bob/anima.yaml", "role: engineer", "role: wizard")
     d = only(org)
-    assert d.line == 1 and "unknown role 'wizard'" in d.reason
+    assert d.line == 2 and "unknown role 'wizard'" in d.reason
 
 
 @pytest.mark.parametrize(("hours", "reason"), [
@@ -151,13 +151,13 @@ def test_unknown_role(org: Path) -> None:
 def test_invalid_active_hours(org: Path, hours: str, reason: str) -> None:
     edit(org / "animas/carol/anima.yaml", '"09:00-17:00"', f'"{hours}"')
     d = only(org)
-    assert (d.file, d.line) == ("animas/carol/anima.yaml", 3) and reason in d.reason
+    assert (d.file, d.line) == ("animas/carol/anima.yaml", 4) and reason in d.reason
 
 
 def test_invalid_org_defaults(org: Path) -> None:
     edit(org / "org.yaml", "timezone: UTC", "timezone: Mars/Olympus")
     d = only(org)
-    assert d.file == "org.yaml" and d.line == 10 and "unknown time zone" in d.reason
+    assert d.file == "org.yaml" and d.line == 11 and "unknown time zone" in d.reason
 
 
 def test_missing_files(org: Path) -> None:
@@ -179,7 +179,7 @@ def test_cli_validate_reports_file_line_reason_and_exits_1(org: Path) -> None:
     edit(org / "animas/bob/anima.yaml", "role: engineer", "role: wizard")
     result = run_cli("validate", str(org))
     assert result.exit_code == 1
-    assert "animas/bob/anima.yaml:1: role: unknown role 'wizard'" in result.output
+    assert "animas/bob/anima.yaml:2: role: unknown role 'wizard'" in result.output
 
 
 def test_cli_valid_org_prints_one_line_summary(org: Path) -> None:
@@ -201,7 +201,7 @@ def test_real_process_shows_no_traceback_and_changes_nothing(org: Path, tmp_path
                               env={**os.environ})
         assert proc.returncode == 1, proc
         assert "Traceback" not in proc.stderr + proc.stdout
-        assert "animas/bob/anima.yaml:2: unknown supervisor 'ghost'" in proc.stderr
+        assert "animas/bob/anima.yaml:3: unknown supervisor 'ghost'" in proc.stderr
     assert not (tmp_path / "state").exists()
 
 
@@ -214,7 +214,7 @@ def test_duplicate_yaml_keys(org: Path) -> None:
 def test_unknown_embedded_model(org: Path) -> None:
     edit(org / "animas/bob/anima.yaml", "enabled: true", "enabled: true\nmodel: local/llama3")
     d = only(org)
-    assert d.line == 4 and "unknown embedded model 'local/llama3'" in d.reason
+    assert d.line == 5 and "unknown embedded model 'local/llama3'" in d.reason
 
 
 # ---------------------------------------------------------------- symbolic links (hostile input)
