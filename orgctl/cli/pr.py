@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from orgctl.cli.main import cli
-from orgctl.cli.options import org_option, resolve
+from orgctl.cli.options import org_dir_argument, resolve
 from orgctl.errors import GitError, OrgctlError, SpecError
 
 github_url_option = click.option(
@@ -68,7 +68,7 @@ def pr() -> None:
 
 
 @pr.command("comment")
-@org_option
+@org_dir_argument
 @click.option("--repo", default=None, metavar="OWNER/NAME", help="The repository (default: GITHUB_REPOSITORY).")
 @click.option("--pr", "number", type=click.IntRange(min=1), default=None, metavar="N",
               help="The pull request (default: the run's pull_request event).")
