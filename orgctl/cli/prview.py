@@ -81,7 +81,9 @@ def _plan_body(plan: Plan, desired: OrgSpec, inventory: Inventory, where: str, m
     head = f"{marker(where)}\n### orgctl plan: `{_cell(plan.org)}`" + (f" in `{_cell(where)}`" if where != "." else "")
     revs = f"base `{rendering.short(plan.base)}` → head `{rendering.short(plan.revision)}`"
     parts = [head, f"**{plan.summary()}** ({revs})"]
-    if plan.has_changes:
+    if plan.settings:
+        parts.append("Org settings (org.yaml): " + "; ".join(f"`{_cell(s)}`" for s in plan.settings))
+    if plan.changes:
         table = ["| | Anima | Action | Why |", "|---|---|---|---|"]
         table += [f"| `{c.action.symbol}` | {_cell(c.name)} | {c.action.value} | {_cell('; '.join(c.reasons))} |"
                   for c in plan.changes[:rows]]

@@ -46,6 +46,10 @@ def plan_lines(plan: Plan) -> Iterator[tuple[str, str | None, bool]]:
              else f"at revision {short(plan.revision)}")
     yield f"orgctl will perform the following actions for org {plan.org!r} {where}:", None, False
     yield "", None, False
+    for setting in plan.settings:
+        yield f"    ~ org.yaml {setting}", "yellow", True
+    if plan.settings:
+        yield "", None, False
     for c in plan.changes:
         yield f"  {c.action.symbol:>3} {c.name} {_LABELS[c.action]}", _COLORS[c.action], True
         for reason in c.reasons:

@@ -64,6 +64,9 @@ class Plan(BaseModel):
     changes: list[Change]
     base: str | None = None
     """For a plan between two revisions (:func:`plan_between`, ``plan --base``): the base revision."""
+    settings: list[str] = []
+    """For a plan between two revisions: org.yaml's own settings that changed (``runtime: controller → tick``),
+    which no Anima's action shows."""
     suspended: dict[str, str] = {}
     """Animas left as they are (``orgctl suspend NAME``), with who suspended them and why: shown, never
     silently skipped. Their spec changes wait until ``orgctl resume``."""
@@ -73,7 +76,7 @@ class Plan(BaseModel):
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes)
+        return bool(self.changes or self.settings)
 
     @property
     def drifted(self) -> list[Change]:
@@ -94,20 +97,21 @@ class Plan(BaseModel):
         return None
 
     def summary(self) -> str:
-        if not self.changes:
+        if not self.has_changes:
             if self.base is not None:
                 return "No changes. The desired state is the same at both revisions."
             return "No changes. The running organization matches the desired state."
+        settings = ", ".join(s.split(":")[0] for s in self.settings)
         return (f"Plan: {self.count(Action.HIRE)} to hire, "
                 f"{self.count(Action.CHANGE, Action.RESTART)} to change, "
-                f"{self.count(Action.RETIRE)} to retire.")
+                f"{self.count(Action.RETIRE)} to retire" + (f"; org settings: {settings}." if settings else "."))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": "1",
             "org": self.org,
             "revision": self.revision,
-            **({"base": self.base} if self.base is not None else {}),
+            **({"base": self.base, "settings": list(self.settings)} if self.base is not None else {}),
             "changes": [c.model_dump(mode="json") | {"symbol": c.action.symbol} for c in self.changes],
             "suspended": dict(self.suspended),
             "summary": {"hire": self.count(Action.HIRE),
@@ -255,7 +259,24 @@ def plan_between(base: OrgSpec, head: OrgSpec) -> Plan:
     is this one: the base's every Anima as applied (``disabled`` when it is not enabled) and running, no
     pause, no drift. Same actions, symbols and summary as :func:`compute_plan`; ``Plan.base`` is set."""
     plan = compute_plan(head, applied_as(base), None)
-    return plan.model_copy(update={"base": base.revision})
+    return plan.model_copy(update={"base": base.revision, "settings": org_settings_diff(base, head)})
+
+
+ORG_SETTINGS = ("name", "runtime", "shards", "sandbox", "memory", "notifications", "board_channels")
+"""org.yaml's own settings (its ``defaults`` reach the Animas, whose actions show them)."""
+
+
+def org_settings_diff(base: OrgSpec, head: OrgSpec) -> list[str]:
+    """``["runtime: controller → tick", "sandbox changed", ...]``: the settings of :data:`ORG_SETTINGS` that
+    differ, a scalar with its two values, a structure by name."""
+    out = []
+    for key in ORG_SETTINGS:
+        old, new = getattr(base, key), getattr(head, key)
+        if old == new:
+            continue
+        scalar = all(isinstance(v, str | int) for v in (old, new))
+        out.append(f"{key}: {old} → {new}" if scalar else f"{key}: changed")
+    return out
 
 
 def applied_as(spec: OrgSpec) -> Inventory:

@@ -80,3 +80,14 @@ def test_errors_exit_1_and_name_the_file(org: Path) -> None:
     assert broken.exit_code == 1 and "animas/bob/anima.yaml:" in broken.output and "Traceback" not in broken.output
     saved = run_cli("plan", "--base", "HEAD~1", "--out", str(org / "p.json"), str(org))
     assert saved.exit_code == 1 and not (org / "p.json").exists()
+
+
+def test_org_settings_that_no_anima_shows_are_planned_too(org: Path) -> None:
+    """A PR that moves the org to tick mode is a change, not "No changes"."""
+    edit(org / "org.yaml", "name: acme", "name: acme\nruntime: tick\nshards: 3")
+    commit_all(org, "tick mode")
+    plan = plan_json(org)
+    assert plan["changes"] == [] and plan["settings"] == ["runtime: controller → tick", "shards: 1 → 3"]
+    text = run_cli("plan", "--base", "HEAD~1", "--detailed-exitcode", str(org))
+    assert text.exit_code == 2 and "~ org.yaml runtime: controller → tick" in text.output
+    assert "Plan: 0 to hire, 0 to change, 0 to retire; org settings: runtime, shards." in text.output
