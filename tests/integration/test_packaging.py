@@ -41,6 +41,9 @@ def test_the_wheel_carries_the_template_and_init_works_from_it(tmp_path: Path) -
     assert "Created org 'acme'" in result.stdout and "3 Animas" in result.stdout
     assert (org / ".gitignore").is_file() and (org / "animas/bob/memory/episodes/.gitkeep").is_file()
     assert (org / ".schemas/org.schema.json").read_bytes() == (source / ".schemas/org.schema.json").read_bytes()
+    for workflow in ("orgctl-pr.yml", "orgctl-tick.yml", "orgctl-push.yml"):  # dot-folders travel too
+        assert f"orgctl/org_template/.github/workflows/{workflow}" in names
+        assert (org / ".github" / "workflows" / workflow).is_file()
     assert subprocess.run(["git", "-C", str(org), "status", "--porcelain"], capture_output=True,
                           text=True, check=True).stdout == ""
 
