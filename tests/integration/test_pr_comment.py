@@ -141,3 +141,20 @@ def test_the_before_and_after_charts_of_a_known_change_match_the_golden_file(org
     got = f"%% before\n{before}\n%% after\n{after}\n"
     golden = GOLDEN / "chart_hire_retire_change.mmd"
     assert got == golden.read_text(), f"the chart changed; if that is right, write it to {golden}:\n{got}"
+
+
+def test_a_plan_of_a_thousand_hires_stays_under_github_s_comment_limit(org: Path) -> None:
+    """GitHub refuses a comment body over 65,536 characters: a huge plan drops its charts and details and
+    clips its table, and says how to see the rest."""
+    from orgctl.cli import prview
+    from orgctl.cli.commands import plan_base
+
+    base = git(org, "rev-parse", "HEAD").strip()
+    for i in range(1000):
+        shutil.copytree(org / "animas/bob", org / "animas" / f"worker{i:04d}", ignore=shutil.ignore_patterns("memory"))
+    head = commit_all(org, "a thousand hires")
+    plan, desired, inventory = plan_base(org, base, head)
+    body, verdict = prview.plan_comment(plan, desired, inventory, where=".")
+    assert len(body) <= prview.MAX_BODY and len(plan.changes) >= 1000
+    assert "more |" in body and "too large for a comment" in body and "```mermaid" not in body
+    assert verdict.state == "success" and verdict.description.startswith("Plan: 1000 to hire")
