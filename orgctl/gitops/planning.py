@@ -158,9 +158,24 @@ def _diff(want: AnimaSpec, have: InventoryEntry) -> tuple[list[str], list[str]]:
     in_place = [f"{f} changed" for f in FILE_FIELDS if want.files.get(f) != have.files.get(f)]
     org = want.org.model_dump(mode="json")
     for key in ("supervisor", "reports", "peers", "chain"):
-        if org[key] != have.org.get(key):
+        if org[key] == have.org.get(key):
+            continue
+        if key in ("reports", "peers"):  # sets of names: what joined and left, not two long lists
+            in_place.append(f"org chart: {key} {_set_change(have.org.get(key) or [], org[key] or [])}")
+        else:
             in_place.append(f"org chart: {key} {_short(have.org.get(key))} → {_short(org[key])}")
     return restart, in_place
+
+
+def _set_change(old: list[str], new: list[str], *, shown: int = 5) -> str:
+    """``+dave +erin -carol``: the names ``new`` adds to ``old`` and drops from it, at most ``shown`` of each
+    (then ``… and N more``); ``reordered`` when the set is the same."""
+    def names(sign: str, items: list[str]) -> list[str]:
+        out = [f"{sign}{n}" for n in items[:shown]]
+        return out + ([f"… and {len(items) - shown} more"] if len(items) > shown else [])
+
+    added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+    return " ".join(names("+", added) + names("-", removed)) or "reordered"
 
 
 def _paused_change(name: str, spec_hash: str, pause: PauseRecord, reasons: list[str]) -> Change:

@@ -34,7 +34,7 @@ def test_a_hire_a_change_a_retirement_and_a_permissions_change(org: Path, state:
     got = actions(plan)
     assert got["dave"] == ("hire", ["new in the repo"])
     assert got["carol"][0] == "retire" and "archive its memory" in got["carol"][1][0]
-    assert got["bob"] == ("change", ["permissions.md changed", "org chart: peers ['carol'] → ['dave']"])
+    assert got["bob"] == ("change", ["permissions.md changed", "org chart: peers +dave -carol"])
     assert got["alice"][0] == "restart" and any(r.startswith("model: ") and r.endswith(
         "anthropic/claude-sonnet-4-5") for r in got["alice"][1]), got["alice"]
     assert plan["summary"] == {"hire": 1, "change": 2, "restart": 1, "retire": 1}
