@@ -173,10 +173,14 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, o
 def plan_base(root: Path, base: str, head: str):  # type: ignore[no-untyped-def]
     """``(plan, head spec, base inventory)`` for ``plan --base BASE -r HEAD`` (:func:`planning.plan_between`):
     both revisions loaded and validated (SpecError with file:line for either; GitError for an unknown one)."""
+    from orgctl.desired.speccache import SpecCache
     from orgctl.gitops.planning import applied_as, plan_between
+    from orgctl.paths import state_paths
 
-    before, after = load_desired(root, base), load_desired(root, head)
-    return plan_between(before, after), after, applied_as(before)
+    cache = SpecCache(state_paths(root).spec_cache)  # one for both: a PR changes few of the files it loads twice
+    before, after = load_desired(root, base, cache=cache), load_desired(root, head, cache=cache)
+    applied = applied_as(before)
+    return plan_between(before, after, applied=applied), after, applied
 
 
 def _saved_plan(path: Path) -> dict[str, Any]:

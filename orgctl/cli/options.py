@@ -61,15 +61,16 @@ def resolve(org_dir: Path) -> tuple[Path, StatePaths]:
     return root, paths
 
 
-def load_desired(root: Path, revision: str | None):  # type: ignore[no-untyped-def]
+def load_desired(root: Path, revision: str | None, *, cache=None):  # type: ignore[no-untyped-def]
     """Load and validate the spec (an OrgSpec): the work tree when ``revision`` is None, else that revision.
+    ``cache``: a SpecCache to share (two revisions of one org share most files); default the state dir's.
     Raises SpecError with file:line diagnostics."""
     from orgctl.desired.loading import load_org
     from orgctl.desired.sources import GitRevisionSource, WorkTreeSource
     from orgctl.desired.speccache import SpecCache
 
     source = WorkTreeSource(root) if revision is None else GitRevisionSource(root, revision)
-    spec = load_org(source, cache=SpecCache(state_paths(root).spec_cache))
+    spec = load_org(source, cache=cache or SpecCache(state_paths(root).spec_cache))
     if spec.schema_version is None:
         click.secho("Note: org.yaml has no schema_version; read as version 1 (`orgctl validate` says what "
                     "version 2 changes; then add `schema_version: 2`).",

@@ -268,12 +268,13 @@ def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus 
     return Plan(org=desired.name, revision=desired.revision, changes=changes, suspended=suspended)
 
 
-def plan_between(base: OrgSpec, head: OrgSpec) -> Plan:
+def plan_between(base: OrgSpec, head: OrgSpec, *, applied: Inventory | None = None) -> Plan:
     """The change of desired state from ``base`` to ``head`` (``plan --base``): what applying ``head`` would do
     to an organization that runs ``base`` exactly. A CI runner has no observed state, so a pull request's plan
     is this one: the base's every Anima as applied (``disabled`` when it is not enabled) and running, no
-    pause, no drift. Same actions, symbols and summary as :func:`compute_plan`; ``Plan.base`` is set."""
-    plan = compute_plan(head, applied_as(base), None)
+    pause, no drift. Same actions, symbols and summary as :func:`compute_plan`; ``Plan.base`` is set.
+    ``applied``: :func:`applied_as` of ``base`` when the caller has it already."""
+    plan = compute_plan(head, applied or applied_as(base), None)
     return plan.model_copy(update={"base": base.revision, "settings": org_settings_diff(base, head)})
 
 
