@@ -34,6 +34,8 @@ def run_git(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None =
                               env=full_env, input=stdin, check=False)
     except subprocess.TimeoutExpired as e:
         raise GitError(f"git {args[0]} timed out after {timeout:.0f}s") from e
+    except OSError as e:  # no such folder to run in (or no git at all)
+        raise GitError(f"git {args[0]} cannot run in {cwd or '.'}: {e.strerror or e}") from e
     if done.returncode != 0:
         raise GitError(f"git {' '.join(args[:2])} failed: {done.stderr.strip() or done.returncode}")
     return done.stdout.rstrip("\n") if strip else done.stdout

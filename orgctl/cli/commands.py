@@ -11,7 +11,7 @@ import click
 
 from orgctl.cli.main import cli
 from orgctl.cli.options import load_desired, lock_timeout_option, org_dir_argument, resolve, revision_option
-from orgctl.errors import OrgctlError
+from orgctl.errors import OrgctlError, SpecError
 from orgctl.paths import StatePaths
 
 
@@ -170,15 +170,33 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, o
         sys.exit(2)
 
 
+class InvalidRevision(SpecError):
+    """One of ``plan --base``'s two revisions does not validate: ``which`` (``base`` or ``head``), the
+    ``revision`` as given, and, for an invalid base, the ``head`` spec (which loaded)."""
+
+    def __init__(self, error: SpecError, *, which: str, revision: str, head=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(error.diagnostics)
+        self.which, self.revision, self.head = which, revision, head
+        self.message = f"the {which} revision {revision} does not validate: {error.message}"
+
+
 def plan_base(root: Path, base: str, head: str):  # type: ignore[no-untyped-def]
     """``(plan, head spec, base inventory)`` for ``plan --base BASE -r HEAD`` (:func:`planning.plan_between`):
-    both revisions loaded and validated (SpecError with file:line for either; GitError for an unknown one)."""
+    both revisions loaded and validated, the head first. Raises InvalidRevision (a SpecError with file:line,
+    naming the revision) for either; GitError for an unknown one."""
     from orgctl.desired.speccache import SpecCache
     from orgctl.gitops.planning import applied_as, plan_between
     from orgctl.paths import state_paths
 
     cache = SpecCache(state_paths(root).spec_cache)  # one for both: a PR changes few of the files it loads twice
-    before, after = load_desired(root, base, cache=cache), load_desired(root, head, cache=cache)
+    try:
+        after = load_desired(root, head, cache=cache)
+    except SpecError as e:
+        raise InvalidRevision(e, which="head", revision=head) from None
+    try:
+        before = load_desired(root, base, cache=cache)
+    except SpecError as e:
+        raise InvalidRevision(e, which="base", revision=base, head=after) from None
     applied = applied_as(before)
     return plan_between(before, after, applied=applied), after, applied
 

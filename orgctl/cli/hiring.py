@@ -94,12 +94,18 @@ def _as_pull_request(root: Path, name: str, files: dict[str, str | None], *, tit
                      repo: str | None, github_url: str | None) -> None:
     """Commit ``files`` on ``orgctl/hire/NAME`` from HEAD, push it where the checked-out branch tracks, and
     open the pull request (or say what to open)."""
+    from orgctl.errors import GitError
+    from orgctl.gitexec import run_git
     from orgctl.gitops.github import GitHub
     from orgctl.gitops.mirrors import current_branch, upstream_url
     from orgctl.gitops.proposals import branch_change
     from orgctl.gitops.publishing import publish_branch
 
     base = current_branch(root)
+    if run_git("ls-tree", "--name-only", "HEAD", "--", f"animas/{name}", cwd=root):
+        raise OrgctlError(f"animas/{name}/ already exists at HEAD: that would be a change, not a hire",
+                          hint=f"edit its files in a pull request of your own, or choose another name than {name!r}")
+    github = GitHub.from_env(url=github_url)  # a bad --github-url or token fails here, before any commit
     branch, commit = branch_change(root, files=files, title=title, base="HEAD", author=author,
                                    body=f"{author[0]} hires {name} with `orgctl hire --pr`.",
                                    trailers={"Orgctl-Hire": name}, branch=lambda slug, sha: HIRE_BRANCH_PREFIX + name,
@@ -107,6 +113,10 @@ def _as_pull_request(root: Path, name: str, files: dict[str, str | None], *, tit
     click.echo(f"Committed {title} on {branch} ({commit[:7]}); the work tree is unchanged.")
     body = (f"{title}.\n\nMade with `orgctl hire {name} --pr`: the files are those of its role"
             " (or its character sheet). This pull request's plan comment shows what merging it would do.")
-    published = publish_branch(root, branch, remote=upstream_url(root, base), base=base, title=title, body=body,
-                               github=GitHub.from_env(url=github_url), repo=repo, web=github_url)
+    try:
+        published = publish_branch(root, branch, remote=upstream_url(root, base), base=base, title=title, body=body,
+                                   github=github, repo=repo, web=github_url)
+    except GitError:  # the push was refused: no branch is left behind, so running it again retries
+        run_git("branch", "-D", "--", branch, cwd=root)
+        raise
     click.echo(published.describe())

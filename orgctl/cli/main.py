@@ -125,15 +125,18 @@ class OrgctlGroup(click.Group):
             ctx.exit(e.exit_code)
 
 
-def _change_directory(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        os.chdir(value)  # git's -C: every path given after it (DIR, a plan file, a sheet) is read from there
+def _change_directory(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    for folder in value:  # git's -C, cumulative: `-C a -C b` is a/b; every later relative path is read from there
+        try:
+            os.chdir(folder)
+        except OSError as e:
+            raise click.BadParameter(f"cannot change to {folder!r}: {e.strerror}", ctx=ctx, param=param) from None
 
 
 @click.group(cls=OrgctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="orgctl")
 @click.option("-C", "chdir", metavar="DIR", expose_value=False, is_eager=True, callback=_change_directory,
-              type=click.Path(exists=True, file_okay=False),
+              multiple=True, type=click.Path(file_okay=False),
               help="Run as if orgctl was started in DIR (git's -C).")
 def cli() -> None:
     """Run an organization of LLM agents (Animas) from a git repository.

@@ -11,7 +11,8 @@ import click
 
 from orgctl.paths import StatePaths, state_paths
 
-_ORG_PATH = click.Path(file_okay=False, path_type=Path)
+_ORG_PATH = click.Path(file_okay=False, exists=True, path_type=Path)
+"""The org repo: a folder that exists (a typo'd path is a usage error, never an empty org read as fine)."""
 
 
 def org_location(*, positional: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

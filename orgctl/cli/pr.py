@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import click
 
 from orgctl.cli.main import cli
 from orgctl.cli.options import org_dir_argument, resolve
-from orgctl.errors import GitError, OrgctlError, SpecError
+from orgctl.errors import GitError, OrgctlError
 
 github_url_option = click.option(
     "--github-url", default=None, metavar="URL",
@@ -44,14 +45,32 @@ def _event() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _event_pull() -> tuple[int | None, str | None, str | None]:
+    """``(number, base sha, head sha)`` of the event's ``pull_request``, each None when absent or not of
+    its type (a hand-made or foreign event file is read, never trusted to be well formed)."""
+    pull = _event().get("pull_request")
+    if not isinstance(pull, dict):
+        return None, None, None
+    number = pull.get("number")
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 < number < 2**31:
+        number = None
+
+    def sha(part: str) -> str | None:
+        value = pull.get(part)
+        found = value.get("sha") if isinstance(value, dict) else None
+        return found if isinstance(found, str) and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", found) else None
+
+    return number, sha("base"), sha("head")
+
+
 def pull_context(*, repo: str | None, number: int | None, base: str | None, sha: str | None) -> PullContext:
     """The options, else the Actions environment (``GITHUB_REPOSITORY``, the event's ``pull_request``).
     Raises click.UsageError naming what is missing."""
-    pull = _event().get("pull_request") or {}
+    event_number, event_base, event_head = _event_pull()
     repo = repo or os.environ.get("GITHUB_REPOSITORY")
-    number = number or pull.get("number")
-    base = base or (pull.get("base") or {}).get("sha")
-    sha = sha or (pull.get("head") or {}).get("sha")
+    number = number or event_number
+    base = base or event_base
+    sha = sha or event_head
     missing = [flag for flag, value in (("--repo OWNER/NAME", repo), ("--pr N", number), ("--base REV", base))
                if not value]
     if missing:
@@ -59,7 +78,7 @@ def pull_context(*, repo: str | None, number: int | None, base: str | None, sha:
                                "pull_request they come from the run)")
     if not isinstance(repo, str) or repo.count("/") != 1:
         raise click.UsageError(f"--repo must be OWNER/NAME, not {repo!r}")
-    return PullContext(repo=repo, number=int(number), base=str(base), head_sha=sha)  # type: ignore[arg-type]
+    return PullContext(repo=repo, number=number, base=str(base), head_sha=sha)  # type: ignore[arg-type]
 
 
 @cli.group()
@@ -88,22 +107,28 @@ def comment(org_dir: Path, repo: str | None, number: int | None, base: str | Non
 
     root, _ = resolve(org_dir)
     where = _org_dir_in_repo(root)
-    base = base or ((_event().get("pull_request") or {}).get("base") or {}).get("sha")
+    base = base or _event_pull()[1]
     if print_only and base is None:
         raise click.UsageError("say where the change starts: --base REV")
     context = None if print_only else pull_context(repo=repo, number=number, base=base, sha=sha)
     try:
-        head_sha = run_git("rev-parse", "--verify", f"{head}^{{commit}}", cwd=root)
-        base_sha = run_git("merge-base", str(base), head_sha, cwd=root)
+        head_sha = run_git("rev-parse", "--verify", "--end-of-options", f"{head}^{{commit}}", cwd=root)
+        base_sha = run_git("rev-parse", "--verify", "--end-of-options", f"{base}^{{commit}}", cwd=root)
+        base_sha = run_git("merge-base", base_sha, head_sha, cwd=root)
     except GitError as e:
         raise GitError(f"{e.message}", hint="the checkout needs the base revision: actions/checkout with "
                                             "fetch-depth: 0") from None
+    from orgctl.cli.commands import InvalidRevision
+
     failed: OrgctlError | None = None
     try:
         body, verdict = _plan_body(root, base_sha, head_sha, where)
-    except SpecError as e:
-        failed = e
-        body, verdict = prview.error_comment(e, where=where, head=head_sha)
+    except InvalidRevision as e:
+        if e.which == "base":  # the PR repairs its base: the head is what counts, and it validates
+            body, verdict = prview.base_invalid_comment(e, where=where, base=base_sha, head=head_sha)
+        else:
+            failed = e
+            body, verdict = prview.error_comment(e, where=where, head=head_sha)
     if context is None:
         click.echo(body)
         if failed:

@@ -24,6 +24,9 @@ MAX_BODY = 60_000
 its details block, then all but :data:`MAX_ROWS` rows of its table (and says how to see the rest)."""
 MAX_ROWS = 300
 MAX_MEMORY_LINES = 200
+MAX_MEMORY_CHARS = 15_000
+"""Characters of ``memory diff`` a comment shows, its lines clipped at 500 each: a note of a few huge lines
+must not push the comment past GitHub's limit."""
 """Lines of ``memory diff`` a comment shows (GitHub refuses a comment body over 65,536 characters)."""
 STATUS_CONTEXT = "orgctl/plan"
 """The commit status the comment's verdict is also set as (a branch protection rule can require it)."""
@@ -39,15 +42,23 @@ def _attr(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._/-]", "_", text)[:200] or "."
 
 
-def _cell(text: str) -> str:
-    """``text`` safe in a Markdown table cell: no pipe, no raw HTML, one line."""
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-            .replace("\n", " ").replace("`", "'"))
+def _code(text: str, limit: int = 500) -> str:
+    """``text`` as one inline code span, safe in a table cell: whatever a pull request's author wrote in it
+    (emphasis, links, images, @mentions, HTML) shows as the characters it is. Line endings of every kind
+    become spaces, a backtick a quote, a pipe ``\\|`` (GFM's escape inside a table's code span); at most
+    ``limit`` characters."""
+    flat = re.sub(r"[\r\n\u2028\u2029\x0b\x0c\x85]+", " ", text).replace("`", "'").replace("|", "\\|")
+    flat = flat[:limit] + ("…" if len(flat) > limit else "")
+    return f"`{flat.strip() or ' '}`"
 
 
-def fenced(text: str, info: str = "") -> str:
+def fenced(text: str, info: str = "", *, limit: int = 20_000) -> str:
     """``text`` in a code fence longer than any run of backticks inside it (CommonMark), so it cannot end
-    the fence early."""
+    the fence early; at most ``limit`` characters of it (each line at most 500), the rest said as clipped."""
+    lines = [ln if len(ln) <= 500 else ln[:500] + " …" for ln in text.replace("\r", "").split("\n")]
+    text = "\n".join(lines)
+    if len(text) > limit:
+        text = text[:limit].rsplit("\n", 1)[0] + f"\n… clipped: {len(text) - limit} more characters"
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{info}\n{text}\n{fence}"
@@ -68,8 +79,9 @@ def plan_comment(plan: Plan, desired: OrgSpec, inventory: Inventory, *, where: s
 
     ``memory``: :func:`orgctl.memory.review.describe_diffs` lines for the range, shown in their own section
     (a PR that changes only memory gets a comment that says so). ``where``: the org's directory."""
-    for rows, charts, details in ((len(plan.changes), True, True), (len(plan.changes), False, True),
-                                  (MAX_ROWS, False, False)):
+    every = len(plan.changes)
+    for rows, charts, details in ((every, True, True), (every, False, True), (MAX_ROWS, False, False),
+                                  (50, False, False), (10, False, False)):
         body = _plan_body(plan, desired, inventory, where, memory, rows=rows, charts=charts, details=details)
         if len(body) <= MAX_BODY:
             break
@@ -78,22 +90,22 @@ def plan_comment(plan: Plan, desired: OrgSpec, inventory: Inventory, *, where: s
 
 def _plan_body(plan: Plan, desired: OrgSpec, inventory: Inventory, where: str, memory: list[str] | None, *,
                rows: int, charts: bool, details: bool) -> str:
-    head = f"{marker(where)}\n### orgctl plan: `{_cell(plan.org)}`" + (f" in `{_cell(where)}`" if where != "." else "")
+    head = f"{marker(where)}\n### orgctl plan: {_code(plan.org)}" + (f" in {_code(where)}" if where != "." else "")
     revs = f"base `{rendering.short(plan.base)}` → head `{rendering.short(plan.revision)}`"
     parts = [head, f"**{plan.summary()}** ({revs})"]
     if plan.settings:
-        parts.append("Org settings (org.yaml): " + "; ".join(f"`{_cell(s)}`" for s in plan.settings))
+        parts.append("Org settings (org.yaml): " + "; ".join(_code(s) for s in plan.settings))
     if plan.changes:
         table = ["| | Anima | Action | Why |", "|---|---|---|---|"]
-        table += [f"| `{c.action.symbol}` | {_cell(c.name)} | {c.action.value} | {_cell('; '.join(c.reasons))} |"
+        table += [f"| `{c.action.symbol}` | {_code(c.name)} | {c.action.value} | {_code('; '.join(c.reasons))} |"
                   for c in plan.changes[:rows]]
         if len(plan.changes) > rows:
             table.append(f"| | … {len(plan.changes) - rows} more | | |")
         parts.append("\n".join(table))
         if charts:
             before, after = rendering.mermaid_before_after(plan, desired, inventory)
-            parts += ["#### Org chart before", fenced(before, "mermaid"),
-                      "#### Org chart after", fenced(after, "mermaid")]
+            parts += ["#### Org chart before", fenced(before, "mermaid", limit=MAX_BODY),
+                      "#### Org chart after", fenced(after, "mermaid", limit=MAX_BODY)]
         if details:
             parts.append(f"<details><summary>Full plan</summary>\n\n{fenced(rendering.plan_text(plan))}\n\n"
                          "</details>")
@@ -106,7 +118,7 @@ def _plan_body(plan: Plan, desired: OrgSpec, inventory: Inventory, where: str, m
         rest = (f"\n\n… {len(memory) - len(shown)} more lines: `orgctl memory diff BASE..HEAD`"
                 if len(memory) > len(shown) else "")
         parts += [title, "What the Animas learned, changed and forgot in this change (`orgctl memory diff`):",
-                  fenced("\n".join(shown)) + rest]
+                  fenced("\n".join(shown), limit=MAX_MEMORY_CHARS) + rest]
     parts.append("<sub>Posted by `orgctl pr comment`; updated in place on every push.</sub>")
     return "\n\n".join(parts)
 
@@ -125,3 +137,16 @@ def error_comment(error: SpecError | Exception, *, where: str, head: str | None)
                         fenced(text), "<sub>Posted by `orgctl pr comment`; updated in place on every push.</sub>"])
     first = text.splitlines()[0] if text else "invalid spec"
     return body, Verdict("failure", f"Invalid spec: {first}"[:140])
+
+
+def base_invalid_comment(error: SpecError, *, where: str, base: str, head: str) -> tuple[str, Verdict]:
+    """The comment for a change whose base does not validate but whose head does (the pull request repairs
+    the spec): no plan can start from the base, so it says what was wrong there; its verdict is ``success``."""
+    lines = [f"  {d}" for d in error.diagnostics]
+    body = "\n\n".join([f"{marker(where)}\n### orgctl plan: this change makes the spec valid again",
+                        f"The base `{rendering.short(base)}` does not validate, so there is no plan to show from "
+                        f"it; the head `{rendering.short(head)}` validates. What was wrong at the base:",
+                        fenced("\n".join(lines)),
+                        "<sub>Posted by `orgctl pr comment`; updated in place on every push.</sub>"])
+    return body, Verdict("success", f"Head validates; the base {rendering.short(base)} does not (this change "
+                                    "fixes it)"[:140])

@@ -70,14 +70,33 @@ def _index(node: yaml.Node, path: tuple[Any, ...], out: Located, offset: int) ->
             _index(item, path + (i,), out, offset)
 
 
+def first_alias(text: str) -> int | None:
+    """The 0-based line of the first YAML alias (``*name``) in ``text``, or None. Spec files and character
+    sheets refuse aliases: a few hundred bytes of nested ``&a [*a, *a, ...]`` expand to gigabytes once
+    anything walks or serialises the data (the "billion laughs" of YAML), and a spec never needs them.
+    Raises nothing: text that does not scan is left to the parser's own error."""
+    if "*" not in text or "&" not in text:
+        return None  # no anchor or no alias: the common case costs one scan of the string
+    try:
+        for token in yaml.scan(text, Loader=_Loader):
+            if isinstance(token, yaml.AliasToken):
+                return token.start_mark.line
+    except yaml.YAMLError:
+        return None
+    return None
+
+
 def parse_yaml(text: str, *, file: str, first_line: int = 1) -> tuple[Located | None, list[Diagnostic]]:
     """Parse one YAML document.
 
     Returns ``(Located, [])`` or ``(None, [diagnostic])`` when the text is not
-    valid YAML. ``first_line`` is the file line where ``text`` starts.
-    An empty document parses to ``None`` data.
+    valid YAML or uses an alias (:func:`first_alias`). ``first_line`` is the file line where ``text``
+    starts. An empty document parses to ``None`` data.
     """
     offset = first_line - 1
+    if (alias := first_alias(text)) is not None:
+        return None, [Diagnostic(file, alias + 1 + offset, "YAML aliases (*name) are not allowed in spec files: "
+                                                           "write the value out")]
     loader = _Loader(text)
     try:  # one parse: the node tree gives the lines, the same tree is constructed into data
         node = loader.get_single_node()

@@ -29,7 +29,7 @@ from orgctl.desired.documents import Located, parse_yaml
 from orgctl.desired.secrets import SecretFinding, scan_text
 from orgctl.errors import Diagnostic
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: YAML aliases are refused (documents.first_alias); a cached parse from 1 may hold one
 """Part of every key: bump it when the detectors, their filters or the YAML parsing change."""
 MAX_ENTRIES = 50_000
 """Entries kept per kind on save: the ones this run used first, then the most recent others."""

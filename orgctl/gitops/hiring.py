@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from orgctl.desired import schemas
+from orgctl.desired.documents import first_alias
 from orgctl.desired.roles import ROLES
 from orgctl.errors import Diagnostic, SpecError
 
@@ -42,6 +43,7 @@ DEFAULT_HIRE_TOOLS = ("send_message", "post_board", "search_memory")
 """What a new Anima may use unless its sheet (or its proposal) says otherwise: least privilege."""
 MAX_SHEET_BYTES = 256 * 1024
 
+_HEADING = re.compile(r"^(?P<level>#{1,6})(?!#)[ \t]*(?P<text>.*?)[ \t#]*$")
 _SECTIONS = {"identity": "identity", "personality": "identity", "role guidelines": "injection",
              "guidelines": "injection", "injection": "injection", "permissions": "permissions",
              "scheduled tasks": "cron", "cron": "cron"}
@@ -87,27 +89,39 @@ def read_sheet(path: Path) -> Sheet:
             end = lines.index("---", 1)
         except ValueError:
             raise SheetError([Diagnostic(shown, 1, "frontmatter opened with --- is never closed")]) from None
+        front = "\n".join(lines[1:end])
+        if (alias := first_alias(front)) is not None:
+            raise SheetError([Diagnostic(shown, alias + 2, "YAML aliases (*name) are not allowed: write the value "
+                                                           "out")])
         try:
-            settings = yaml.safe_load("\n".join(lines[1:end])) or {}
+            settings = yaml.safe_load(front) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             raise SheetError([Diagnostic(shown, (mark.line + 2) if mark else 1, f"frontmatter: {e}")]) from None
         if not isinstance(settings, dict):
             raise SheetError([Diagnostic(shown, 2, "frontmatter must be a mapping of anima.yaml settings")])
         sheet.settings, start = settings, end + 1
-    part, fence, problems = None, False, []
+    part, fence, problems, titled = None, False, [], False
     parts: dict[str, list[str]] = {}
     for number, line in enumerate(lines[start:], start=start + 1):
-        fence = fence ^ line.lstrip().startswith("```")
-        if not fence and line.startswith("## "):
-            heading = line[3:].strip().lower()
-            part = _SECTIONS.get(heading)
+        opens = line.lstrip().startswith("```")
+        heading = None if fence or opens else _HEADING.match(line)
+        fence = fence ^ opens
+        if heading is not None and len(heading["level"]) == 2:  # "## Identity", and the typo "##Identity"
+            part = _SECTIONS.get(heading["text"].lower())
             if part is None:
-                problems.append(Diagnostic(shown, number, f"unknown section {line[3:].strip()!r}; a sheet has "
+                problems.append(Diagnostic(shown, number, f"unknown section {heading['text']!r}; a sheet has "
                                                           "Identity, Role guidelines, Permissions, Scheduled tasks"))
             continue
-        if part is not None:
-            parts.setdefault(part, []).append(line)
+        if part is None:  # before the first section: one "# Name" title, blank lines, nothing else
+            if heading is not None and len(heading["level"]) == 1 and not titled:
+                titled = True
+            elif line.strip():
+                problems.append(Diagnostic(shown, number, "text outside a section would be lost: put it under "
+                                                          "## Identity, ## Role guidelines, ## Permissions or "
+                                                          "## Scheduled tasks"))
+            continue
+        parts.setdefault(part, []).append(line)
     if problems:
         raise SheetError(problems)
     for name, body in parts.items():

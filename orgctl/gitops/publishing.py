@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from orgctl.errors import GitError
+from orgctl.errors import GitError, OrgctlError
 from orgctl.gitexec import run_git
 
 if TYPE_CHECKING:
@@ -41,6 +41,17 @@ def github_repo(url: str | None, *, hosts: tuple[str, ...] = ("github.com",)) ->
     return f"https://{host}", owner_name
 
 
+def shown(url: str | None) -> str | None:
+    """``url`` as it may be printed or told to an Anima: without the credentials a URL can carry
+    (``https://x-access-token:TOKEN@github.com/...``), as git itself hides them."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.scheme and parts.netloc and "@" in parts.netloc:
+        return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    return url
+
+
 @dataclass(frozen=True)
 class Published:
     """Where a branch went: ``branch``, the ``remote`` it was pushed to (None: no remote, it stays local),
@@ -60,7 +71,7 @@ class Published:
         if self.remote is None:
             return f"Branch {self.branch} is in the repository (no remote to push to): merge it into {self.base}."
         where = f" at {self.compare_url}" if self.compare_url else ""
-        return (f"Pushed {self.branch} to {self.remote}; open a pull request from it into {self.base}{where} "
+        return (f"Pushed {self.branch} to {shown(self.remote)}; open a pull request from it into {self.base}{where} "
                 "(with GITHUB_TOKEN set, orgctl opens it).")
 
 
@@ -78,14 +89,18 @@ def publish_branch(repo_dir: Path, branch: str, *, remote: str | None, base: str
     try:
         run_git("push", "--quiet", "--", remote, f"refs/heads/{branch}:refs/heads/{branch}", cwd=repo_dir)
     except GitError as e:
-        raise GitError(f"pushing {branch} to {remote} failed: {e.message}",
-                       hint="the branch stays in the repository; push it yourself, or fix access and retry") from e
+        raise GitError(f"pushing {branch} to {shown(remote)} failed: {e.message}",
+                       hint="fix access (or the remote's branch of that name) and run it again") from e
     hosts = ("github.com", *((urlsplit(web).hostname or "",) if web else ()))
     parsed = github_repo(remote, hosts=hosts)
     repo = repo or (parsed[1] if parsed else None)
     web = web or (parsed[0] if parsed else "https://github.com")
     if github is not None and repo is not None:
-        pull = github.open_pull(repo, head=branch, base=base, title=title, body=body)
+        try:
+            pull = github.open_pull(repo, head=branch, base=base, title=title, body=body)
+        except OrgctlError as e:
+            raise type(e)(f"pushed {branch} to {shown(remote)}, but opening its pull request failed: {e.message}",
+                          hint=e.hint) from e
         return Published(branch=branch, base=base, remote=remote, pull=pull)
     compare = f"{web}/{repo}/compare/{quote(base)}...{quote(branch)}?expand=1" if repo else None
     return Published(branch=branch, base=base, remote=remote, compare_url=compare)

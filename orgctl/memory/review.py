@@ -133,6 +133,9 @@ def memory_diff(repo: Path, rev: str, *, anima: str | None = None) -> list[NoteD
     else:
         base, head = f"{rev}^", rev
     path = f"animas/{anima}/memory" if anima else ":(glob)animas/*/memory/**"  # memory only, never a spec file
+    # a revision is resolved to a sha first: one starting with "-" is never read as an option
+    base, head = (run_git("rev-parse", "--verify", "--end-of-options", f"{r}^{{commit}}", cwd=repo)
+                  for r in (base, head))
     status = run_git("diff", "--name-status", "-M", base, head, "--", path, cwd=repo)
     diffs = []
     for line in status.splitlines():

@@ -80,7 +80,7 @@ def test_git_style_dash_c_before_the_command(org: Path) -> None:
     assert result.returncode == 0 and "Valid: org 'acme'" in result.stdout, result.stderr
     missing = subprocess.run([sys.executable, "-m", "orgctl", "-C", str(org / "nope"), "validate"],
                              capture_output=True, text=True, cwd=ROOT)
-    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert missing.returncode == 1 and "No such file or directory" in missing.stderr
 
 
 def test_tick_matrix_lists_the_shards_of_a_tick_org_and_none_of_a_controller_org(org: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from orgctl.desired.documents import parse_yaml
 from orgctl.desired.secrets import scan_text
-from orgctl.desired.speccache import SpecCache
+from orgctl.desired.speccache import CACHE_VERSION, SpecCache
 
 LEAK = "model: x\napi_key: sk-ant-api03-" + "A" * 90 + "\n"  # pragma: allowlist secret
 SPEC = "role: engineer\nsupervisor: alice\nbudget:\n  monthly_usd: 5\ntags: [a, b]\n"
@@ -70,7 +70,7 @@ def test_a_corrupt_cache_is_ignored_and_no_state_dir_is_created(tmp_path: Path) 
     cache = _cache(tmp_path)
     assert cache.scan(LEAK, filename="a.yaml") and cache.misses == 1
     cache.save()
-    assert json.loads(cache.path.read_text())["version"] == 1  # type: ignore[union-attr]
+    assert json.loads(cache.path.read_text())["version"] == CACHE_VERSION  # type: ignore[union-attr]
 
     nowhere = SpecCache(tmp_path / "absent" / "cache" / "spec.json")
     nowhere.scan(LEAK, filename="a.yaml")
