@@ -57,6 +57,9 @@ def init(directory: Path | None, name: str | None, org_flag: Path | None) -> Non
         paths.root.rename(aside)
         click.echo(f"An earlier org at this path left its state; moved it aside to {aside}")
     click.echo(f"Next: orgctl plan {directory}   then   orgctl apply {directory}")
+    if (directory / ".github" / "workflows").is_dir():
+        click.echo("On GitHub, its .github/workflows/ plan every pull request and can run the org on a schedule "
+                   "(docs/github.md in the orgctl repository).")
 
 
 @cli.command()
