@@ -10,7 +10,14 @@ from typing import Any
 import click
 
 from orgctl.cli.main import cli
-from orgctl.cli.options import load_desired, lock_timeout_option, org_dir_argument, resolve, revision_option
+from orgctl.cli.options import (
+    load_desired,
+    lock_timeout_option,
+    org_dir_argument,
+    org_location,
+    resolve,
+    revision_option,
+)
 from orgctl.errors import OrgctlError, SpecError
 from orgctl.paths import StatePaths
 
@@ -398,7 +405,7 @@ def history(org_dir: Path, as_json: bool, limit: int) -> None:
 
 
 @cli.command()
-@org_dir_argument
+@org_location(positional=True, must_exist=False)
 @lock_timeout_option
 def down(org_dir: Path, lock_timeout: float) -> None:
     """Stop everything orgctl started for this org (Animas, supervisor, model server), nothing else."""

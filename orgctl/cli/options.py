@@ -15,10 +15,14 @@ _ORG_PATH = click.Path(file_okay=False, exists=True, path_type=Path)
 """The org repo: a folder that exists (a typo'd path is a usage error, never an empty org read as fine)."""
 
 
-def org_location(*, positional: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def org_location(*, positional: bool, must_exist: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Where the org repo is, passed to the command as ``org_dir`` (a Path, default ``.``): ``-C/--org DIR``
     on every command (git's convention), and also an optional ``[DIR]`` argument when ``positional`` (where
-    it is the command's only positional, or already was one). Both given and different is a usage error."""
+    it is the command's only positional, or already was one). Both given and different is a usage error;
+    so is a folder that does not exist, unless not ``must_exist`` (``down`` stops an org whose folder is gone:
+    its state is found by the path)."""
+    kind = _ORG_PATH if must_exist else click.Path(file_okay=False, path_type=Path)
+
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(f)
         def command(*args: Any, **kwargs: Any) -> Any:
@@ -28,11 +32,11 @@ def org_location(*, positional: bool) -> Callable[[Callable[..., Any]], Callable
             kwargs["org_dir"] = flag or given or Path(".")
             return f(*args, **kwargs)
 
-        command = click.option("--org", "-C", "org_dir_flag", default=None, metavar="DIR", type=_ORG_PATH,
+        command = click.option("--org", "-C", "org_dir_flag", default=None, metavar="DIR", type=kind,
                                help="The org repo (default: the current directory).")(command)
         if positional:
             command = click.argument("org_dir_argument", metavar="[DIR]", required=False, default=None,
-                                     type=_ORG_PATH)(command)
+                                     type=kind)(command)
         return command
     return decorate
 

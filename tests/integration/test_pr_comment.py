@@ -73,7 +73,7 @@ def test_the_plan_is_posted_once_and_updated_on_the_next_push(pull: Path, monkey
     assert posted["body"].startswith("<!-- orgctl:plan dir=. -->")
     assert "**Plan: 1 to hire, 3 to change, 0 to retire.**" in posted["body"]  # dave, and his peers and boss
     assert "```mermaid" in posted["body"] and "<details><summary>Full plan</summary>" in posted["body"]
-    assert "| `+` | dave | hire | new in the repo |" in posted["body"]
+    assert "| `+` | `dave` | hire | `new in the repo` |" in posted["body"]
     assert "**Plan: 1 to hire, 2 to change, 1 to retire.**" in edited["body"]
     assert status1 == {"state": "success", "description": "Plan: 1 to hire, 3 to change, 0 to retire.",
                        "context": "orgctl/plan",
