@@ -292,10 +292,13 @@ def test_the_same_commands_work_where_the_permission_grants_them(world: World) -
     assert "unconfined" in (world.home / ".bashrc").read_text()  # sandbox: off means it, loudly
 
 
-def _sleepers(tag: str) -> list[int]:
-    """Processes whose argv is exactly ``sleep <seconds>`` with the seconds starting with ``tag``'s number
-    (a shell that merely mentions ``sleep 300`` in its command line, as a person's own does, is not one)."""
-    prefix = tag.split()[-1]
+SLEEPS = ("4101", "4102", "4103", "4104", "4105")
+"""The seconds of the test's sleepers: numbers no person's own ``sleep 300`` on the machine shares."""
+
+
+def _sleepers(seconds: tuple[str, ...] = SLEEPS) -> list[int]:
+    """Processes whose argv is exactly ``sleep S`` for one of ``seconds`` (a shell that merely mentions
+    them in its command line is not one)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -303,7 +306,7 @@ def _sleepers(tag: str) -> list[int]:
                 argv = (entry / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
             except OSError:
                 continue
-            if len(argv) == 2 and argv[0].endswith(b"sleep") and argv[1].decode(errors="replace").startswith(prefix):
+            if len(argv) == 2 and argv[0].endswith(b"sleep") and argv[1].decode(errors="replace") in seconds:
                 found.append(int(entry.name))
     return found
 
@@ -311,13 +314,13 @@ def _sleepers(tag: str) -> list[int]:
 def test_the_timeout_kills_every_process_of_the_command_however_it_detached(world: World) -> None:
     profile = world.profile(limits=LIMITS.model_copy(update={"timeout_seconds": 2}))
     started = time.monotonic()
-    slept = run_command("sh -c 'sleep 301 & setsid sleep 302 & nohup sleep 303 > /dev/null 2>&1 & sleep 304'",
+    slept = run_command("sh -c 'sleep 4101 & setsid sleep 4102 & nohup sleep 4103 > /dev/null 2>&1 & sleep 4104'",
                         sandbox=profile)
     assert slept.timed_out and slept.exit_code is None and time.monotonic() - started < 10
-    daemon = run_command("sh -c 'setsid sleep 305 > /dev/null 2>&1 < /dev/null & echo left'", sandbox=profile)
+    daemon = run_command("sh -c 'setsid sleep 4105 > /dev/null 2>&1 < /dev/null & echo left'", sandbox=profile)
     assert daemon.exit_code == 0 and not daemon.timed_out
     time.sleep(0.3)
-    assert _sleepers("sleep 30") == []
+    assert _sleepers() == []
 
 
 def test_a_setuid_binary_gains_nothing(world: World) -> None:
