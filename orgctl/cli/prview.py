@@ -110,8 +110,9 @@ def _plan_body(plan: Plan, desired: OrgSpec, inventory: Inventory, where: str, m
             parts.append(f"<details><summary>Full plan</summary>\n\n{fenced(rendering.plan_text(plan))}\n\n"
                          "</details>")
         if not (charts and details):
-            parts.append("The full plan and the org chart are too large for a comment: run `orgctl plan --base "
-                         f"{rendering.short(plan.base)} --chart`.")
+            what = "The org chart is" if details else "The full plan and the org chart are"
+            parts.append(f"{what} too large for a comment: run `orgctl plan --base {rendering.short(plan.base)} "
+                         "--chart`.")
     if memory:
         title = "#### Memory" + (" (this change touches memory only: no spec change)" if not plan.has_changes else "")
         shown = memory[:MAX_MEMORY_LINES]
