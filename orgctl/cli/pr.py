@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,27 @@ def _plan_body(root: Path, base: str, head: str, where: str):  # type: ignore[no
     from orgctl.memory.review import describe_diffs, memory_diff
 
     the_plan, desired, inventory = plan_base(root, base, head)
-    memory = describe_diffs(memory_diff(root, f"{base}..{head}"), f"{base[:7]}..{head[:7]}")
+    diffs = memory_diff(root, f"{base}..{head}")
+    filed = [d for d in diffs if _memory_kind(d.path) in FILED_MEMORY]
+    raw: dict[str, Counter[str]] = {}
+    for d in diffs:
+        if _memory_kind(d.path) not in FILED_MEMORY:
+            raw.setdefault(d.path.split("/")[1], Counter())[_memory_kind(d.path)] += 1
+    memory = describe_diffs(filed, f"{base[:7]}..{head[:7]}")
+    memory += [f"{'recorded':<9} {name}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+               + " file(s): the raw records of its days, not shown" for name, kinds in sorted(raw.items())]
     return prview.plan_comment(the_plan, desired, inventory, where=where, memory=memory)
+
+
+FILED_MEMORY = ("knowledge", "procedures", "archive")
+"""Memory a person reviews note by note on a pull request: what was learned and forgotten. Episodes, the
+activity log, state and short-term memory are raw records of the days; the comment counts them."""
+
+
+def _memory_kind(path: str) -> str:
+    """``knowledge`` for ``animas/bob/memory/knowledge/rota.md``."""
+    parts = path.split("/")
+    return parts[3] if len(parts) > 4 else "other"
 
 
 def _org_dir_in_repo(root: Path) -> str:

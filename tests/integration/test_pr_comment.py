@@ -158,3 +158,21 @@ def test_a_plan_of_a_thousand_hires_stays_under_github_s_comment_limit(org: Path
     assert len(body) <= prview.MAX_BODY and len(plan.changes) >= 1000
     assert "more |" in body and "too large for a comment" in body and "```mermaid" not in body
     assert verdict.state == "success" and verdict.description.startswith("Plan: 1000 to hire")
+
+
+def test_a_memory_only_change_reads_as_what_was_learned_and_forgotten(org: Path) -> None:
+    """Knowledge and procedures note by note; the days' raw records (episodes, activity log) only counted."""
+    memory = org / "animas/bob/memory"
+    (memory / "knowledge/rota.md").write_text("# Rota\n\n- bob is on call on Mondays.\n")
+    (memory / "episodes/2026-12-07.md").write_text("# Episodes of bob\n\n## 09:00 heartbeat\n\n- Did: nothing\n")
+    commit_all(org, "memory")
+    (memory / "knowledge/rota.md").unlink()
+    commit_all(org, "forgotten")
+    shown = run_cli("pr", "comment", "--print", "--base", "HEAD~2", "-C", str(org))
+    assert shown.exit_code == 0, shown.output
+    assert "this change touches memory only" in shown.output
+    assert "recorded  bob: 1 episodes file(s)" in shown.output and "Did: nothing" not in shown.output
+    once = run_cli("pr", "comment", "--print", "--base", "HEAD~2", "--head", "HEAD~1", "-C", str(org))
+    assert 'learned   bob: knowledge/rota.md  "Rota"' in once.output and "+ - bob is on call on Mondays." in once.output
+    gone = run_cli("pr", "comment", "--print", "--base", "HEAD~1", "-C", str(org))
+    assert 'forgot    bob: knowledge/rota.md  "Rota"' in gone.output
