@@ -13,6 +13,7 @@ from orgctl.cli.main import cli
 from orgctl.cli.options import (
     load_desired,
     lock_timeout_option,
+    one_of,
     org_dir_argument,
     org_location,
     resolve,
@@ -43,9 +44,7 @@ def init(directory: Path | None, name: str | None, org_flag: Path | None) -> Non
     """Create a new org repo in DIRECTORY from the template: three Animas and one commit."""
     from datetime import UTC, datetime
 
-    if directory is not None and org_flag is not None and directory.resolve() != org_flag.resolve():
-        raise click.UsageError(f"the directory is given twice ({directory} and -C {org_flag}): give one")
-    directory = directory or org_flag
+    directory = one_of(directory, org_flag, what="the directory")
     if directory is None:
         raise click.UsageError("say where: orgctl init DIRECTORY")
 
@@ -252,10 +251,7 @@ def apply(target: Path, revision: str, auto_approve: bool, allow_mass_retire: bo
     from orgctl.state.locking import state_lock
 
     timeout = _duration(wait_timeout, "--timeout")
-    if org_flag is not None:
-        if target != Path(".") and target.resolve() != org_flag.resolve():
-            raise click.UsageError(f"the org is given twice ({target} and -C {org_flag}): give one")
-        target = org_flag
+    target = one_of(None if target == Path(".") else target, org_flag) or target
     saved = _saved_plan(target) if target.is_file() else None
     org_dir = Path(saved["org_dir"]) if saved else target
     if saved:

@@ -27,9 +27,7 @@ def org_location(*, positional: bool, must_exist: bool = True) -> Callable[[Call
         @functools.wraps(f)
         def command(*args: Any, **kwargs: Any) -> Any:
             given, flag = kwargs.pop("org_dir_argument", None), kwargs.pop("org_dir_flag", None)
-            if given is not None and flag is not None and given.resolve() != flag.resolve():
-                raise click.UsageError(f"the org is given twice ({given} and -C {flag}): give one")
-            kwargs["org_dir"] = flag or given or Path(".")
+            kwargs["org_dir"] = one_of(given, flag) or Path(".")
             return f(*args, **kwargs)
 
         command = click.option("--org", "-C", "org_dir_flag", default=None, metavar="DIR", type=kind,
@@ -39,6 +37,13 @@ def org_location(*, positional: bool, must_exist: bool = True) -> Callable[[Call
                                      type=kind)(command)
         return command
     return decorate
+
+
+def one_of(given: Path | None, flag: Path | None, *, what: str = "the org") -> Path | None:
+    """The folder given as an argument or as ``-C``, whichever was; click.UsageError when both were, and differ."""
+    if given is not None and flag is not None and given.resolve() != flag.resolve():
+        raise click.UsageError(f"{what} is given twice ({given} and -C {flag}): give one")
+    return flag or given
 
 
 org_dir_argument = org_location(positional=True)

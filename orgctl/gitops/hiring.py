@@ -129,8 +129,9 @@ def read_sheet(path: Path) -> Sheet:
     return sheet
 
 
-def _scalar(value: Any) -> str:
-    """A YAML scalar for ``value`` on one line that reads back as the same value."""
+def yaml_scalar(value: Any) -> str:
+    """A YAML scalar for ``value`` on one line that reads back as the same value (plain when that is safe,
+    else JSON, which YAML reads)."""
     if isinstance(value, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_./-]*", value) and value.lower() not in (
             "null", "true", "false", "yes", "no", "on", "off", "y", "n"):
         return value
@@ -166,7 +167,7 @@ def hire_files(name: str, role: str, supervisor: str, *, by: str, model: str | N
     values |= {k: v for k, v in (settings or {}).items() if k not in ("role", "supervisor")}
     if model:
         values["model"] = model
-    spec = "".join(f"{key}: {_scalar(value)}\n" for key, value in values.items())
+    spec = "".join(f"{key}: {yaml_scalar(value)}\n" for key, value in values.items())
     if schema_comment:
         spec = schemas.modeline(f"{folder}/anima.yaml") + "\n" + spec
     guidance = ROLES.get(role, "")

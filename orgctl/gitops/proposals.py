@@ -32,7 +32,6 @@ message ends with the trailers ``Proposed-by: <anima>`` and
 from __future__ import annotations
 
 import io
-import json
 import re
 import tempfile
 import unicodedata
@@ -50,7 +49,7 @@ from orgctl.desired.models import FILE_FIELDS
 from orgctl.desired.sources import GitRevisionSource
 from orgctl.errors import Diagnostic, GitError, OrgctlError, SpecError
 from orgctl.gitops import repos
-from orgctl.gitops.hiring import hire_files
+from orgctl.gitops.hiring import hire_files, yaml_scalar
 
 BRANCH_PREFIX = "orgctl/proposals/"
 REF_PREFIX = f"refs/heads/{BRANCH_PREFIX}"
@@ -313,13 +312,6 @@ def branch_change(repo_dir: Path, *, files: Mapping[str, str | None], title: str
 # ---------------------------------------------------------------- convenience builders
 
 
-def _scalar(value: str) -> str:
-    """A YAML scalar for ``value`` that reads back as the same string, on one line."""
-    plain = re.fullmatch(r"[A-Za-z][A-Za-z0-9_./-]*", value) and value.lower() not in (
-        "null", "true", "false", "yes", "no", "on", "off", "y", "n")
-    return value if plain else json.dumps(value)
-
-
 def _require_anima(repo_dir: Path, name: str, base: str) -> str:
     """The text of ``animas/<name>/anima.yaml`` at ``base``; ProposalRefused when there is none."""
     if problem := check_name(name):
@@ -340,7 +332,7 @@ def propose_set_model(repo_dir: Path, anima: str, target: str, model: str, *, ba
     """
     text = _require_anima(repo_dir, target, base)
     key = "background_model" if background else "model"
-    line = f"{key}: {_scalar(str(model))}"
+    line = f"{key}: {yaml_scalar(str(model))}"
     pattern = re.compile(rf"^{key}[ \t]*:.*$", re.MULTILINE)
     if pattern.search(text):
         new = pattern.sub(lambda _: line, text, count=1)
