@@ -12,7 +12,7 @@ import click
 from orgctl.cli.main import cli
 from orgctl.cli.options import org_option, resolve
 from orgctl.cli.pr import github_url_option
-from orgctl.errors import OrgctlError, SpecError
+from orgctl.errors import OrgctlError
 
 HIRE_BRANCH_PREFIX = "orgctl/hire/"
 
@@ -82,10 +82,7 @@ def _into_work_tree(root: Path, name: str, supervisor: str, files: dict[str, str
         for path, text in files.items():
             (root / path).write_text(text or "", encoding="utf-8")
         load_org(WorkTreeSource(root))
-    except SpecError:
-        shutil.rmtree(folder)
-        raise
-    except BaseException:
+    except BaseException:  # refused (SpecError with file:line) or interrupted: nothing of the hire is left
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
