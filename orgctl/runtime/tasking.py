@@ -29,6 +29,7 @@ from orgctl.runtime import deciding
 from orgctl.runtime.commands import run_command
 from orgctl.runtime.cycle import Agent, Trace
 from orgctl.runtime.deciding import Option
+from orgctl.runtime.outcomes import contradiction, outcome_of
 from orgctl.work.approvals import Approval
 from orgctl.work.tasks import StepRecord, Task
 
@@ -60,8 +61,11 @@ def _options(agent: Agent, task: Task) -> list[Option]:
     if not asked and task.requester in agent.org.specs and not done:
         exits.append(Option(f"ask {task.requester}", "ask whoever gave you the task a question first", "question"))
     # A command that succeeded with output answered the task: only its exits remain (a 135M model
-    # otherwise runs every permitted command before it picks "done"). One that succeeded with no
-    # output leaves one more command on offer, after the exits.
+    # otherwise runs every permitted command before it picks "done"). So did one whose exit answers what it is
+    # run for, failed or not (pytest's 1 or 5): the task ends with that answer, never with an unrelated command.
+    # One that succeeded with no output leaves one more command on offer, after the exits.
+    if any(r.kind == "ran" and outcome_of(r.command, None if r.timed_out else r.exit_code).answers for r in tried):
+        return [Option("done", "the task is answered: report what the command showed", "done")]
     if any(r.succeeded and r.output for r in tried):
         return exits
     if succeeded:
@@ -190,14 +194,25 @@ def _run(agent: Agent, task: Task, trace: Trace, command: str) -> bool:
 
 
 def _finish(agent: Agent, task: Task, trace: Trace, *, status: str, note: str) -> None:
+    """End ``task`` with ``status`` and a report built from what was observed: each command's output, the
+    framework's statement of its outcome (:mod:`orgctl.runtime.outcomes`), then the model's one sentence
+    only when it agrees with that evidence (a contradicted sentence is left out, said, and a Warning)."""
     current = agent.org.queue(agent.name).get(task.id) or task
-    runs = [r.summary() for r in current.records if r.kind == "ran"]
-    result = "\n\n".join(runs)[:3000]
+    ran = [r for r in current.records if r.kind == "ran"]
+    outcomes = [outcome_of(r.command, None if r.timed_out else r.exit_code) for r in ran]
+    result = "\n\n".join(r.summary() for r in ran)[:3000]
+    if outcomes:
+        result += "\n\nOutcome: " + " ".join(o.sentence() for o in outcomes[-3:])
     reason = ""
     words, usage = deciding.say(agent.client, model=agent.spec.model, system=agent.system, anima=agent.name,
                                 prompt=f"{note[:600]}\n\nIn one sentence, say what you found.",
                                 purpose="report")
     trace.usage += usage
+    if words and (why := contradiction(words, outcomes)):
+        agent.org.event(reason="ReportContradicted", object=f"task/{task.id}", anima=agent.name, warning=True,
+                        message=f"{agent.name}'s sentence {words[:160]!r} was left out of the report: {why}")
+        result += f"\n\n(The model's sentence was left out: {why})"
+        words = ""
     if status == "blocked":
         reason = words or "could not finish"
     elif words:

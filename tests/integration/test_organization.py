@@ -381,3 +381,40 @@ def test_a_refused_command_with_a_colon_is_not_offered_again(work: Organization,
     assert ("refused", "git status --short") in tried, tried  # the next step offered the other command
     assert sum(f"run {colon}" in enum for enum in offered) == 1, offered
     assert any(line == f"refused $ {colon}: " + done.records[0].refusal for line in done.log), done.log
+
+
+def test_a_report_never_claims_what_its_evidence_contradicts(work: Organization, state: StatePaths) -> None:
+    """The measured case of issue 23: `pytest -q` in a workspace with no tests exits 5 (none collected) and the
+    model's sentence says "The test suite passed." The report states the outcome from the exit code, leaves
+    the sentence out and says why, and a Warning event records it. Real command, real sandbox, real pytest."""
+    from orgctl.llm.requests import CompletionResult, Usage
+    from orgctl.memory.stores import MemoryStore
+    from orgctl.runtime.cycle import Agent
+    from orgctl.runtime.permissions import Policy
+    from orgctl.runtime.tasking import run_task
+
+    class ClaimsItPassed:
+        def complete(self, request):  # type: ignore[no-untyped-def]
+            if request.schema_:
+                enum = request.schema_["properties"]["choice"]["enum"]
+                pick = next((k for k in enum if "pytest" in k), enum[0])
+                return CompletionResult(content=f'{{"choice": "{pick}"}}', usage=Usage(calls=1), model=request.model)
+            return CompletionResult(content="The test suite passed.", usage=Usage(calls=1), model=request.model)
+
+    spec = work.specs["bob"]
+    workspace = state.workspace("bob")
+    workspace.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+    task = work.add_task("bob", "Run the test suite and tell me whether it passes")
+    work.queue("bob").update(task.id, by="bob", status="in_progress")
+    bob = Agent(spec=spec, org=work, client=ClaimsItPassed(), store=MemoryStore(state.root / "mem-bob", anima="bob"),
+                policy=Policy(spec.permissions, workspace=workspace), revision=None)
+    run_task(bob, task.id, now=lambda: datetime.now().astimezone())
+    done = work.queue("bob").get(task.id)
+    assert done is not None and done.status == "done", done
+    ran = [r for r in done.records if r.kind == "ran"]
+    assert [(r.command, r.exit_code) for r in ran] == [("pytest -q", 5)], done.log
+    assert "Outcome: `pytest -q` exited 5: no tests were collected: nothing ran." in done.result
+    assert "Note: The test suite passed." not in done.result and "The model's sentence was left out" in done.result
+    warnings = [e for e in read_events(state.work.events) if e.reason == "ReportContradicted"]
+    assert len(warnings) == 1 and "The test suite passed." in warnings[0].message
