@@ -136,3 +136,22 @@ def contradiction(sentence: str, outcomes: list[Outcome]) -> str | None:
     if claims_failure and not bad:
         return f"it claims a failure, but {' '.join(o.sentence() for o in outcomes[:2])}"
     return None
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?%?")
+_QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
+
+
+def ungrounded(sentence: str, evidence: str) -> str | None:
+    """What ``sentence`` states that no observation holds, or None: a number (``1.5%``, ``42``) or a quoted
+    name that does not occur in ``evidence`` (the commands, their output and the task's own words). The
+    embedded model invents such details when the facts are thin ("a 1.5% increase in the number of users"
+    after a `git log` of two commits); a sentence that carries one is left out, as a contradicted one is."""
+    haystack = evidence.lower()
+    for number in _NUMBER.findall(sentence):
+        if number.rstrip("%").replace(",", ".") not in haystack.replace(",", "."):
+            return f"it names {number}, which nothing observed shows"
+    for quoted in _QUOTED.findall(sentence):
+        if quoted.strip().lower() not in haystack:
+            return f"it quotes {quoted.strip()!r}, which nothing observed shows"
+    return None

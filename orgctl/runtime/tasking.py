@@ -29,7 +29,7 @@ from orgctl.runtime import deciding
 from orgctl.runtime.commands import run_command
 from orgctl.runtime.cycle import Agent, Trace
 from orgctl.runtime.deciding import Option
-from orgctl.runtime.outcomes import contradiction, outcome_of
+from orgctl.runtime.outcomes import contradiction, outcome_of, ungrounded
 from orgctl.work.approvals import Approval
 from orgctl.work.tasks import StepRecord, Task
 
@@ -208,7 +208,8 @@ def _finish(agent: Agent, task: Task, trace: Trace, *, status: str, note: str) -
                                 prompt=f"{note[:600]}\n\nIn one sentence, say what you found.",
                                 purpose="report")
     trace.usage += usage
-    if words and (why := contradiction(words, outcomes)):
+    evidence = "\n".join([task.title, task.detail, note, *(f"{r.command}\n{r.output}" for r in ran)])
+    if words and (why := contradiction(words, outcomes) or ungrounded(words, evidence)):
         agent.org.event(reason="ReportContradicted", object=f"task/{task.id}", anima=agent.name, warning=True,
                         message=f"{agent.name}'s sentence {words[:160]!r} was left out of the report: {why}")
         result += f"\n\n(The model's sentence was left out: {why})"

@@ -58,3 +58,18 @@ def test_a_sentence_that_contradicts_its_evidence_is_caught(sentence: str, code:
 def test_which_exits_answer_what_the_tool_is_run_for(command: str, code: int, answers: bool) -> None:
     """An answered task is ended with that answer, not followed by an unrelated command."""
     assert outcome_of(command, code).answers is answers
+
+
+@pytest.mark.parametrize(("sentence", "kept"), [
+    ("This week, I found that the org repo ran a 1.5% increase in the number of users.", False),  # measured
+    ("Two commits this week: the template and 'awake all day'.", True),
+    ("The log shows 2 commits, the newest 88005a2.", True),
+    ('It added a feature called "Dashboard".', False),
+    ('The newest commit is "Demo: awake all day".', True),
+])
+def test_a_sentence_that_names_what_nothing_observed_is_left_out(sentence: str, kept: bool) -> None:
+    from orgctl.runtime.outcomes import ungrounded
+
+    evidence = ("Find out what changed this week\ngit log --oneline --since=1.week\n"
+                "88005a2 Demo: awake all day\nf3b6e38 Create org acme from the orgctl template\n2 lines")
+    assert (ungrounded(sentence, evidence) is None) is kept
