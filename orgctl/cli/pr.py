@@ -108,10 +108,10 @@ def comment(org_dir: Path, repo: str | None, number: int | None, base: str | Non
 
     root, _ = resolve(org_dir)
     where = _org_dir_in_repo(root)
-    base = base or _event_pull()[1]
-    if print_only and base is None:
-        raise click.UsageError("say where the change starts: --base REV")
     context = None if print_only else pull_context(repo=repo, number=number, base=base, sha=sha)
+    base = context.base if context is not None else (base or _event_pull()[1])  # the event file, read once
+    if base is None:
+        raise click.UsageError("say where the change starts: --base REV")
     try:
         head_sha = run_git("rev-parse", "--verify", "--end-of-options", f"{head}^{{commit}}", cwd=root)
         base_sha = run_git("rev-parse", "--verify", "--end-of-options", f"{base}^{{commit}}", cwd=root)

@@ -273,43 +273,62 @@ def test_a_reply_is_written_from_real_facts_in_the_prompt(work: Organization, or
     assert "last finished: Show the last commits: $ git log --oneline -3 (exit 0)" in prompt
 
 
+
+class ScriptedTaskModel:
+    """A model client for the task cycle: each choice takes the first option ``picks`` accepts (else the first
+    offered), each report sentence is ``says``; it records the purposes asked and the options offered."""
+
+    def __init__(self, says: str, picks=lambda option: option.startswith("run ")) -> None:  # type: ignore[no-untyped-def]
+        self.says, self.picks = says, picks
+        self.purposes: list[str] = []
+        self.offered: list[list[str]] = []
+
+    def complete(self, request):  # type: ignore[no-untyped-def]
+        from orgctl.llm.requests import CompletionResult, Usage
+
+        self.purposes.append(request.purpose)
+        if request.schema_:
+            enum = request.schema_["properties"]["choice"]["enum"]
+            self.offered.append(list(enum))
+            pick = next((k for k in enum if self.picks(k)), enum[0])
+            return CompletionResult(content=f'{{"choice": "{pick}"}}', usage=Usage(calls=1), model=request.model)
+        return CompletionResult(content=self.says, usage=Usage(calls=1), model=request.model)
+
+
+def bob_on_task(work: Organization, state: StatePaths, title: str, client: ScriptedTaskModel, *,
+                spec=None):  # type: ignore[no-untyped-def]
+    """``(bob as an Agent on ``client``, the id of his in-progress task ``title``)``, his workspace made;
+    ``spec`` replaces his (other permissions)."""
+    from orgctl.memory.stores import MemoryStore
+    from orgctl.runtime.cycle import Agent
+    from orgctl.runtime.permissions import Policy
+
+    spec = spec or work.specs["bob"]
+    workspace = state.workspace("bob")
+    workspace.mkdir(parents=True, exist_ok=True)
+    task = work.add_task("bob", title)
+    work.queue("bob").update(task.id, by="bob", status="in_progress")
+    return Agent(spec=spec, org=work, client=client, store=MemoryStore(state.root / "mem-bob", anima="bob"),
+                 policy=Policy(spec.permissions, workspace=workspace), revision=None), task.id
+
+
 def test_a_command_that_answered_the_task_leaves_only_its_exits(work: Organization, state: StatePaths) -> None:
     """After a command succeeded with output, the task cycle offers ``done`` alone: no model choice.
 
     Real commands run in bob's real workspace; the model client records what it is asked. Before the
     rule, the embedded model ran every permitted command before it picked ``done``.
     """
-    from orgctl.llm.requests import CompletionResult, Usage
-    from orgctl.memory.stores import MemoryStore
-    from orgctl.runtime.cycle import Agent
-    from orgctl.runtime.permissions import Policy
     from orgctl.runtime.tasking import run_task
 
-    class Recorder:
-        def __init__(self) -> None:
-            self.purposes: list[str] = []
-
-        def complete(self, request):  # type: ignore[no-untyped-def]
-            self.purposes.append(request.purpose)
-            if request.schema_:  # a choice: the first command on offer
-                enum = request.schema_["properties"]["choice"]["enum"]
-                pick = next(k for k in enum if k.startswith("run "))
-                return CompletionResult(content=f'{{"choice": "{pick}"}}', usage=Usage(calls=1), model=request.model)
-            return CompletionResult(content="The log shows the commits.", usage=Usage(calls=1), model=request.model)
-
-    spec = work.specs["bob"]
     workspace = state.workspace("bob")
     workspace.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", str(workspace)], check=True)
     subprocess.run(["git", "-C", str(workspace), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
                     "--allow-empty", "-m", "first"], check=True)
-    task = work.add_task("bob", "Show what changed in the git log")
-    work.queue("bob").update(task.id, by="bob", status="in_progress")
-    client = Recorder()
-    bob = Agent(spec=spec, org=work, client=client, store=MemoryStore(state.root / "mem-bob", anima="bob"),
-                policy=Policy(spec.permissions, workspace=workspace), revision=None)
-    run_task(bob, task.id, now=lambda: datetime.now().astimezone())
-    done = work.queue("bob").get(task.id)
+    client = ScriptedTaskModel("The log shows the commits.")
+    bob, task_id = bob_on_task(work, state, "Show what changed in the git log", client)
+    run_task(bob, task_id, now=lambda: datetime.now().astimezone())
+    done = work.queue("bob").get(task_id)
     assert done is not None and done.status == "done"
     ran = [line for line in done.log if line.startswith("ran $ ")]
     assert len(ran) == 1 and "\nexit 0\n" in ran[0] and "first" in ran[0], done.log
@@ -343,39 +362,21 @@ def test_a_refused_command_with_a_colon_is_not_offered_again(work: Organization,
     command is refused for real, by the runtime's own policy; the model picks the first command on offer.
     """
     from orgctl.desired.permissions import CommandRule
-    from orgctl.llm.requests import CompletionResult, Usage
-    from orgctl.memory.stores import MemoryStore
-    from orgctl.runtime.cycle import Agent
-    from orgctl.runtime.permissions import Policy
     from orgctl.runtime.tasking import run_task
 
     monkeypatch.setenv("ORGCTL_BWRAP", str(state.root / "no-such-bwrap"))
-    offered: list[list[str]] = []
-
-    class FirstCommand:
-        def complete(self, request):  # type: ignore[no-untyped-def]
-            if request.schema_:
-                enum = request.schema_["properties"]["choice"]["enum"]
-                offered.append(list(enum))
-                pick = next((k for k in enum if k.startswith("run ")), enum[0])
-                return CompletionResult(content=f'{{"choice": "{pick}"}}', usage=Usage(calls=1), model=request.model)
-            return CompletionResult(content="Nothing ran.", usage=Usage(calls=1), model=request.model)
-
     spec = work.specs["bob"]
     colon = "git log --format=%h:%s"
     permissions = spec.permissions.model_copy(update={"commands": [
         CommandRule(command=colon, description="list the commits of the git log, one per line"),
         CommandRule(command="git status --short", description="check the git repo for changes")]})
-    spec = spec.model_copy(update={"permissions": permissions})
-    workspace = state.workspace("bob")
-    workspace.mkdir(parents=True, exist_ok=True)
-    task = work.add_task("bob", "List the commits in the git log")
-    work.queue("bob").update(task.id, by="bob", status="in_progress")
-    bob = Agent(spec=spec, org=work, client=FirstCommand(), store=MemoryStore(state.root / "mem-bob", anima="bob"),
-                policy=Policy(spec.permissions, workspace=workspace), revision=None)
-    run_task(bob, task.id, now=lambda: datetime.now().astimezone())
-    done = work.queue("bob").get(task.id)
+    client = ScriptedTaskModel("Nothing ran.")
+    bob, task_id = bob_on_task(work, state, "List the commits in the git log", client,
+                               spec=spec.model_copy(update={"permissions": permissions}))
+    run_task(bob, task_id, now=lambda: datetime.now().astimezone())
+    done = work.queue("bob").get(task_id)
     assert done is not None
+    offered = client.offered
     tried = [(r.kind, r.command) for r in done.records]
     assert tried.count(("refused", colon)) == 1, tried
     assert ("refused", "git status --short") in tried, tried  # the next step offered the other command
@@ -387,30 +388,15 @@ def test_a_report_never_claims_what_its_evidence_contradicts(work: Organization,
     """The measured case of issue 23: `pytest -q` in a workspace with no tests exits 5 (none collected) and the
     model's sentence says "The test suite passed." The report states the outcome from the exit code, leaves
     the sentence out and says why, and a Warning event records it. Real command, real sandbox, real pytest."""
-    from orgctl.llm.requests import CompletionResult, Usage
-    from orgctl.memory.stores import MemoryStore
-    from orgctl.runtime.cycle import Agent
-    from orgctl.runtime.permissions import Policy
     from orgctl.runtime.tasking import run_task
 
-    class ClaimsItPassed:
-        def complete(self, request):  # type: ignore[no-untyped-def]
-            if request.schema_:
-                enum = request.schema_["properties"]["choice"]["enum"]
-                pick = next((k for k in enum if "pytest" in k), enum[0])
-                return CompletionResult(content=f'{{"choice": "{pick}"}}', usage=Usage(calls=1), model=request.model)
-            return CompletionResult(content="The test suite passed.", usage=Usage(calls=1), model=request.model)
-
-    spec = work.specs["bob"]
     workspace = state.workspace("bob")
     workspace.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", str(workspace)], check=True)
-    task = work.add_task("bob", "Run the test suite and tell me whether it passes")
-    work.queue("bob").update(task.id, by="bob", status="in_progress")
-    bob = Agent(spec=spec, org=work, client=ClaimsItPassed(), store=MemoryStore(state.root / "mem-bob", anima="bob"),
-                policy=Policy(spec.permissions, workspace=workspace), revision=None)
-    run_task(bob, task.id, now=lambda: datetime.now().astimezone())
-    done = work.queue("bob").get(task.id)
+    client = ScriptedTaskModel("The test suite passed.", picks=lambda option: "pytest" in option)
+    bob, task_id = bob_on_task(work, state, "Run the test suite and tell me whether it passes", client)
+    run_task(bob, task_id, now=lambda: datetime.now().astimezone())
+    done = work.queue("bob").get(task_id)
     assert done is not None and done.status == "done", done
     ran = [r for r in done.records if r.kind == "ran"]
     assert [(r.command, r.exit_code) for r in ran] == [("pytest -q", 5)], done.log
