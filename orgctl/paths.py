@@ -109,6 +109,11 @@ class WorkPaths(_Rooted):
     def proposals(self) -> Path:
         return self.root / "proposals.jsonl"
 
+    @property
+    def runs(self) -> Path:
+        """Workflow runs, one JSON-lines log each (:mod:`orgctl.work.runs`)."""
+        return self.root / "runs"
+
 
 def workspace_git_dir(workspace: Path) -> Path:
     """The git directory of the workspace ``<state>/workspaces/<name>``: ``<state>/gitdirs/<name>``, outside it.

@@ -2,7 +2,8 @@
 
 init -> apply -> a person's task to the manager -> delegated to the engineer,
 who runs an allowed command and reports back -> the manager reports to the
-person -> chat -> consolidate (memory commits) -> pull -> down. Runs the real
+person -> chat -> the template workflow (triage -> implement -> review -> test,
+each phase ended by a verdict) -> consolidate (memory commits) -> pull -> down. Runs the real
 `orgctl` commands a user would type, on the embedded local model, in
 ./demo/acme, and stops everything it started at the end.
 """
@@ -61,6 +62,25 @@ def wait_for_task(task_id: str) -> bool:
     return False
 
 
+WORKFLOW_SUBJECT = "Run the test suite and report whether it passes"
+
+
+def wait_for_run(run_id: str) -> str:
+    """Print each phase transition of the run until it ends; its final status ("timeout" past the limit)."""
+    deadline = time.monotonic() + WAIT_LIMIT
+    seen = 0
+    while time.monotonic() < deadline:
+        run_ = json.loads(run(ORGCTL, "workflow", "status", run_id, "--json", quiet=True).stdout)
+        for d in run_["decisions"][seen:]:
+            print(f"  {d['phase']:<10} {d['anima'] or '-':<6} {d['verdict']:<8} -> {d['target']}  (by {d['by']})",
+                  flush=True)
+        seen = len(run_["decisions"])
+        if run_["status"] not in ("queued", "running"):
+            return str(run_["status"])
+        time.sleep(2)
+    return "timeout"
+
+
 def main() -> None:
     if ORG.exists():
         run(ORGCTL, "down", str(ORG), check=False, quiet=True)
@@ -98,15 +118,25 @@ def main() -> None:
         run(ORGCTL, "events", "--limit", "25")
         step("Chat with the manager")
         run(ORGCTL, "chat", "alice", "What did bob find this week?", "--timeout", "180", check=False)
+        step("A workflow run: triage (alice) -> implement (bob) -> review (carol) -> test (bob), "
+             "each phase ended by a verdict on what the framework observed")
+        started = json.loads(run(ORGCTL, "workflow", "run", "task", "--subject", WORKFLOW_SUBJECT, "--json",
+                                 quiet=True).stdout)
+        print(f"$ orgctl workflow run task --subject {WORKFLOW_SUBJECT!r}\n  started {started['id']}", flush=True)
+        outcome = wait_for_run(started["id"])
+        run(ORGCTL, "workflow", "log", started["id"])
         step("Consolidate: file the day's episodes into knowledge notes by subject, one commit per Anima")
         run(ORGCTL, "consolidate", "--dry-run", "--anima", "bob")
         run(ORGCTL, "consolidate")
         step("Bring the memory commits into this checkout (the runtime never writes it), and review them")
         run(ORGCTL, "pull")
         run("git", "log", "--stat", "-n", "3", "--author=orgctl-bot", "--grep=consolidate")
+        run("git", "log", "-n", "1", "--format=%s%n%n%b", "--grep=^Run: ")  # the run's one memory commit
         run(ORGCTL, "status")
         if not done:
             raise SystemExit("demo failed: the task did not complete")
+        if outcome not in ("succeeded", "failed"):  # a poor verdict may fail the run; it must finish
+            raise SystemExit(f"demo failed: the workflow run did not finish ({outcome})")
     finally:
         step("Stop everything orgctl started")
         run(ORGCTL, "down")

@@ -71,6 +71,16 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+def rebind_workflows(org: Path, *retired: str, to: str = "alice") -> None:
+    """Bind the template workflow's agents that name a ``retired`` Anima to ``to`` instead: what a person
+    retiring an Anima must do, since ``validate`` refuses a workflow bound to an Anima that is gone."""
+    path = org / "workflows" / "task.yaml"
+    text = path.read_text()
+    for name in retired:
+        text = text.replace(f"anima: {name}\n", f"anima: {to}\n")
+    path.write_text(text)
+
+
 def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll ``predicate`` every 50 ms until it returns a truthy value (returned); AssertionError after ``timeout`` s."""
     deadline = time.monotonic() + timeout

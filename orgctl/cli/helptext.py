@@ -50,4 +50,5 @@ HELP = (
     '  tick          Run one bounded pass of a tick org: due heartbeats, cron,...\n'
     '  usage         Model calls, tokens and cost per Anima and model, with...\n'
     '  validate      Check the org spec (work tree by default); report every...\n'
+    '  workflow      Run workflows (workflows/<name>.yaml): phases run by...\n'
 )

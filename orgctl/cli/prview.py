@@ -95,6 +95,8 @@ def _plan_body(plan: Plan, desired: OrgSpec, inventory: Inventory, where: str, m
     parts = [head, f"**{plan.summary()}** ({revs})"]
     if plan.settings:
         parts.append("Org settings (org.yaml): " + "; ".join(_code(s) for s in plan.settings))
+    if plan.workflows:
+        parts.append("Workflows: " + "; ".join(f"`{w.symbol}` {_code(w.name)} {w.action}" for w in plan.workflows))
     if plan.changes:
         table = ["| | Anima | Action | Why |", "|---|---|---|---|"]
         table += [f"| `{c.action.symbol}` | {_code(c.name)} | {c.action.value} | {_code('; '.join(c.reasons))} |"

@@ -54,8 +54,15 @@ def plan_lines(plan: Plan) -> Iterator[tuple[str, str | None, bool]]:
         yield f"  {c.action.symbol:>3} {c.name} {_LABELS[c.action]}", _COLORS[c.action], True
         for reason in c.reasons:
             yield f"        # {reason}", None, False
+    for w in plan.workflows:
+        yield f"  {w.symbol:>3} workflow {w.name} {_WORKFLOW_LABELS[w.action]}", _WORKFLOW_COLORS[w.action], True
     yield "", None, False
     yield plan.summary(), None, True
+
+
+_WORKFLOW_COLORS = {"add": "green", "change": "yellow", "remove": "red"}
+_WORKFLOW_LABELS = {"add": "will be added", "change": "will be changed (runs in flight keep their version)",
+                    "remove": "will be removed (runs in flight finish)"}
 
 
 def echo_plan(plan: Plan) -> None:

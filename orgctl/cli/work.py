@@ -82,11 +82,27 @@ def task() -> None:
 @click.option("--priority", type=click.Choice(["urgent", "high", "normal", "low"]), default="high", show_default=True)
 @click.option("--due", default=None, metavar="WHEN", help="A duration (30m, 2h, 1d) or an ISO time.")
 @click.option("--detail", default="", help="More context for the task.")
+@click.option("--workflow", "workflow", default=None, metavar="WORKFLOW",
+              help="Route the task to a run of this workflow; the task ends with the run's outcome.")
 @org_option
 @json_option
-def task_add(name: str, text: str, priority: str, due: str | None, detail: str, org_dir: Path, as_json: bool) -> None:
-    """Queue TEXT as a task for the Anima NAME."""
-    created = _org(org_dir).add_task(name, text, priority=priority, due=_parse_due(due), detail=detail)  # type: ignore[arg-type]
+def task_add(name: str, text: str, priority: str, due: str | None, detail: str, workflow: str | None,
+             org_dir: Path, as_json: bool) -> None:
+    """Queue TEXT as a task for the Anima NAME (with --workflow, as a workflow run on NAME's behalf)."""
+    org = _org(org_dir)
+    created = org.add_task(name, text, priority=priority, due=_parse_due(due), detail=detail)  # type: ignore[arg-type]
+    if workflow is not None:
+        from orgctl.cli.workflows import start_run
+        from orgctl.work.runs import RunTask
+
+        run = start_run(org_dir, workflow, subject=f"{text}\n{detail}".strip(), task=RunTask(
+            id=created.id, title=text, detail=detail, requester="human", assignee=name))
+        created = org.queue(name).update(created.id, by="human", status="delegated",
+                                         note=f"routed to workflow {workflow}: run {run.id}")
+        if not as_json:
+            click.echo(f"Task {created.id} for {name} routed to workflow {workflow}: run {run.id}. "
+                       f"Follow it with `orgctl workflow log {run.id}`.")
+            return
     if as_json:
         click.echo(created.model_dump_json(indent=2))
     else:

@@ -38,6 +38,7 @@ from orgctl.desired.models import (
 from orgctl.desired.permissions import PermissionsFrontmatter
 from orgctl.desired.sources import Source
 from orgctl.desired.speccache import SpecCache
+from orgctl.desired.workflows import WORKFLOWS_DIR, WorkflowFile, WorkflowSpec, check_workflow, workflow_digest
 from orgctl.errors import Diagnostic, SpecError
 
 ORG_FILE = "org.yaml"
@@ -316,7 +317,7 @@ def load_org(source: Source, *, cache: SpecCache | None = None) -> OrgSpec:
 
 def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
     diags: list[Diagnostic] = []
-    links = source.symlinks([ORG_FILE, ANIMAS_DIR])
+    links = source.symlinks([ORG_FILE, ANIMAS_DIR, WORKFLOWS_DIR])
     for link, target in sorted(links.items()):
         diags.append(Diagnostic(link, 0, f"is a symbolic link (to {target!r}): spec and memory files must be "
                                          "regular files in the repo, so nothing is read or written through a link"))
@@ -346,6 +347,7 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
     names = source.list_dirs(ANIMAS_DIR)
     folded: dict[str, str] = {}
     loaded: dict[str, _Loaded] = {}
+    clashing: set[str] = set()  # named twice: its own diagnostic says so, a workflow naming it adds nothing
     for name in names:
         where = f"{ANIMAS_DIR}/{name}"
         if problem := check_name(name):
@@ -355,6 +357,7 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
         if key in folded:
             diags.append(Diagnostic(where, 0, f"duplicate Anima name {name!r}: clashes with "
                                               f"{folded[key]!r} (names are case-insensitive)"))
+            clashing.add(name)
             continue
         folded[key] = name
         a = _load_anima(source, name, diags, cache, warnings=warnings, legacy_patterns=legacy_patterns)
@@ -363,6 +366,7 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
         elif a is not None:
             loaded[name] = a
 
+    workflows = _load_workflows(source, set(loaded) | set(folded.values()) | clashing, diags, cache)
     cache.save()  # what was scanned counts even when the spec is refused: fix one file, rescan one file
     # a link is not read, so its file also counts as missing: the link's own diagnostic says it better
     diags = [d for d in diags if not (d.file in links and d.reason.startswith("missing"))]
@@ -422,8 +426,45 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
     return OrgSpec(name=org.name, defaults=d, revision=source.revision, animas=animas,
                    notifications=list(org.notifications), board_channels=list(org.board_channels),
                    schema_version=org.schema_version, memory=org.memory, sandbox=org.sandbox,
-                   runtime=org.runtime, shards=org.shards,
+                   runtime=org.runtime, shards=org.shards, workflows=workflows,
                    warnings=sorted(set(warnings)))
+
+
+def _load_workflows(source: Source, animas: set[str], diags: list[Diagnostic],
+                    cache: SpecCache) -> dict[str, WorkflowSpec]:
+    """Each ``workflows/<name>.yaml`` (``.yml``), validated against the org's Animas; by name. A file of
+    another kind there is an error (a typo'd ``.yaml`` would otherwise be a workflow that silently is not)."""
+    out: dict[str, WorkflowSpec] = {}
+    for fname in source.list_files(WORKFLOWS_DIR):
+        path = f"{WORKFLOWS_DIR}/{fname}"
+        stem, dot, suffix = fname.rpartition(".")
+        if not dot or f".{suffix}" not in (".yaml", ".yml"):
+            if fname != "README.md":
+                diags.append(Diagnostic(path, 0, f"not a workflow: files in {WORKFLOWS_DIR}/ are <name>.yaml "
+                                                 "(a README.md may explain them)"))
+            continue
+        if problem := check_name(stem):
+            diags.append(Diagnostic(path, 0, f"unsafe workflow name {stem!r}: {problem}"))
+            continue
+        if stem in out:
+            diags.append(Diagnostic(path, 0, f"workflow {stem!r} is defined twice (.yaml and .yml)"))
+            continue
+        text = read_spec_file(source, path, diags, cache)
+        if text is None:
+            continue
+        located, errs = cache.parse_yaml(text, file=path)
+        diags.extend(errs)
+        if located is None:
+            continue
+        spec, errs = validate_model(WorkflowFile, located, file=path)
+        diags.extend(errs)
+        if spec is None:
+            continue
+        errs = check_workflow(stem, path, spec, located, animas=animas)
+        diags.extend(errs)
+        if not errs:
+            out[stem] = WorkflowSpec(name=stem, file=path, digest=workflow_digest(spec), spec=spec)
+    return out
 
 
 def _message_limits(org: OrgFile, anima: AnimaFile) -> MessageLimits:

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
 from orgctl.desired.models import AnimaFile, OrgFile
+from orgctl.desired.workflows import WORKFLOWS_DIR, WorkflowFile
 
 SCHEMAS_DIR = ".schemas"
 """The folder at the org repo's root that holds the schemas."""
@@ -29,6 +30,7 @@ SCHEMAS_DIR = ".schemas"
 SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "org.yaml": (OrgFile, "org.schema.json"),
     "anima.yaml": (AnimaFile, "anima.schema.json"),
+    "workflows/<name>.yaml": (WorkflowFile, "workflow.schema.json"),
 }
 """Spec file name -> (the model that validates it, its schema's file name in :data:`SCHEMAS_DIR`)."""
 
@@ -61,7 +63,7 @@ def _tidy(node: Any) -> Any:
 
 
 def json_schema(file: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the spec file named ``file`` (``org.yaml`` or ``anima.yaml``).
+    """The JSON Schema (draft 2020-12) of the spec file named ``file`` (a key of :data:`SCHEMAS`).
 
     A dict ready for ``json.dumps``: ``$schema``, ``title`` (``orgctl <file>``), the model's description,
     properties and ``$defs``. Raises KeyError for any other file name.
@@ -92,5 +94,6 @@ def modeline(path: str) -> str:
     ``org.yaml`` gets ``.schemas/org.schema.json``; ``animas/<name>/anima.yaml`` gets
     ``../../.schemas/anima.schema.json``. Raises KeyError when the file has no schema.
     """
-    target = posixpath.relpath(schema_path(posixpath.basename(path)), posixpath.dirname(path) or ".")
+    kind = "workflows/<name>.yaml" if posixpath.dirname(path) == WORKFLOWS_DIR else posixpath.basename(path)
+    target = posixpath.relpath(schema_path(kind), posixpath.dirname(path) or ".")
     return f"# yaml-language-server: $schema={target}"

@@ -26,7 +26,7 @@ from orgctl.gitops.clones import RuntimeClone
 from orgctl.gitops.planning import Action, Change, Plan, inventory_entry
 from orgctl.paths import StatePaths
 from orgctl.state.inventories import Inventory, now_iso, save_inventory
-from orgctl.state.snapshots import Snapshot, write_snapshot
+from orgctl.state.snapshots import Snapshot, write_snapshot, write_workflows
 
 
 @dataclass
@@ -127,6 +127,8 @@ def apply_plan(*, plan: Plan, desired: OrgSpec, inventory: Inventory, org_dir: P
         apply_change(change, desired=desired, inventory=inventory, org_dir=org_dir, paths=paths,
                      backend=backend, result=result, clone=clone, source_repo=source_repo)
         save_inventory(paths.inventory, inventory)
+    write_workflows(paths.specs, desired.workflows, revision=desired.revision)
+    inventory.workflows = {name: w.digest for name, w in desired.workflows.items()}
     inventory.revision = desired.revision
     inventory.applied_at = now_iso()
     inventory.sandbox = desired.sandbox.mode

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -56,6 +56,18 @@ class Change(BaseModel):
     """What was changed outside orgctl (:mod:`orgctl.gitops.drifting`); the restart converges it back."""
 
 
+class WorkflowChange(BaseModel):
+    """One workflow added, changed or removed (``workflows/<name>.yaml``). A run in flight keeps the workflow it
+    started with; the change reaches the runs started after the apply."""
+
+    name: str
+    action: Literal["add", "change", "remove"]
+
+    @property
+    def symbol(self) -> str:
+        return {"add": "+", "change": "~", "remove": "-"}[self.action]
+
+
 class Plan(BaseModel):
     """Every action needed to converge, in apply order (retire, restart, change, hire)."""
 
@@ -67,6 +79,8 @@ class Plan(BaseModel):
     settings: list[str] = []
     """For a plan between two revisions: org.yaml's own settings that changed (``runtime: controller → tick``),
     which no Anima's action shows."""
+    workflows: list[WorkflowChange] = []
+    """Workflows to add, change and remove, by name."""
     suspended: dict[str, str] = {}
     """Animas left as they are (``orgctl suspend NAME``), with who suspended them and why: shown, never
     silently skipped. Their spec changes wait until ``orgctl resume``."""
@@ -76,7 +90,7 @@ class Plan(BaseModel):
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes or self.settings)
+        return bool(self.changes or self.settings or self.workflows)
 
     @property
     def drifted(self) -> list[Change]:
@@ -102,9 +116,12 @@ class Plan(BaseModel):
                 return "No changes. The desired state is the same at both revisions."
             return "No changes. The running organization matches the desired state."
         settings = ", ".join(s.split(":")[0] for s in self.settings)
+        flows = ", ".join(f"{n} to {a}" for a in ("add", "change", "remove")
+                          if (n := sum(1 for w in self.workflows if w.action == a)))
         return (f"Plan: {self.count(Action.HIRE)} to hire, "
                 f"{self.count(Action.CHANGE, Action.RESTART)} to change, "
-                f"{self.count(Action.RETIRE)} to retire" + (f"; org settings: {settings}." if settings else "."))
+                f"{self.count(Action.RETIRE)} to retire" + (f"; workflows: {flows}" if flows else "")
+                + (f"; org settings: {settings}." if settings else "."))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +130,7 @@ class Plan(BaseModel):
             "revision": self.revision,
             **({"base": self.base, "settings": list(self.settings)} if self.base is not None else {}),
             "changes": [c.model_dump(mode="json") | {"symbol": c.action.symbol} for c in self.changes],
+            "workflows": [w.model_dump(mode="json") | {"symbol": w.symbol} for w in self.workflows],
             "suspended": dict(self.suspended),
             "summary": {"hire": self.count(Action.HIRE),
                         "change": self.count(Action.CHANGE, Action.RESTART),
@@ -265,7 +283,17 @@ def compute_plan(desired: OrgSpec, inventory: Inventory, runtime: RuntimeStatus 
     changes = _with_drift(changes, desired, drift)
     order = {Action.RETIRE: 0, Action.RESTART: 1, Action.CHANGE: 2, Action.HIRE: 3}
     changes.sort(key=lambda c: (order[c.action], c.name))
-    return Plan(org=desired.name, revision=desired.revision, changes=changes, suspended=suspended)
+    return Plan(org=desired.name, revision=desired.revision, changes=changes, suspended=suspended,
+                workflows=workflow_changes(desired, inventory))
+
+
+def workflow_changes(desired: OrgSpec, inventory: Inventory) -> list[WorkflowChange]:
+    """The workflows ``desired`` adds, changes (another digest) and removes against ``inventory``, by name."""
+    want = {name: w.digest for name, w in desired.workflows.items()}
+    have = inventory.workflows
+    return [WorkflowChange(name=name, action="add" if name not in have else "remove" if name not in want
+                           else "change")
+            for name in sorted(set(want) | set(have)) if want.get(name) != have.get(name)]
 
 
 def plan_between(base: OrgSpec, head: OrgSpec, *, applied: Inventory | None = None) -> Plan:
@@ -300,4 +328,4 @@ def applied_as(spec: OrgSpec) -> Inventory:
     (``disabled`` when it is not enabled), at ``spec.revision``."""
     return Inventory(revision=spec.revision, animas={
         name: inventory_entry(anima, revision=spec.revision, status="active" if anima.enabled else "disabled")
-        for name, anima in spec.animas.items()})
+        for name, anima in spec.animas.items()}, workflows={name: w.digest for name, w in spec.workflows.items()})

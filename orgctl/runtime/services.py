@@ -246,6 +246,7 @@ class LocalCommits:
         self._lock = threading.Lock()
         self._error: str | None = None
 
+
     def commit(self, *, push: bool = True, only: set[str] | None = None) -> CommitReport:
         """As :meth:`MemoryCommits.commit`; ``only`` these Animas' folders when given (a shard's tick)."""
         from orgctl.gitops.clones import RuntimeClone
@@ -270,6 +271,20 @@ class LocalCommits:
                      message=f"memory commits reach {clone.source} again")
             self._error = None
             return CommitReport(made, synced.pushed, None)
+
+    def record_runs(self) -> dict[str, str | None]:
+        """Commit the record of every finished workflow run not yet recorded, one commit per run
+        (:func:`orgctl.memory.runs.record_finished_runs`); pushed with the next batch. ``{run id: sha}``."""
+        from orgctl.gitops.clones import RuntimeClone
+        from orgctl.memory.runs import record_finished_runs
+        from orgctl.work.runs import RunStore
+
+        runs = RunStore(self.paths.work.runs)
+        if not runs.root.is_dir():
+            return {}
+        with self._lock:
+            clone = RuntimeClone.open(self.paths.clone)
+            return record_finished_runs(clone, runs) if clone is not None else {}
 
     def run_pass(self, kind: str, *, names: list[str] | None = None, day: str | None = None,
                  dry_run: bool = False, push: bool = True) -> list[dict[str, Any]]:

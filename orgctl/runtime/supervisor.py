@@ -397,6 +397,21 @@ class Supervisor:
             child.proc.send_signal(signal.SIGUSR1)
             return True
 
+    def drive_workflows(self) -> None:
+        """Advance every active workflow run (repairs a transition a killed process left half done, starts
+        queued runs) and commit the record of each finished one to its Animas' memory (one commit per run)."""
+        from orgctl.runtime.organization import Organization
+        from orgctl.runtime.services import LocalCommits
+        from orgctl.runtime.workflows import Engine
+        from orgctl.work.runs import RunStore
+
+        runs = RunStore(self.paths.work.runs)
+        if not runs.root.is_dir():
+            return
+        Engine(Organization(paths=self.paths, wake=self.wake), runs).reconcile()
+        if isinstance(self.services.commits, LocalCommits):
+            self.services.commits.record_runs()
+
     def sweep_overdue(self) -> None:
         """Delegated tasks past their deadline with no update go back to the delegator as overdue,
         then up the chain to the delegator's supervisor if still ignored."""
@@ -617,6 +632,10 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return True
 
 
+WORKFLOWS_EVERY = 3
+"""Seconds between passes over the workflow runs (:meth:`Supervisor.drive_workflows`)."""
+
+
 def periodic_jobs(sup: Supervisor, *, batch_every: float, keep_alive: float) -> Any:
     """The host's periodic jobs on one scheduler (the ``schedule`` library): a memory batch every
     ``batch_every`` seconds, the memory-pass schedule every minute, the overdue and health sweep every 30 s,
@@ -628,6 +647,7 @@ def periodic_jobs(sup: Supervisor, *, batch_every: float, keep_alive: float) -> 
     jobs.every(max(1, round(batch_every))).seconds.do(sup.commit_memory).tag("memory-batch")
     jobs.every(60).seconds.do(sup.memory_schedule()).tag("memory-schedule")
     jobs.every(round(SWEEP_EVERY)).seconds.do(sup.sweep).tag("sweep")
+    jobs.every(WORKFLOWS_EVERY).seconds.do(sup.drive_workflows).tag("workflows")
     if keep_alive != float("inf"):
         jobs.every(max(1, round(min(60.0, keep_alive / 2)))).seconds.do(sup.unload_idle_model, keep_alive) \
             .tag("model-keep-alive")

@@ -90,8 +90,14 @@ def _memory_options(agent: Agent, task: Task) -> list[Option]:
 
 
 def run_task(agent: Agent, task_id: str, *, now: Callable[[], datetime]) -> Trace:
-    """Run the task cycle for ``task_id`` until an exit (or a held approval); returns the trace."""
+    """Run the task cycle for ``task_id`` until an exit (or a held approval); returns the trace. A task that
+    carries a workflow phase runs the phase cycle (:func:`orgctl.runtime.phases.run_phase`)."""
     queue = agent.org.queue(agent.name)
+    task = queue.get(task_id)
+    if task is not None and task.run:  # a workflow's phase: its exit is a decision, not a report
+        from orgctl.runtime.phases import run_phase
+
+        return run_phase(agent, task_id, now=now)
     trace = Trace(trigger=f"task {task_id}", at=now())
     try:
         for _ in range(MAX_STEPS):

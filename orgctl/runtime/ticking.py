@@ -64,6 +64,7 @@ KEEP_OUTBOX = timedelta(days=1)  # the rate counters look back one hour; a day i
 CARRIED = re.compile(r"""(
       inboxes/[^/]+/(new|cur)/[^/]+\.json     # one message per file (a Maildir; tmp/ is a delivery in progress)
     | (tasks|board|chats)/[^/]+\.jsonl        # a task queue, a Board channel, a chat transcript
+    | runs/[^/]+\.jsonl                       # a workflow run (docs/workflows.md)
     | approvals/[^/]+\.json                   # an action waiting for a person
     | cursors/[^/]+\.json | beats/[^/]+\.json  # each Anima's place and last tick
     | outbox\.jsonl | proposals\.jsonl | usage/usage\.jsonl
@@ -378,8 +379,9 @@ class Tick:
 
         from orgctl.gitops import repos
         from orgctl.state.inventories import now_iso
-        from orgctl.state.snapshots import Snapshot, write_snapshot
+        from orgctl.state.snapshots import Snapshot, write_snapshot, write_workflows
 
+        write_workflows(self.paths.specs, desired.workflows, revision=desired.revision)
         mine = []
         for spec in sorted(desired.enabled(), key=lambda s: s.name):
             write_snapshot(self.paths.spec_snapshot(spec.name), Snapshot(
@@ -451,6 +453,7 @@ class Tick:
                     report.animas.append(AnimaTick(spec.name, failed=[f"{type(e).__name__}: {e}"[:300]]))
                     org.event(reason="TickFailed", object=f"anima/{spec.name}", anima=spec.name, warning=True,
                               message=f"the tick of {spec.name} failed: {type(e).__name__}: {str(e)[:200]}")
+            self._drive_workflows(org)
         finally:
             report.tokens, report.calls, report.model_s = model.tokens, model.calls, model.seconds
             report.budget_spent = model.spent
@@ -532,6 +535,19 @@ class Tick:
         marks.write(self.paths, spec.name)
         self.progress(_line(done))
         return done
+
+    def _drive_workflows(self, org: Any) -> None:
+        """After the Animas' work: advance the workflow runs (a phase an Anima of this shard decided hands over
+        to the next phase's Anima, which runs it at its shard's next tick) and commit each finished run's record
+        to its Animas' memory, pushed with this tick's memory commits."""
+        from orgctl.runtime.services import LocalCommits
+        from orgctl.runtime.workflows import Engine
+        from orgctl.work.runs import RunStore
+
+        runs = RunStore(self.paths.work.runs)
+        if runs.root.is_dir():
+            Engine(org, runs).reconcile()
+            LocalCommits(self.paths).record_runs()
 
     def _commit_episodes(self, report: TickReport, *, only: set[str]) -> None:
         """Commit the episodes ``only`` these Animas wrote so far, unpushed, into ``report.memory_commits``:

@@ -72,6 +72,8 @@ class Inventory(BaseModel):
     sandbox: str | None = None
     """org.yaml's ``sandbox.mode`` as last applied (``on``/``off``; None before it was recorded)."""
     animas: dict[str, InventoryEntry] = {}
+    workflows: dict[str, str] = {}
+    """Each applied workflow's digest (:func:`orgctl.desired.workflows.workflow_digest`), by name."""
 
     def owned(self) -> list[InventoryEntry]:
         """Entries orgctl still owns a process (or a stopped slot) for: not retired."""

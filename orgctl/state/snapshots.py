@@ -1,8 +1,9 @@
-"""Applied spec snapshots: what ``apply`` hands an Anima process.
+"""Applied spec snapshots: what ``apply`` hands an Anima process, and the workflows runs start from.
 
 ``apply`` writes ``<state>/specs/<name>.json`` before it starts, restarts
 or reloads the Anima, so the process runs exactly the applied revision,
-untouched by later edits to the work tree.
+untouched by later edits to the work tree; and ``<state>/specs/workflows/<name>.json``
+for each workflow, which ``workflow run`` pins a new run to.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from orgctl.desired.models import AnimaSpec
+from orgctl.desired.workflows import WorkflowSpec
+from orgctl.errors import WorkError
 from orgctl.paths import StatePaths
 from orgctl.state.files import read_json, write_json
 
@@ -52,3 +55,29 @@ def unknown_anima(paths: StatePaths, name: Any) -> str | None:
     if not isinstance(name, str) or check_name(name) or not paths.spec_snapshot(name).is_file():
         return f"no applied Anima named {str(name)[:80]!r}"
     return None
+
+
+def workflow_snapshot(specs_dir: Path, name: str) -> Path:
+    """``<state>/specs/workflows/<name>.json``: the applied workflow ``name``."""
+    return specs_dir / "workflows" / f"{name}.json"
+
+
+def write_workflows(specs_dir: Path, workflows: dict[str, WorkflowSpec], *, revision: str | None) -> None:
+    """Write each applied workflow's snapshot (what ``workflow run`` starts) and remove the others."""
+    folder = specs_dir / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, spec in workflows.items():
+        write_json(workflow_snapshot(specs_dir, name), {"revision": revision, "workflow": spec.model_dump(mode="json")})
+    for stale in folder.glob("*.json"):
+        if stale.stem not in workflows:
+            stale.unlink(missing_ok=True)
+
+
+def applied_workflow(specs_dir: Path, name: str) -> tuple[WorkflowSpec, str | None]:
+    """The applied workflow ``name`` and its revision. Raises WorkError naming the applied ones."""
+    data = read_json(workflow_snapshot(specs_dir, name)) if "/" not in name and not name.startswith(".") else None
+    if not isinstance(data, dict):
+        known = sorted(p.stem for p in (specs_dir / "workflows").glob("*.json"))
+        raise WorkError(f"no applied workflow named {name!r}",
+                        hint=f"applied: {', '.join(known) or 'none'} (workflows/<name>.yaml, then `orgctl apply`)")
+    return WorkflowSpec.model_validate(data["workflow"]), data.get("revision")

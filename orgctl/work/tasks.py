@@ -129,6 +129,8 @@ class Task(BaseModel):
     result: str = ""
     reason: str = ""
     trust: Trust = "trusted"
+    run: str | None = None
+    """The workflow run whose phase this task carries (:mod:`orgctl.work.runs`): its exit is a decision."""
     log: list[str] = []
     records: list[StepRecord] = []
     steps: int = 0

@@ -17,7 +17,7 @@ from orgctl.paths import StatePaths
 from orgctl.state.files import pid_alive
 from orgctl.state.inventories import load_inventory
 from orgctl.state.runtimes import load_runtime
-from tests.conftest import anima_processes, commit_all, edit, git, run_cli, wait_for
+from tests.conftest import anima_processes, commit_all, edit, git, rebind_workflows, run_cli, wait_for
 
 
 def pids(state: StatePaths) -> dict[str, int]:
@@ -39,7 +39,7 @@ def status_json() -> dict:  # type: ignore[type-arg]
 def test_apply_converges_and_second_apply_does_nothing(running: Path, state: StatePaths) -> None:
     org = running
     result = run_cli("plan", str(org), "--detailed-exitcode")
-    assert result.exit_code == 2 and "Plan: 3 to hire, 0 to change, 0 to retire." in result.output
+    assert result.exit_code == 2 and "Plan: 3 to hire, 0 to change, 0 to retire; workflows: 1 to add." in result.output
     result = run_cli("apply", str(org), "--auto-approve")
     assert result.exit_code == 0, result.output
     assert "Apply complete! Animas: 3 hired, 0 changed, 0 retired." in result.output
@@ -102,6 +102,8 @@ def test_removed_anima_is_stopped_and_archived_with_its_memory(running: Path, st
     episode.write_text("## 10:00:00 heartbeat\n\n- learned something\n")
     commit_all(org, "carol remembers")
     git(org, "rm", "-rq", "animas/carol")
+    rebind_workflows(org, "carol")
+    git(org, "add", "workflows")
     git(org, "commit", "-qm", "retire carol")  # not add --all: carol may still be writing memory into her folder
 
     result = run_cli("apply", str(org), "--auto-approve")
@@ -399,6 +401,7 @@ def test_a_mass_retirement_is_refused_unless_allowed_and_every_apply_is_in_histo
     assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
     before = pids(state)
     git(org, "rm", "-rq", "animas/bob", "animas/carol")  # git, not rm -rf: bob and carol still write memory there
+    rebind_workflows(org, "bob", "carol")
     edit(org / "animas/alice/injection.md", "Delegate engineering work to bob and research questions to carol.",
          "Do the work yourself for now.")
     git(org, "commit", "-qam", "an over-eager clean-up")
@@ -499,6 +502,8 @@ def test_deletion_policies_archive_delete_and_orphan(running: Path, state: State
     assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
     running_pids = pids(state)
     git(org, "rm", "-rq", "animas/bob", "animas/carol")
+    rebind_workflows(org, "bob", "carol")
+    git(org, "add", "workflows")
     git(org, "commit", "-qm", "remove bob and carol")
     (state.memory("bob") / "knowledge/n.md").write_text("a note\n")  # written by bob since: uncommitted
     plan = run_cli("plan", str(org)).output
@@ -546,6 +551,8 @@ def test_plan_chart_draws_the_org_before_and_after_in_mermaid(running: Path, sta
     org = running
     assert run_cli("apply", str(org), "--auto-approve").exit_code == 0
     git(org, "rm", "-rq", "animas/carol")
+    rebind_workflows(org, "carol")
+    git(org, "add", "workflows")
     (org / "animas/dave").mkdir()
     for f in ("identity.md", "injection.md", "permissions.md", "cron.md"):
         (org / "animas/dave" / f).write_text((org / "animas/bob" / f).read_text())

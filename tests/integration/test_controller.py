@@ -26,7 +26,7 @@ import pytest
 from orgctl.paths import StatePaths
 from orgctl.state.files import pid_alive, read_json
 from orgctl.state.runtimes import load_runtime
-from tests.conftest import add_bare_remote, anima_processes, commit_all, edit, git, run_cli, wait_for
+from tests.conftest import add_bare_remote, anima_processes, commit_all, edit, git, rebind_workflows, run_cli, wait_for
 
 
 class ControllerRunner:
@@ -239,6 +239,7 @@ def test_a_mass_retirement_is_refused_by_the_controller_with_a_warning(running: 
     with ControllerRunner(org, state):
         applied_head(org, state)
         git(pusher, "rm", "-rq", "animas/bob", "animas/carol")
+        rebind_workflows(pusher, "bob", "carol")
         edit(pusher / "animas/alice/anima.yaml", "enabled: true", "enabled: true")
         sha = push(pusher, "remove bob and carol")
         wait_for(lambda: _events("MassRetireRefused"), what="MassRetireRefused")

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from orgctl.paths import StatePaths
-from tests.conftest import commit_all, edit, git, run_cli
+from tests.conftest import commit_all, edit, git, rebind_workflows, run_cli
 
 
 def plan_json(org: Path, *args: str) -> dict:  # type: ignore[type-arg]
@@ -26,6 +26,7 @@ def test_a_hire_a_change_a_retirement_and_a_permissions_change(org: Path, state:
     shutil.copytree(org / "animas/bob", org / "animas/dave")
     shutil.rmtree(org / "animas/dave/memory")
     shutil.rmtree(org / "animas/carol")
+    rebind_workflows(org, "carol")
     edit(org / "animas/bob/permissions.md", "# ", "# Changed.\n\n# ")
     edit(org / "animas/alice/anima.yaml", "role: manager", "role: manager\nmodel: anthropic/claude-sonnet-4-5")
     head = commit_all(org, "hire dave, retire carol, widen bob, move alice to sonnet")
@@ -43,7 +44,8 @@ def test_a_hire_a_change_a_retirement_and_a_permissions_change(org: Path, state:
     text = run_cli("plan", "--base", base, str(org))
     assert text.exit_code == 0
     assert f"from revision {base[:7]} to {head[:7]}" in text.output
-    assert "Plan: 1 to hire, 2 to change, 1 to retire." in text.output
+    assert "Plan: 1 to hire, 2 to change, 1 to retire; workflows: 1 to change." in text.output
+    assert "~ workflow task will be changed" in text.output
     for line in ("+ dave will be hired", "- carol will be retired", "~ bob will be changed in place",
                  "-/+ alice will be restarted"):
         assert line in text.output

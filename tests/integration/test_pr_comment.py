@@ -21,7 +21,7 @@ import pytest
 
 from orgctl.gitops import github as github_module
 from orgctl.gitops.github import GitHub
-from tests.conftest import commit_all, edit, git, run_cli
+from tests.conftest import commit_all, edit, git, rebind_workflows, run_cli
 from tests.unit.test_github import REPO, SHA, TOKEN, replay
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -62,6 +62,7 @@ def test_the_plan_is_posted_once_and_updated_on_the_next_push(pull: Path, monkey
         assert first.exit_code == 0, first.output
         assert "Posted the plan comment on octocat/Hello-World#1347" in first.output
         shutil.rmtree(pull / "animas/carol")
+        rebind_workflows(pull, "carol")
         commit_all(pull, "and retire carol")
         second = run_cli("pr", "comment", "-C", str(pull))
         assert second.exit_code == 0, second.output
@@ -74,11 +75,11 @@ def test_the_plan_is_posted_once_and_updated_on_the_next_push(pull: Path, monkey
     assert "**Plan: 1 to hire, 3 to change, 0 to retire.**" in posted["body"]  # dave, and his peers and boss
     assert "```mermaid" in posted["body"] and "<details><summary>Full plan</summary>" in posted["body"]
     assert "| `+` | `dave` | hire | `new in the repo` |" in posted["body"]
-    assert "**Plan: 1 to hire, 2 to change, 1 to retire.**" in edited["body"]
+    assert "**Plan: 1 to hire, 2 to change, 1 to retire; workflows: 1 to change.**" in edited["body"]
     assert status1 == {"state": "success", "description": "Plan: 1 to hire, 3 to change, 0 to retire.",
                        "context": "orgctl/plan",
                        "target_url": "https://github.com/octocat/Hello-World/pull/1347#issuecomment-2"}
-    assert status2["description"] == "Plan: 1 to hire, 2 to change, 1 to retire."
+    assert status2["description"] == "Plan: 1 to hire, 2 to change, 1 to retire; workflows: 1 to change."
 
 
 def test_an_invalid_change_is_a_failing_status_and_a_comment_with_file_and_line(
@@ -133,6 +134,7 @@ def test_the_before_and_after_charts_of_a_known_change_match_the_golden_file(org
     shutil.rmtree(org / "animas/dave/memory")
     edit(org / "animas/dave/anima.yaml", "supervisor: alice", "supervisor: bob")
     shutil.rmtree(org / "animas/carol")
+    rebind_workflows(org, "carol")
     edit(org / "animas/bob/permissions.md", "# ", "# Changed.\n\n# ")
     edit(org / "animas/alice/anima.yaml", "role: manager", "role: manager\nmodel: anthropic/claude-sonnet-4-5")
     head = commit_all(org, "the known change")

@@ -18,7 +18,7 @@ import pytest
 from orgctl.gitops.statebranch import SQUASH_AFTER
 from orgctl.paths import StatePaths
 from orgctl.runtime.ticking import Tick, shard_of
-from tests.conftest import commit_all, edit, git, run_cli
+from tests.conftest import commit_all, edit, git, rebind_workflows, run_cli
 from tests.integration.tick_runner import Scripted
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,6 +232,8 @@ def test_a_retired_animas_memory_is_archived_by_a_commit_not_on_a_runner(org: Pa
     assert any("episodes/" in p for p in kept), kept  # carol's first boot is in memory
     spec_files = [p for p in git(org, "ls-files", "animas/carol").split() if "/memory/" not in p]
     git(org, "rm", "-q", *spec_files)
+    rebind_workflows(org, "carol")
+    git(org, "add", "workflows")
     git(org, "commit", "-q", "-m", "retire carol")
     git(org, "push", "-q")
     report, paths = tick(remote, tmp_path, "after", shard="2/2", at=MONDAY.replace(hour=10))

@@ -12,7 +12,7 @@ class Host:
     """The parts of a Supervisor the periodic jobs call, counting the calls; the batch always fails."""
 
     def __init__(self) -> None:
-        self.calls: dict[str, int] = {"batch": 0, "schedule": 0, "sweep": 0, "keep-alive": 0}
+        self.calls: dict[str, int] = {"batch": 0, "schedule": 0, "sweep": 0, "keep-alive": 0, "workflows": 0}
         self._stopping = threading.Event()
 
     def commit_memory(self) -> None:
@@ -25,6 +25,9 @@ class Host:
     def sweep(self) -> None:
         self.calls["sweep"] += 1
 
+    def drive_workflows(self) -> None:
+        self.calls["workflows"] += 1
+
     def unload_idle_model(self, keep: float) -> None:
         self.calls["keep-alive"] += 1
 
@@ -32,7 +35,7 @@ class Host:
 def test_jobs_and_their_intervals() -> None:
     jobs = periodic_jobs(Host(), batch_every=300, keep_alive=300)  # type: ignore[arg-type]
     assert {next(iter(j.tags)): j.interval for j in jobs.jobs} == {
-        "memory-batch": 300, "memory-schedule": 60, "sweep": 30, "model-keep-alive": 60}
+        "memory-batch": 300, "memory-schedule": 60, "sweep": 30, "workflows": 3, "model-keep-alive": 60}
     assert "model-keep-alive" not in {next(iter(j.tags)) for j in
                                       periodic_jobs(Host(), batch_every=300, keep_alive=float("inf")).jobs}  # type: ignore[arg-type]
 
@@ -49,3 +52,4 @@ def test_a_failing_job_runs_again_and_the_others_go_on() -> None:
     runner.join(5)
     assert host.calls["batch"] >= 2  # it failed every time and was run again at its next time
     assert host.calls["schedule"] >= 1 and host.calls["sweep"] >= 1 and host.calls["keep-alive"] >= 1
+    assert host.calls["workflows"] >= 1

@@ -21,7 +21,8 @@ from tests.conftest import edit
 
 def applied(spec: OrgSpec, status: str = "active") -> Inventory:
     return Inventory(revision="r1", animas={n: inventory_entry(a, revision="r1", status=status)
-                                            for n, a in spec.animas.items()})
+                                            for n, a in spec.animas.items()},
+                     workflows={n: w.digest for n, w in spec.workflows.items()})
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def load(org: Path) -> OrgSpec:
 def test_empty_observed_state_hires_everyone(org: Path) -> None:
     plan = compute_plan(load(org), Inventory(), RuntimeStatus())
     assert actions(plan) == {"alice": Action.HIRE, "bob": Action.HIRE, "carol": Action.HIRE}
-    assert plan.summary() == "Plan: 3 to hire, 0 to change, 0 to retire."
+    assert plan.summary() == "Plan: 3 to hire, 0 to change, 0 to retire; workflows: 1 to add."
     assert plan.changes[0].reasons == ["new in the repo"]
 
 
@@ -103,9 +104,10 @@ def test_removed_anima_is_retired(org: Path, running) -> None:  # type: ignore[n
     spec = load(org)
     inventory, runtime = applied(spec), running(spec)
     shutil.rmtree(org / "animas/carol")
+    edit(org / "workflows/task.yaml", "anima: carol", "anima: alice")  # its reviewer must be an Anima
     plan = compute_plan(load(org), inventory, runtime)
     assert actions(plan)["carol"] == Action.RETIRE
-    assert plan.summary().endswith("1 to retire.")
+    assert plan.summary().endswith("1 to retire; workflows: 1 to change.")
     assert plan.changes[0].name == "carol"  # retire first
 
 

@@ -21,7 +21,8 @@ from orgctl.paths import template_dir
 from scripts.gen_schemas import files
 from tests.conftest import edit, git
 
-SPECS = {"org.yaml": "org.yaml", **{f"animas/{a}/anima.yaml": "anima.yaml" for a in ("alice", "bob", "carol")}}
+SPECS = {"org.yaml": "org.yaml", **{f"animas/{a}/anima.yaml": "anima.yaml" for a in ("alice", "bob", "carol")},
+         "workflows/task.yaml": "workflows/<name>.yaml"}
 """The template's YAML spec files, by path, with the spec file each is."""
 
 
@@ -46,7 +47,8 @@ def test_each_schema_is_a_draft_2020_12_schema_with_a_stable_title(file: str) ->
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema" and "$id" not in schema
     assert schema["title"] == f"orgctl {file}" and schema["additionalProperties"] is False
-    assert schema["properties"]["heartbeat_interval" if file == "anima.yaml" else "name"]["description"]
+    key = {"anima.yaml": "heartbeat_interval", "org.yaml": "name"}.get(file, "max_concurrent_runs")
+    assert schema["properties"][key]["description"]
 
 
 @pytest.mark.parametrize("path", sorted(SPECS))
@@ -63,11 +65,25 @@ def test_the_modeline_is_relative_to_the_file() -> None:
     assert schemas.modeline("org.yaml") == "# yaml-language-server: $schema=.schemas/org.schema.json"
     assert schemas.modeline("animas/dave/anima.yaml") == (
         "# yaml-language-server: $schema=../../.schemas/anima.schema.json")
+    assert schemas.modeline("workflows/release.yaml") == (
+        "# yaml-language-server: $schema=../.schemas/workflow.schema.json")
     with pytest.raises(KeyError):
         schemas.modeline("animas/dave/identity.md")
 
 
 ORG, ANIMA = "name: acme\n", "role: engineer\n"
+FLOW = """agents:
+  a: {anima: alice}
+phases:
+  - id: triage
+    agent: a
+    decision:
+      kind: {type: string, enum: [code, docs]}
+  - id: check
+    agent: a
+    max_rework_attempts: 1
+    on_verdict: {rework: triage}
+"""
 
 
 @pytest.mark.parametrize(("file", "text", "valid"), [
@@ -123,6 +139,17 @@ ORG, ANIMA = "name: acme\n", "role: engineer\n"
     ("org.yaml", ORG + "notifications: [{type: slack, channel: '#ops', token_env: xoxb-123}]\n", False),
     ("org.yaml", ORG + "memory: {forgetting: {protect: [knowledge]}}\n", True),
     ("org.yaml", ORG + "memory: {forgetting: {protect: [episodes]}}\n", False),
+    ("workflows/<name>.yaml", FLOW, True),
+    ("workflows/<name>.yaml", FLOW + "timeout: 5m\n", False),  # a typo'd key
+    ("workflows/<name>.yaml", FLOW.replace("id: triage", "id: Triage"), False),  # ids are lower case
+    ("workflows/<name>.yaml", FLOW.replace("{rework: triage}", "{rework: [{when: 'true', goto: triage}]}"), True),
+    ("workflows/<name>.yaml", FLOW.replace("{rework: triage}", "{redo: triage}"), False),  # not a verdict
+    ("workflows/<name>.yaml", FLOW.replace("max_rework_attempts: 1", "max_rework_attempts: -1"), False),
+    ("workflows/<name>.yaml", FLOW + "agents: {}\n".replace("agents", "mcp_servers") + "", True),
+    ("workflows/<name>.yaml", FLOW + "mcp_servers: {fs: {command: []}}\n", False),
+    ("workflows/<name>.yaml", FLOW.replace("{anima: alice}", "{anima: alice, memory: forever}"), False),
+    ("workflows/<name>.yaml", FLOW.replace("{type: string, enum: [code, docs]}", "{type: text}"), False),
+    ("workflows/<name>.yaml", "agents: {a: {}}\nphases: []\n", False),
 ])
 def test_the_schema_accepts_what_the_loader_accepts(file: str, text: str, valid: bool) -> None:
     model, _ = schemas.SCHEMAS[file]
@@ -146,7 +173,9 @@ def test_what_only_the_loader_refuses(file: str, text: str) -> None:
 
 
 def spec_hashes(org: Path) -> dict[str, str]:
-    return {name: a.spec_hash() for name, a in load_org(WorkTreeSource(org)).animas.items()}
+    spec = load_org(WorkTreeSource(org))
+    return ({name: a.spec_hash() for name, a in spec.animas.items()}
+            | {f"workflows/{name}": w.digest for name, w in spec.workflows.items()})
 
 
 def test_a_typo_is_refused_by_the_loader_at_its_line_and_by_the_schema(org: Path) -> None:
@@ -162,7 +191,8 @@ def test_a_typo_is_refused_by_the_loader_at_its_line_and_by_the_schema(org: Path
 
 def test_an_inited_org_commits_the_schemas_and_the_modelines_change_nothing(org: Path) -> None:
     assert git(org, "ls-files", schemas.SCHEMAS_DIR).split() == [".schemas/anima.schema.json",
-                                                                  ".schemas/org.schema.json"]
+                                                                  ".schemas/org.schema.json",
+                                                                  ".schemas/workflow.schema.json"]
     for path in map(schemas.schema_path, schemas.SCHEMAS):
         assert (org / path).read_bytes() == (template_dir() / path).read_bytes()
     assert git(org, "status", "--porcelain") == ""
@@ -187,7 +217,7 @@ def test_the_generator_script_writes_the_schemas(tmp_path: Path) -> None:
     env: dict[str, Any] = {"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, str(copy / "scripts/gen_schemas.py")], env=env, capture_output=True,
                          text=True, check=True).stdout
-    assert out.count("wrote ") == 2
+    assert out.count("wrote ") == len(schemas.SCHEMAS) == 3
     for file in schemas.SCHEMAS:
         path = schemas.schema_path(file)
         assert (copy / "org-template" / path).read_bytes() == (template_dir() / path).read_bytes()

@@ -295,6 +295,11 @@ def test_a_folder_with_only_memory_is_a_retired_anima_and_nobody_may_report_to_i
     for path in (org / "animas" / "carol").iterdir():
         if path.name != "memory":
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+    with pytest.raises(SpecError) as bound:  # the template workflow's reviewer is carol: retiring her is refused
+        load_org(WorkTreeSource(org))
+    assert [d.reason for d in bound.value.diagnostics] == [
+        "agent 'reviewer': unknown Anima 'carol': there is no animas/carol/"]
+    shutil.rmtree(org / "workflows")
     spec = load_org(WorkTreeSource(org))
     assert sorted(spec.animas) == ["alice", "bob"]  # carol is retired; her memory stays for the runtime
     edit(org / "animas/bob/anima.yaml", "supervisor: alice", "supervisor: carol")

@@ -1,0 +1,227 @@
+"""The phase cycle: one workflow phase on the bound Anima's task cycle, ended by a decision (docs/workflows.md).
+
+A phase is a task in the Anima's queue (:mod:`orgctl.runtime.workflows` hands it over). Its steps are the
+task cycle's own (:mod:`orgctl.runtime.tasking`): the commands the Anima may run, narrowed to those that
+match the phase, run under its permissions, sandbox and hard blocks; memory and skills when nothing else
+fits. Its only exit is the **decision**, one schema-constrained call whose every answer is a closed set:
+
+* ``verdict`` among the verdicts the phase may take (``rework`` only when it is routed somewhere), less
+  those the evidence contradicts: a command whose exit says it failed (pytest's 1, ruff's 1) leaves no
+  ``advance``;
+* ``confidence`` and ``risk`` (low, medium, high), and the phase-local fields with an ``enum`` or a number;
+
+then one bounded line of free text, the ``reason``, kept only when it agrees with the evidence (the checks
+reports get, :mod:`orgctl.runtime.outcomes`). Phase-local fields marked ``observed:`` are filled by the
+framework, never asked. The ``evidence`` is what the framework recorded: every command with its exit code
+and output, refusals, memory and skill reads. After :data:`~orgctl.runtime.tasking.MAX_STEPS` steps the
+framework asks for the decision, so a phase cannot stall.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from orgctl.desired.workflows import LEVELS, Phase
+from orgctl.errors import ModelError
+from orgctl.llm.requests import CompletionRequest, Message
+from orgctl.runtime import deciding, tasking
+from orgctl.runtime.cycle import Agent, Trace
+from orgctl.runtime.deciding import Option
+from orgctl.runtime.outcomes import contradiction, outcome_of, ungrounded
+from orgctl.runtime.workflows import Engine
+from orgctl.work.runs import Decision, Run, RunStore
+from orgctl.work.tasks import StepRecord, Task
+
+EVIDENCE_KINDS = ("ran", "refused", "denied", "recalled", "skill")
+DECIDE = Option("decide", "end this phase with your verdict on what was observed", "decide")
+
+
+def engine_for(agent: Agent) -> Engine:
+    return Engine(agent.org, RunStore(agent.org.work.runs))
+
+
+def run_phase(agent: Agent, task_id: str, *, now: Callable[[], datetime]) -> Trace:
+    """Run the phase carried by ``task_id`` until its decision (or a held approval); returns the trace."""
+    queue = agent.org.queue(agent.name)
+    engine = engine_for(agent)
+    trace = Trace(trigger=f"phase {task_id}", at=now())
+    task = queue.get(task_id)
+    run = engine.runs.get(task.run) if task is not None and task.run else None
+    if task is None or run is None:
+        return trace
+    try:
+        for _ in range(tasking.MAX_STEPS):
+            task = queue.get(task_id)
+            run = engine.runs.get(run.id)
+            if task is None or task.status != "in_progress" or run is None:
+                break
+            if not run.active or run.phase_task != task.id:  # cancelled, or decided by a process that died after
+                queue.update(task.id, by=agent.name, status="cancelled", note=f"run {run.id} is no longer at it")
+                break
+            if _step(agent, task, run, trace):
+                break
+        else:
+            task, run = queue.get(task_id), engine.runs.get(run.id)
+            if task is not None and run is not None and task.status == "in_progress":
+                _decide(agent, engine, task, run, trace)
+    except ModelError as e:
+        trace.failed = e.message
+        task, run = queue.get(task_id), engine.runs.get(run.id)
+        if task is not None and run is not None and task.status == "in_progress":
+            _close(agent, engine, task, run, trace, _framework_decision(run, task, agent, f"the model failed: "
+                                                                                         f"{e.message}"[:300]))
+    agent.remember(trace)
+    return trace
+
+
+def _step(agent: Agent, task: Task, run: Run, trace: Trace) -> bool:
+    """One step; True when the phase ends here (decided, or waiting for an approval)."""
+    options = [o for o in tasking._options(agent, task) if o.action not in ("done", "blocked", "question")]
+    if not any(o.action == "run" for o in options) or any(r.kind == "ran" for r in task.records):
+        options = [o for o in options if o.action != "search_memory" and o.action != "read_skill"]
+    options.append(DECIDE)
+    situation = _situation(task)
+    choice, usage = deciding.choose(agent.client, model=agent.spec.model, system=agent.system,
+                                    situation=situation, options=options, anima=agent.name, purpose="phase")
+    trace.usage += usage
+    if choice.action == "run":
+        return tasking._run(agent, task, trace, choice.args["command"])
+    if choice.action == "search_memory":
+        tasking._search_memory(agent, task, trace)
+        return False
+    if choice.action == "read_skill":
+        skill = next(k for k in agent.spec.skills if k.name == choice.args["skill"])
+        agent.org.queue(agent.name).update(task.id, by=agent.name,
+                                           step=StepRecord(kind="skill", to=skill.name, text=skill.body[:800]))
+        return False
+    current = agent.org.queue(agent.name).get(task.id) or task
+    _decide(agent, engine_for(agent), current, run, trace)
+    return True
+
+
+def _situation(task: Task) -> str:
+    observed = "\n".join(r.render() for r in task.records[-4:])
+    return f"Your task {task.id}: {task.title}\n{task.detail[:900]}" + (f"\nSo far:\n{observed[-900:]}"
+                                                                       if observed else "")
+
+
+def offered_verdicts(run: Run, phase: Phase, evidence: list[StepRecord]) -> list[str]:
+    """The verdicts ``phase`` may end with given ``evidence``: those it is routed for, less ``advance`` when the
+    last command it ran failed by its tool's exit table, or ran tests that did not pass (pytest's 5: none were
+    collected): an answer its evidence contradicts."""
+    verdicts = run.workflow.offered(phase)
+    ran = [r for r in evidence if r.kind == "ran"]
+    if ran:
+        last = outcome_of(ran[-1].command, None if ran[-1].timed_out else ran[-1].exit_code)
+        if (last.success is False or (last.tests and last.success is not True)) and len(verdicts) > 1:
+            verdicts = [v for v in verdicts if v != "advance"]
+    return verdicts
+
+
+def decision_schema(phase: Phase, verdicts: list[str]) -> dict[str, Any]:
+    """The JSON schema of the model's part of the decision: closed sets only (the reason is asked apart)."""
+    props: dict[str, Any] = {"verdict": {"type": "string", "enum": verdicts},
+                             "confidence": {"type": "string", "enum": list(LEVELS)},
+                             "risk": {"type": "string", "enum": list(LEVELS)}}
+    for name, field in phase.decision.items():
+        if field.observed is None and (field.enum is not None or field.type != "string"):
+            props[name] = field.json_schema()
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def _observed(phase: Phase, evidence: list[StepRecord]) -> dict[str, Any]:
+    ran = [r for r in evidence if r.kind == "ran"]
+    last = ran[-1] if ran else None
+    values = {"exit_code": last.exit_code if last else None, "command": last.command if last else None,
+              "output_lines": last.output_lines if last else None}
+    return {name: values[field.observed] for name, field in phase.decision.items() if field.observed is not None}
+
+
+def _valid(answer: Any, schema: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` checked against ``schema`` (enums, types, bounds); raises ValueError with the reason."""
+    if not isinstance(answer, dict):
+        raise ValueError("not a JSON object")
+    out = {}
+    for name, prop in schema["properties"].items():
+        value = answer.get(name)
+        kind = {"string": str, "integer": int, "number": (int, float), "boolean": bool}[prop["type"]]
+        if value is None or not isinstance(value, kind) or (prop["type"] != "boolean" and isinstance(value, bool)):
+            raise ValueError(f"{name}: expected {prop['type']}")
+        if "enum" in prop and value not in prop["enum"]:
+            raise ValueError(f"{name}: {value!r} is not one of {prop['enum']}")
+        if ("minimum" in prop and value < prop["minimum"]) or ("maximum" in prop and value > prop["maximum"]):
+            raise ValueError(f"{name}: {value} is out of range")
+        out[name] = value[:prop["maxLength"]] if isinstance(value, str) and "maxLength" in prop else value
+    return out
+
+
+def _decide(agent: Agent, engine: Engine, task: Task, run: Run, trace: Trace) -> None:
+    phase = run.workflow.phase(run.phase or "")
+    evidence = [r for r in task.records if r.kind in EVIDENCE_KINDS]
+    verdicts = offered_verdicts(run, phase, evidence)
+    schema = decision_schema(phase, verdicts)
+    listing = ", ".join(f"{v}: {_VERDICT_MEANING[v]}" for v in verdicts)
+    prompt = (f"{_situation(task)}\n\nEnd phase {phase.id} with a decision. Verdicts: {listing}. "
+              "confidence and risk: low, medium or high. Answer JSON.")
+    messages = [Message(role="system", content=agent.system), Message(role="user", content=prompt)]
+    answer: dict[str, Any] | None = None
+    problem = ""
+    for _ in range(2):
+        result = agent.client.complete(CompletionRequest(
+            model=agent.spec.model, messages=messages, schema=schema, schema_name="PhaseDecision", max_tokens=120,
+            temperature=0.0, anima=agent.name, purpose="verdict"))
+        trace.usage += result.usage
+        try:
+            answer = _valid(json.loads(result.content, strict=False), schema)
+            break
+        except ValueError as e:
+            problem = str(e)
+            messages = [*messages, Message(role="assistant", content=result.content[:300]),
+                        Message(role="user", content=f"That was not valid ({problem}). Answer the JSON again.")]
+    if answer is None:
+        _close(agent, engine, task, run, trace, _framework_decision(run, task, agent, f"no valid decision in 2 "
+                                                                                      f"attempts ({problem})"))
+        return
+    words, usage = deciding.say(agent.client, model=agent.spec.model, system=agent.system, anima=agent.name,
+                                prompt=f"{_situation(task)}\n\nYour verdict: {answer['verdict']}. In one sentence, "
+                                       "say why.", purpose="verdict reason")
+    trace.usage += usage
+    ran = [r for r in evidence if r.kind == "ran"]
+    outcomes = [outcome_of(r.command, None if r.timed_out else r.exit_code) for r in ran]
+    grounds = "\n".join([task.title, task.detail, *(f"{r.command}\n{r.output}" for r in ran)])
+    reason = " ".join(o.sentence() for o in outcomes[-2:])
+    if words and not (why := contradiction(words, outcomes) or ungrounded(words, grounds)):
+        reason = f"{reason} {words}".strip()
+    elif words:
+        agent.org.event(reason="ReportContradicted", object=f"run/{run.id}", anima=agent.name, warning=True,
+                        message=f"{agent.name}'s reason {words[:160]!r} was left out of the decision: {why}")
+    fields = {k: v for k, v in answer.items() if k not in ("verdict", "confidence", "risk")}
+    fields |= _observed(phase, evidence)
+    decision = Decision(phase=phase.id, attempt=run.attempt, agent=phase.agent, anima=agent.name,
+                        verdict=answer["verdict"], confidence=answer["confidence"], risk=answer["risk"],
+                        reason=(reason or f"{agent.name} decided {answer['verdict']}")[:600], fields=fields,
+                        evidence=evidence)
+    _close(agent, engine, task, run, trace, decision)
+
+
+_VERDICT_MEANING = {"advance": "the phase's work is done, go on", "rework": "send the work back to be redone",
+                    "skip": "nothing to do in this phase", "fail": "stop the run: it cannot succeed"}
+
+
+def _framework_decision(run: Run, task: Task, agent: Agent, why: str) -> Decision:
+    phase = run.workflow.phase(run.phase or "")
+    return Decision(phase=phase.id, attempt=run.attempt, agent=phase.agent, anima=agent.name, verdict="fail",
+                    by="framework", reason=why, evidence=[r for r in task.records if r.kind in EVIDENCE_KINDS])
+
+
+def _close(agent: Agent, engine: Engine, task: Task, run: Run, trace: Trace, decision: Decision) -> None:
+    """Record the decision with the run first (a crash after it leaves a task the engine closes), then end the
+    phase's task with the decision as its result."""
+    engine.decide(run.id, decision)
+    summary = f"{decision.verdict}: {decision.reason}"
+    agent.org.queue(agent.name).update(task.id, by=agent.name, status="done" if decision.verdict != "fail"
+                                       else "failed", result=summary[:4000], note=f"decided {summary[:200]}")
+    trace.did.append(f"decided {run.workflow.name}/{decision.phase}#{decision.attempt} of {run.id}: {summary[:200]}")

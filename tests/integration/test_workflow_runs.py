@@ -1,0 +1,286 @@
+"""Workflow runs on the template's Animas (orgctl/runtime/workflows.py, phases.py): real task queues, run logs,
+commands in bob's sandboxed workspace and a real git clone for the memory record; the model is a replayed
+script (:class:`PhaseModel`), so every verdict is the one the test names and the framework's part is what is
+tested: routing, guards, rework limits and their context, evidence, resumption, the record."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orgctl.desired.loading import load_org
+from orgctl.desired.sources import GitRevisionSource
+from orgctl.desired.workflows import WorkflowSpec
+from orgctl.gitops.clones import RuntimeClone
+from orgctl.memory.runs import record_finished_runs
+from orgctl.paths import StatePaths
+from orgctl.runtime.organization import Organization
+from orgctl.runtime.workflows import Engine
+from orgctl.state.events import read_events
+from orgctl.work.messages import HUMAN
+from orgctl.work.runs import Run, RunStore
+from tests.conftest import commit_all, git
+
+FLOW = """\
+agents:
+  triager: {anima: alice}
+  implementer: {anima: bob}
+  reviewer: {anima: carol}
+phases:
+  - id: triage
+    agent: triager
+    decision:
+      kind: {type: string, enum: [code, docs]}
+  - id: implement
+    agent: implementer
+    description: run the test suite and report
+    decision:
+      exit_code: {type: integer, observed: exit_code}
+  - id: review
+    agent: reviewer
+    max_rework_attempts: 2
+    on_verdict:
+      rework: implement
+  - id: publish
+    agent: triager
+    skip_if: 'decisions.triage.kind == "docs"'
+"""
+
+
+class PhaseModel:
+    """A replayed model for phases: each command choice takes the first ``run …`` option, each decision of a
+    phase is the next answer scripted for it (default: advance, else the first verdict offered), each sentence
+    is ``says``. Records every decision schema it was sent."""
+
+    def __init__(self, verdicts: dict[str, list[dict[str, Any]]] | None = None, says: str = "") -> None:
+        self.verdicts = {k: list(v) for k, v in (verdicts or {}).items()}
+        self.says = says
+        self.schemas: list[tuple[str, dict[str, Any]]] = []
+
+    def complete(self, request):  # type: ignore[no-untyped-def]
+        from orgctl.llm.requests import CompletionResult, Usage
+
+        schema = request.schema_
+        if schema and "choice" in schema["properties"]:
+            enum = schema["properties"]["choice"]["enum"]
+            pick = next((k for k in enum if k.startswith("run ")), enum[0])
+            return CompletionResult(content=json.dumps({"choice": pick}), usage=Usage(calls=1), model=request.model)
+        if schema:
+            phase = re.search(r"End phase (\S+) with a decision", request.messages[1].content).group(1)
+            self.schemas.append((phase, schema))
+            verdicts = schema["properties"]["verdict"]["enum"]
+            answer = {"verdict": "advance" if "advance" in verdicts else verdicts[0], "confidence": "high",
+                      "risk": "low"}
+            for name, prop in schema["properties"].items():
+                answer.setdefault(name, prop["enum"][0] if "enum" in prop else 0)
+            script = self.verdicts.get(phase) or []
+            answer |= script.pop(0) if script else {}
+            return CompletionResult(content=json.dumps(answer), usage=Usage(calls=1), model=request.model)
+        return CompletionResult(content=self.says, usage=Usage(calls=1), model=request.model)
+
+
+@pytest.fixture
+def org_with_flow(org: Path) -> Path:
+    (org / "workflows" / "flow.yaml").write_text(FLOW)
+    commit_all(org, "a workflow")
+    return org
+
+
+@pytest.fixture
+def work(org_with_flow: Path, state: StatePaths) -> Organization:
+    """The org's work in flight; bob's workspace holds a test suite that passes."""
+    spec = load_org(GitRevisionSource(org_with_flow, "HEAD"))
+    state.workspace("bob").mkdir(parents=True)
+    (state.workspace("bob") / "test_ok.py").write_text("def test_ok():\n    assert True\n")
+    return Organization(paths=state.ensure(), specs=spec.animas)
+
+
+def flow(org: Path, name: str = "flow") -> WorkflowSpec:
+    return load_org(GitRevisionSource(org, "HEAD")).workflows[name]
+
+
+def agent(work: Organization, state: StatePaths, name: str, model: PhaseModel):  # type: ignore[no-untyped-def]
+    from orgctl.memory.stores import MemoryStore
+    from orgctl.runtime.cycle import Agent
+    from orgctl.runtime.permissions import Policy
+
+    spec = work.specs[name]
+    workspace = state.workspace(name)
+    workspace.mkdir(parents=True, exist_ok=True)
+    return Agent(spec=spec, org=work, client=model, store=MemoryStore(state.root / f"mem-{name}", anima=name),
+                 policy=Policy(spec.permissions, workspace=workspace, sandbox=spec.sandbox), revision=None)
+
+
+def drive(work: Organization, state: StatePaths, run: Run, model: PhaseModel, *, limit: int = 20) -> Run:
+    """Run each phase task the run hands out, as the Animas' task runners would, until the run ends."""
+    from orgctl.runtime.tasking import run_task
+
+    store = RunStore(work.work.runs)
+    for _ in range(limit):
+        run = store.require(run.id)
+        if not run.active:
+            return run
+        assert run.phase_anima and run.phase_task, run
+        run_task(agent(work, state, run.phase_anima, model), run.phase_task, now=lambda: datetime.now(UTC))
+    raise AssertionError(f"run {run.id} did not end in {limit} phases")
+
+
+def start(work: Organization, org: Path, subject: str = "run the test suite and tell me whether it passes",
+          name: str = "flow") -> Run:
+    return Engine(work, RunStore(work.work.runs)).start(flow(org, name), revision="abc", subject=subject)
+
+
+def events(work: Organization, reason: str) -> list[str]:
+    return [e.message for e in read_events(work.work.events) if e.reason == reason]
+
+
+def test_a_run_advances_through_every_phase_and_tells_the_person(work: Organization, state: StatePaths,
+                                                                 org_with_flow: Path) -> None:
+    run = drive(work, state, start(work, org_with_flow), PhaseModel())
+    assert run.status == "succeeded" and run.reason == "every phase advanced"
+    assert [(d.phase, d.verdict, d.target, d.anima) for d in run.decisions] == [
+        ("triage", "advance", "implement", "alice"), ("implement", "advance", "review", "bob"),
+        ("review", "advance", "publish", "carol"), ("publish", "advance", "finish", "alice")]
+    implement = run.decisions[1]
+    ran = [e for e in implement.evidence if e.kind == "ran"]
+    assert ran and ran[0].command == "pytest -q"  # the evidence is the framework's record of the command
+    assert implement.fields["exit_code"] == ran[0].exit_code  # an observed field: filled, never asked
+    inbox = work.inbox(HUMAN).unread()
+    assert any(f"run {run.id} succeeded" in m.text for m in inbox)
+    for name, task_id in (("alice", f"t-{run.id[2:]}-triage-1"), ("bob", f"t-{run.id[2:]}-implement-1")):
+        assert work.queue(name).get(task_id).status == "done"
+
+
+def test_a_failing_command_takes_advance_off_the_verdicts(work: Organization, state: StatePaths,
+                                                        org_with_flow: Path) -> None:
+    """bob's ``pytest -q`` in a workspace without tests exits 5 (none collected): the implement phase's decision
+    is offered its verdicts less advance, so it cannot claim the suite passed."""
+    (state.workspace("bob") / "test_ok.py").unlink()
+    model = PhaseModel({"implement": [{"verdict": "skip"}]})
+    run = drive(work, state, start(work, org_with_flow), model)
+    offered = dict((p, s["properties"]["verdict"]["enum"]) for p, s in model.schemas)
+    assert offered["implement"] == ["skip", "fail"] and offered["triage"] == ["advance", "skip", "fail"]
+    assert "exit_code" not in dict(model.schemas)["implement"]["properties"]
+    assert run.decisions[1].fields["exit_code"] == 5 and "no tests were collected" in run.decisions[1].reason
+
+
+def test_rework_returns_with_its_context_and_its_limit_fails_the_run(work: Organization, state: StatePaths,
+                                                                    org_with_flow: Path) -> None:
+    model = PhaseModel({"review": [{"verdict": "rework"}] * 3}, says="The report does not show the suite ran.")
+    run = drive(work, state, start(work, org_with_flow), model)
+    assert run.status == "failed"
+    assert [d.phase for d in run.decisions] == ["triage", "implement", "review", "implement", "review",
+                                                 "implement", "review"]
+    assert run.attempts == {"review": 2} and run.decisions[-1].target == "fail"
+    assert "max_rework_attempts 2 exhausted" in run.reason
+    second = work.queue("bob").get(f"t-{run.id[2:]}-implement-2")
+    assert "Sent back by review (attempt 2)" in second.detail and "evidence:" in second.detail
+    assert any("exhausted" in m for m in events(work, "WorkflowReworkExhausted"))
+
+
+def test_a_guard_skips_a_phase_and_the_skip_is_recorded(work: Organization, state: StatePaths,
+                                                      org_with_flow: Path) -> None:
+    run = drive(work, state, start(work, org_with_flow), PhaseModel({"triage": [{"kind": "docs"}]}))
+    assert run.status == "succeeded"
+    skipped = run.decisions[-1]
+    assert (skipped.phase, skipped.verdict, skipped.by, skipped.anima) == ("publish", "skip", "guard", None)
+    assert work.queue("alice").get(f"t-{run.id[2:]}-publish-1") is None  # no task: nobody ran it
+
+
+def test_a_fail_verdict_fails_the_run(work: Organization, state: StatePaths, org_with_flow: Path) -> None:
+    run = drive(work, state, start(work, org_with_flow), PhaseModel({"review": [{"verdict": "fail"}]}))
+    assert run.status == "failed" and run.reason.startswith("phase review decided fail")
+    assert [d.phase for d in run.decisions] == ["triage", "implement", "review"]
+
+
+def test_a_guard_that_errors_fails_the_run_closed(work: Organization, state: StatePaths, org_with_flow: Path) -> None:
+    (org_with_flow / "workflows" / "flow.yaml").write_text(
+        FLOW.replace('decisions.triage.kind == "docs"', "decisions.triage.size > 2"))
+    commit_all(org_with_flow, "a guard that errors at run time")
+    run = drive(work, state, start(work, org_with_flow), PhaseModel())
+    assert run.status == "failed" and run.reason.startswith("guard error in phase publish")
+    assert "publish" not in [d.phase for d in run.decisions]  # nothing was skipped silently
+    assert events(work, "WorkflowGuardFailed")
+
+
+def test_a_conditional_route_goes_to_a_non_default_target(work: Organization, state: StatePaths,
+                                                        org_with_flow: Path) -> None:
+    (org_with_flow / "workflows" / "flow.yaml").write_text(FLOW.replace(
+        "      kind: {type: string, enum: [code, docs]}\n",
+        "      kind: {type: string, enum: [code, docs]}\n    on_verdict:\n      advance:\n"
+        "        - {when: 'decision.kind == \"docs\"', goto: review}\n"))
+    commit_all(org_with_flow, "docs go straight to review")
+    run = drive(work, state, start(work, org_with_flow), PhaseModel({"triage": [{"kind": "docs"}]}))
+    assert [(d.phase, d.target) for d in run.decisions][:2] == [("triage", "review"), ("review", "publish")]
+
+
+def test_a_resumed_phase_runs_no_command_twice_and_no_finished_phase_again(work: Organization, state: StatePaths,
+                                                                         org_with_flow: Path) -> None:
+    """A runtime that stopped mid-phase (bob had run his command, the process died before the decision): the
+    next runtime's reconcile leaves the phase in progress, and bob's cycle goes on from his records."""
+    from orgctl.runtime import tasking
+
+    run = start(work, org_with_flow)
+    tasking.run_task(agent(work, state, "alice", PhaseModel()), run.phase_task, now=lambda: datetime.now(UTC))
+    run = RunStore(work.work.runs).require(run.id)  # triage decided
+    task_id = run.phase_task
+    bob = agent(work, state, "bob", PhaseModel())
+    tasking._run(bob, work.queue("bob").get(task_id), tasking.Trace(trigger="t", at=datetime.now(UTC)), "pytest -q")
+    fresh = Organization(paths=state, specs=work.specs)  # "restarted": new objects, only the files carry over
+    again = Engine(fresh, RunStore(fresh.work.runs)).reconcile()[0]
+    assert again.phase == "implement" and again.phase_task == task_id and len(again.decisions) == 1
+    run = drive(fresh, state, again, PhaseModel())
+    assert run.status == "succeeded"
+    assert [r.command for r in fresh.queue("bob").get(task_id).records if r.kind == "ran"] == ["pytest -q"]
+    assert [d.phase for d in run.decisions].count("triage") == 1
+
+
+def test_a_phase_task_that_ends_without_a_verdict_fails_its_phase(work: Organization, state: StatePaths,
+                                                                 org_with_flow: Path) -> None:
+    run = start(work, org_with_flow)
+    work.queue("alice").update(run.phase_task, by="human", status="cancelled")
+    run = Engine(work, RunStore(work.work.runs)).reconcile()[0]
+    assert run.status == "failed" and run.decisions[0].by == "framework"
+    assert "ended cancelled without a verdict" in run.decisions[0].reason
+
+
+def test_cancel_stops_the_run_and_its_phase(work: Organization, org_with_flow: Path) -> None:
+    engine = Engine(work, RunStore(work.work.runs))
+    run = start(work, org_with_flow)
+    cancelled = engine.cancel(run.id)
+    assert cancelled.status == "cancelled" and work.queue("alice").get(run.phase_task).status == "cancelled"
+    with pytest.raises(Exception, match="already cancelled"):
+        engine.cancel(run.id)
+
+
+def test_runs_beyond_the_concurrency_limit_wait_queued(work: Organization, state: StatePaths,
+                                                      org_with_flow: Path) -> None:
+    (org_with_flow / "workflows" / "flow.yaml").write_text("max_concurrent_runs: 2\n" + FLOW)
+    commit_all(org_with_flow, "two at a time")
+    runs = [start(work, org_with_flow, subject=f"subject {i}") for i in range(3)]
+    assert [r.status for r in runs] == ["running", "running", "queued"]
+    drive(work, state, runs[0], PhaseModel())
+    assert RunStore(work.work.runs).require(runs[2].id).status == "running"
+
+
+def test_a_finished_run_is_one_memory_commit_with_its_trailers(work: Organization, state: StatePaths,
+                                                              org_with_flow: Path) -> None:
+    clone = RuntimeClone.for_checkout(org_with_flow, state.clone)
+    run = drive(work, state, start(work, org_with_flow), PhaseModel())
+    store = RunStore(work.work.runs)
+    before = git(clone.root, "rev-list", "--count", "HEAD")
+    made = record_finished_runs(clone, store)
+    assert list(made) == [run.id] and made[run.id]
+    assert int(git(clone.root, "rev-list", "--count", "HEAD")) == int(before) + 1
+    message = git(clone.root, "log", "-1", "--format=%B")
+    assert f"Orgctl-Run: {run.id}" in message and "Orgctl-Workflow: flow" in message
+    assert "Orgctl-Verdicts: triage=advance, implement=advance, review=advance, publish=advance" in message
+    assert "Orgctl-Animas: alice, bob, carol" in message
+    files = git(clone.root, "show", "--name-only", "--format=", "HEAD").split()
+    assert files == [f"animas/{n}/memory/runs/{run.id}.md" for n in ("alice", "bob", "carol")]
+    assert record_finished_runs(clone, store) == {} and store.require(run.id).memory_commit == made[run.id]
