@@ -131,7 +131,7 @@ def main() -> None:
         step("Bring the memory commits into this checkout (the runtime never writes it), and review them")
         run(ORGCTL, "pull")
         run("git", "log", "--stat", "-n", "3", "--author=orgctl-bot", "--grep=consolidate")
-        run("git", "log", "-n", "1", "--format=%s%n%n%b", "--grep=^Run: ")  # the run's one memory commit
+        run("git", "log", "-n", "1", "--stat", "--grep=^Orgctl-Run: ")  # the run's one memory commit
         run(ORGCTL, "status")
         if not done:
             raise SystemExit("demo failed: the task did not complete")

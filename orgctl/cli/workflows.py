@@ -20,10 +20,9 @@ from orgctl.cli.work import _org
 
 def engine(org_dir: Path):  # type: ignore[no-untyped-def]
     from orgctl.runtime.workflows import Engine
-    from orgctl.work.runs import RunStore
 
     org = _org(org_dir)
-    return Engine(org, RunStore(org.work.runs))
+    return Engine(org, org.runs)
 
 
 def start_run(org_dir: Path, workflow: str, *, subject: str, task: Any = None):  # type: ignore[no-untyped-def]
@@ -133,8 +132,8 @@ def workflow_log(run_id: str, org_dir: Path, as_json: bool) -> None:
     click.echo(f"Subject: {run.subject}")
     for d in run.decisions:
         who = f"{d.anima} as {d.agent}" if d.anima else d.agent
-        click.echo(f"\n{d.at}  {d.phase}#{d.attempt} ({who})  {d.verdict} -> {d.target}  [{d.by}; confidence "
-                   f"{d.confidence}, risk {d.risk}]")
+        judged = f"; confidence {d.confidence}, risk {d.risk}" if d.by == "model" else ""
+        click.echo(f"\n{d.at}  {d.phase}#{d.attempt} ({who})  {d.verdict} -> {d.target}  [{d.by}{judged}]")
         if d.reason:
             click.echo(f"  reason: {d.reason}")
         for name, value in sorted(d.fields.items()):

@@ -24,8 +24,9 @@ def run_record(run: Run) -> str:
              f"- Finished: {run.finished_at}", "", "## Phases", ""]
     for d in run.decisions:
         who = f"{d.anima} as {d.agent}" if d.anima else d.agent
-        lines.append(f"- {d.phase}#{d.attempt} ({who}, {d.by}): **{d.verdict}** -> {d.target}; "
-                     f"confidence {d.confidence}, risk {d.risk}. {d.reason[:300]}")
+        judged = f"; confidence {d.confidence}, risk {d.risk}" if d.by == "model" else ""
+        lines.append(f"- {d.phase}#{d.attempt} ({who}, {d.by}): **{d.verdict}** -> {d.target}{judged}. "
+                     f"{d.reason[:300]}")
         lines += [f"  - {e.render().splitlines()[0][:200]}" for e in d.evidence[-4:]]
         if d.fields:
             lines.append("  - fields: " + ", ".join(f"{k}={v}" for k, v in sorted(d.fields.items())))

@@ -33,6 +33,7 @@ from orgctl.state.snapshots import read_snapshot
 from orgctl.work.approvals import Approvals
 from orgctl.work.board import Board, mentions
 from orgctl.work.messages import HUMAN, Inbox, Intent, Message, Trust, lowest_trust, record_sent
+from orgctl.work.runs import RunStore
 from orgctl.work.tasks import FINAL, Priority, StepRecord, Task, TaskQueue, UnknownTask
 
 DELEGATION_DEADLINE = 30 * 60  # seconds a delegated task may go without an update before it is overdue
@@ -115,6 +116,7 @@ class Organization:
         self._wake = wake or no_wake
         self._notifier = notifier
         self._queues: dict[str, TaskQueue] = {}
+        self._runs: RunStore | None = None
         self._tools: OrgTools | None = None
         self._lock = threading.RLock()
         self.rules = MessageRules(outbox=OutboxView(self.work.outbox))
@@ -175,6 +177,15 @@ class Organization:
             if name not in self._queues:
                 self._queues[name] = TaskQueue(self.work.tasks(name))
             return self._queues[name]
+
+    @property
+    def runs(self) -> RunStore:
+        """The workflow runs (:mod:`orgctl.work.runs`): one store per organization, so each run's log is folded
+        once and then read only where it grew."""
+        with self._lock:
+            if self._runs is None:
+                self._runs = RunStore(self.work.runs)
+            return self._runs
 
     def event(self, *, reason: str, object: str, message: str, anima: str | None = None,
               warning: bool = False, **fields: object) -> None:

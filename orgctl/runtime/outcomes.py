@@ -138,6 +138,18 @@ def contradiction(sentence: str, outcomes: list[Outcome]) -> str | None:
     return None
 
 
+_CLAIMS_A_RESULT = re.compile(r"\b(pass(ed|es|ing)?|fail(ed|s|ing|ure)?|succeed(ed|s)?|green|broken)\b", re.IGNORECASE)
+
+
+def unobserved_claim(sentence: str) -> str | None:
+    """Why ``sentence`` claims a result (passed, failed, succeeded) when no command ran at all, or None: with
+    nothing observed, such a claim can only be invented (the embedded model's triage said "report it's passed"
+    before anything ran)."""
+    if match := _CLAIMS_A_RESULT.search(sentence):
+        return f"it claims a result ({match.group(0)!r}), but no command has run"
+    return None
+
+
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?%?")
 _QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
 

@@ -30,9 +30,9 @@ from orgctl.llm.requests import CompletionRequest, Message
 from orgctl.runtime import deciding, tasking
 from orgctl.runtime.cycle import Agent, Trace
 from orgctl.runtime.deciding import Option
-from orgctl.runtime.outcomes import contradiction, outcome_of, ungrounded
+from orgctl.runtime.outcomes import contradiction, outcome_of, ungrounded, unobserved_claim
 from orgctl.runtime.workflows import Engine
-from orgctl.work.runs import Decision, Run, RunStore
+from orgctl.work.runs import Decision, Run
 from orgctl.work.tasks import StepRecord, Task
 
 EVIDENCE_KINDS = ("ran", "refused", "denied", "recalled", "skill")
@@ -40,7 +40,7 @@ DECIDE = Option("decide", "end this phase with your verdict on what was observed
 
 
 def engine_for(agent: Agent) -> Engine:
-    return Engine(agent.org, RunStore(agent.org.work.runs))
+    return Engine(agent.org, agent.org.runs)
 
 
 def run_phase(agent: Agent, task_id: str, *, now: Callable[[], datetime]) -> Trace:
@@ -109,12 +109,14 @@ def _situation(task: Task) -> str:
 
 
 def offered_verdicts(run: Run, phase: Phase, evidence: list[StepRecord]) -> list[str]:
-    """The verdicts ``phase`` may end with given ``evidence``: those it is routed for, less ``advance`` when the
-    last command it ran failed by its tool's exit table, or ran tests that did not pass (pytest's 5: none were
-    collected): an answer its evidence contradicts."""
+    """The verdicts ``phase`` may end with given ``evidence``: those it is routed for, less ``skip`` once it ran a
+    command, and less ``advance`` when the last command it ran failed by its tool's exit table, or ran tests
+    that did not pass (pytest's 5: none were collected): answers its evidence contradicts."""
     verdicts = run.workflow.offered(phase)
     ran = [r for r in evidence if r.kind == "ran"]
     if ran:
+        # a phase that ran a command applied: skip ("nothing to do here") would hide what the command showed
+        verdicts = [v for v in verdicts if v != "skip"]
         last = outcome_of(ran[-1].command, None if ran[-1].timed_out else ran[-1].exit_code)
         if (last.success is False or (last.tests and last.success is not True)) and len(verdicts) > 1:
             verdicts = [v for v in verdicts if v != "advance"]
@@ -191,9 +193,17 @@ def _decide(agent: Agent, engine: Engine, task: Task, run: Run, trace: Trace) ->
     trace.usage += usage
     ran = [r for r in evidence if r.kind == "ran"]
     outcomes = [outcome_of(r.command, None if r.timed_out else r.exit_code) for r in ran]
-    grounds = "\n".join([task.title, task.detail, *(f"{r.command}\n{r.output}" for r in ran)])
+    # the reason is checked against everything the run observed: a reviewer may not call passed what the
+    # implementer's pytest left at exit 5, and with nothing run at all a claimed result is invented
+    run_ran = [r for d in run.decisions for r in d.evidence if r.kind == "ran"] + ran
+    run_outcomes = [outcome_of(r.command, None if r.timed_out else r.exit_code) for r in run_ran]
+    grounds = "\n".join([task.title, task.detail, *(f"{r.command}\n{r.output}" for r in run_ran)])
     reason = " ".join(o.sentence() for o in outcomes[-2:])
-    if words and not (why := contradiction(words, outcomes) or ungrounded(words, grounds)):
+    why = None
+    if words:
+        why = (contradiction(words, run_outcomes) if run_outcomes else unobserved_claim(words)) \
+            or ungrounded(words, grounds)
+    if words and not why:
         reason = f"{reason} {words}".strip()
     elif words:
         agent.org.event(reason="ReportContradicted", object=f"run/{run.id}", anima=agent.name, warning=True,

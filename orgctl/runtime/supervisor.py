@@ -100,6 +100,7 @@ class Supervisor:
         self._stopping = threading.Event()
         # The org's services live here, in-process, once per org; Animas reach them over the socket.
         self.services = Services.local(paths, wake=self.wake)
+        self._workflow_org: Any = None  # the Organization drive_workflows folds the runs with, kept between passes
         # Animas are forked from one preloaded process (shared memory), unless ORGCTL_SPAWN=exec asks for a
         # fresh interpreter each (the fork server's only alternative, kept for debugging).
         self._forks = ForkServer(paths.root) if os.environ.get(SPAWN_ENV, "fork") != "exec" else None
@@ -403,12 +404,13 @@ class Supervisor:
         from orgctl.runtime.organization import Organization
         from orgctl.runtime.services import LocalCommits
         from orgctl.runtime.workflows import Engine
-        from orgctl.work.runs import RunStore
 
-        runs = RunStore(self.paths.work.runs)
-        if not runs.root.is_dir():
+        if self._workflow_org is None:
+            self._workflow_org = Organization(paths=self.paths, wake=self.wake)
+        org = self._workflow_org
+        if not org.runs.root.is_dir():
             return
-        Engine(Organization(paths=self.paths, wake=self.wake), runs).reconcile()
+        Engine(org, org.runs).reconcile()
         if isinstance(self.services.commits, LocalCommits):
             self.services.commits.record_runs()
 

@@ -542,11 +542,9 @@ class Tick:
         to its Animas' memory, pushed with this tick's memory commits."""
         from orgctl.runtime.services import LocalCommits
         from orgctl.runtime.workflows import Engine
-        from orgctl.work.runs import RunStore
 
-        runs = RunStore(self.paths.work.runs)
-        if runs.root.is_dir():
-            Engine(org, runs).reconcile()
+        if org.runs.root.is_dir():
+            Engine(org, org.runs).reconcile()
             LocalCommits(self.paths).record_runs()
 
     def _commit_episodes(self, report: TickReport, *, only: set[str]) -> None:

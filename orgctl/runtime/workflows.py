@@ -54,6 +54,18 @@ def evaluate_guard(expression: str, variables: dict[str, Any]) -> bool:
     return bool(result)
 
 
+def _finished(run: Run) -> str:
+    """Why a run that reached ``finish`` succeeded, in words true to its verdicts: "every phase advanced" only
+    when each did; else each phase's last verdict (a skip by a guard said so)."""
+    last: dict[str, Decision] = {}
+    for d in run.decisions:
+        last[d.phase] = d
+    if all(d.verdict == "advance" for d in last.values()):
+        return "every phase advanced"
+    return "reached finish: " + ", ".join(f"{p} {d.verdict}" + (" (skip_if)" if d.by == "guard" else "")
+                                          for p, d in last.items())
+
+
 def _cel_message(error: Exception) -> str:
     args = getattr(error, "args", ())
     return str(args[0]) if args else type(error).__name__
@@ -160,10 +172,16 @@ class Engine:
         A run that ends frees its place: the workflow's queued runs are advanced after it."""
         run = self._advance(run_id)
         if not run.active:
-            for other in self.runs.all():
-                if other.status == "queued" and other.workflow.name == run.workflow.name:
-                    self._advance(other.id)
+            self._start_queued(run.workflow.name, run.workflow.spec.max_concurrent_runs)
         return run
+
+    def _start_queued(self, workflow: str, limit: int) -> None:
+        """Advance the oldest queued runs of ``workflow`` into the places free under ``limit``: one read of the
+        runs, then one :meth:`_advance` per free place (which checks the limit again, under the run's lock)."""
+        runs = [r for r in self.runs.all() if r.workflow.name == workflow]
+        free = limit - sum(1 for r in runs if r.status == "running")
+        for queued in [r for r in runs if r.status == "queued"][:max(free, 0)]:
+            self._advance(queued.id)
 
     def _advance(self, run_id: str) -> Run:
         with self.runs.locked(run_id) as run:
@@ -184,7 +202,7 @@ class Engine:
                     return run
                 nxt = run.decisions[-1].target if run.decisions else run.workflow.spec.phases[0].id
                 if nxt == FINISH:
-                    return self._end(run, "succeeded", "every phase advanced")
+                    return self._end(run, "succeeded", _finished(run))
                 if nxt == FAIL:
                     last = run.decisions[-1]
                     return self._end(run, "failed", f"phase {last.phase} decided {last.verdict}: {last.reason}"[:600])
@@ -211,11 +229,12 @@ class Engine:
         return task is None or task.status in FINAL
 
     def _may_start(self, run: Run) -> bool:
-        limit = run.workflow.spec.max_concurrent_runs
-        running = [r for r in self.runs.all() if r.workflow.name == run.workflow.name and r.status == "running"]
-        queued_before = [r for r in self.runs.all() if r.workflow.name == run.workflow.name and r.status == "queued"
-                         and (r.created_at, r.id) < (run.created_at, run.id)]
-        return len(running) + len(queued_before) < limit
+        """Whether the queued ``run`` may start: the workflow's running runs and the runs queued before it (they
+        start first) leave a place under ``max_concurrent_runs``."""
+        ahead = sum(1 for r in self.runs.all() if r.workflow.name == run.workflow.name and r.id != run.id
+                    and (r.status == "running" or (r.status == "queued"
+                                                   and (r.created_at, r.id) < (run.created_at, run.id))))
+        return ahead < run.workflow.spec.max_concurrent_runs
 
     def _hand_over(self, run: Run, phase: Phase, attempt: int) -> Run:
         profile = run.workflow.spec.agents[phase.agent]

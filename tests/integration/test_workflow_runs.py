@@ -159,14 +159,19 @@ def test_a_run_advances_through_every_phase_and_tells_the_person(work: Organizat
 def test_a_failing_command_takes_advance_off_the_verdicts(work: Organization, state: StatePaths,
                                                         org_with_flow: Path) -> None:
     """bob's ``pytest -q`` in a workspace without tests exits 5 (none collected): the implement phase's decision
-    is offered its verdicts less advance, so it cannot claim the suite passed."""
+    is offered its verdicts less advance (it cannot claim the suite passed) and less skip (it ran a command, so
+    it applied): fail is what is left, and the run says why it failed. A phase that ran nothing keeps skip."""
     (state.workspace("bob") / "test_ok.py").unlink()
-    model = PhaseModel({"implement": [{"verdict": "skip"}]})
+    model = PhaseModel(says="The suite passed.")
     run = drive(work, state, start(work, org_with_flow), model)
     offered = dict((p, s["properties"]["verdict"]["enum"]) for p, s in model.schemas)
-    assert offered["implement"] == ["skip", "fail"] and offered["triage"] == ["advance", "skip", "fail"]
+    assert offered["implement"] == ["fail"] and offered["triage"] == ["advance", "skip", "fail"]
     assert "exit_code" not in dict(model.schemas)["implement"]["properties"]
-    assert run.decisions[1].fields["exit_code"] == 5 and "no tests were collected" in run.decisions[1].reason
+    implement = run.decisions[1]
+    assert implement.fields["exit_code"] == 5 and "no tests were collected" in implement.reason
+    assert "The suite passed" not in implement.reason  # contradicted by exit 5: left out
+    assert run.status == "failed" and run.reason.startswith("phase implement decided fail: `pytest -q` exited 5")
+    assert "The suite passed" not in run.decisions[0].reason  # triage claimed a result before anything ran
 
 
 def test_rework_returns_with_its_context_and_its_limit_fails_the_run(work: Organization, state: StatePaths,
@@ -187,6 +192,8 @@ def test_a_guard_skips_a_phase_and_the_skip_is_recorded(work: Organization, stat
                                                       org_with_flow: Path) -> None:
     run = drive(work, state, start(work, org_with_flow), PhaseModel({"triage": [{"kind": "docs"}]}))
     assert run.status == "succeeded"
+    assert run.reason == ("reached finish: triage advance, implement advance, review advance, "
+                          "publish skip (skip_if)")  # not "every phase advanced": one did not
     skipped = run.decisions[-1]
     assert (skipped.phase, skipped.verdict, skipped.by, skipped.anima) == ("publish", "skip", "guard", None)
     assert work.queue("alice").get(f"t-{run.id[2:]}-publish-1") is None  # no task: nobody ran it
