@@ -36,6 +36,7 @@ describes and validates the file.
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 from typing import Annotated, Any
 
@@ -106,9 +107,15 @@ def _rule(value: Any) -> Any:
 Rule = Annotated[CommandRule, BeforeValidator(_rule)]
 
 
+MCP_TOOL = re.compile(r"^mcp:[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64})?$")
+"""A tool of a workflow's MCP server (docs/workflows.md): ``mcp:<server>`` (every tool it lists) or
+``mcp:<server>.<tool>`` (that one)."""
+
+
 def _tool(value: Any) -> Any:
-    if isinstance(value, str) and value not in TOOLS:
-        raise ValueError(f"unknown tool {value!r}; known tools: {', '.join(sorted(TOOLS))}")
+    if isinstance(value, str) and value not in TOOLS and not MCP_TOOL.match(value):
+        raise ValueError(f"unknown tool {value!r}; known tools: {', '.join(sorted(TOOLS))}, or mcp:<server> "
+                         "and mcp:<server>.<tool> for a workflow's MCP servers")
     return value
 
 

@@ -19,8 +19,11 @@ framework asks for the decision, so a phase cannot stall.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +33,13 @@ from orgctl.llm.requests import CompletionRequest, Message
 from orgctl.runtime import deciding, tasking
 from orgctl.runtime.cycle import Agent, Trace
 from orgctl.runtime.deciding import Option
+from orgctl.runtime.mcp import MCP_TOOL_PREFIX, McpConnection, McpError, McpTool, permitted
 from orgctl.runtime.outcomes import contradiction, outcome_of, ungrounded, unobserved_claim
 from orgctl.runtime.workflows import Engine
 from orgctl.work.runs import Decision, Run
 from orgctl.work.tasks import StepRecord, Task
 
-EVIDENCE_KINDS = ("ran", "refused", "denied", "recalled", "skill")
+EVIDENCE_KINDS = ("ran", "refused", "denied", "recalled", "skill", "tool")
 DECIDE = Option("decide", "end this phase with your verdict on what was observed", "decide")
 
 
@@ -52,36 +56,73 @@ def run_phase(agent: Agent, task_id: str, *, now: Callable[[], datetime]) -> Tra
     run = engine.runs.get(task.run) if task is not None and task.run else None
     if task is None or run is None:
         return trace
-    try:
-        for _ in range(tasking.MAX_STEPS):
-            task = queue.get(task_id)
-            run = engine.runs.get(run.id)
-            if task is None or task.status != "in_progress" or run is None:
-                break
-            if not run.active or run.phase_task != task.id:  # cancelled, or decided by a process that died after
-                queue.update(task.id, by=agent.name, status="cancelled", note=f"run {run.id} is no longer at it")
-                break
-            if _step(agent, task, run, trace):
-                break
-        else:
+    with contextlib.ExitStack() as servers:
+        try:
+            tools = open_tools(agent, run, servers)
+            for _ in range(tasking.MAX_STEPS):
+                task = queue.get(task_id)
+                run = engine.runs.get(run.id)
+                if task is None or task.status != "in_progress" or run is None:
+                    break
+                if not run.active or run.phase_task != task.id:  # cancelled, or decided by a process that died
+                    queue.update(task.id, by=agent.name, status="cancelled", note=f"run {run.id} is no longer at it")
+                    break
+                if _step(agent, task, run, trace, tools):
+                    break
+            else:
+                task, run = queue.get(task_id), engine.runs.get(run.id)
+                if task is not None and run is not None and task.status == "in_progress":
+                    _decide(agent, engine, task, run, trace)
+        except (ModelError, McpError) as e:
+            trace.failed = e.message
             task, run = queue.get(task_id), engine.runs.get(run.id)
             if task is not None and run is not None and task.status == "in_progress":
-                _decide(agent, engine, task, run, trace)
-    except ModelError as e:
-        trace.failed = e.message
-        task, run = queue.get(task_id), engine.runs.get(run.id)
-        if task is not None and run is not None and task.status == "in_progress":
-            _close(agent, engine, task, run, trace, _framework_decision(run, task, agent, f"the model failed: "
-                                                                                         f"{e.message}"[:300]))
+                what = "the model failed" if isinstance(e, ModelError) else "a tool server failed"
+                _close(agent, engine, task, run, trace, _framework_decision(run, task, agent,
+                                                                            f"{what}: {e.message}"[:300]))
     agent.remember(trace)
     return trace
 
 
-def _step(agent: Agent, task: Task, run: Run, trace: Trace) -> bool:
+@dataclass
+class PhaseTools:
+    """The MCP tools a phase may call (:mod:`orgctl.runtime.mcp`): those its agent's servers list that the
+    bound Anima's permissions allow, with the connection each is called on."""
+
+    tools: list[McpTool] = dataclasses.field(default_factory=list)
+    connections: dict[str, McpConnection] = dataclasses.field(default_factory=dict)
+
+    def get(self, qualified: str) -> McpTool | None:
+        return next((t for t in self.tools if t.qualified == qualified), None)
+
+
+def open_tools(agent: Agent, run: Run, stack: contextlib.ExitStack) -> PhaseTools:
+    """Start the phase agent's MCP servers that the Anima may use any tool of (a server none of whose tools it
+    may call is not started), list their tools, keep the permitted ones. Stopped when ``stack`` closes.
+    Raises :class:`McpError` for a server that does not start or list."""
+    phase = run.workflow.phase(run.phase or "")
+    profile = run.workflow.spec.agents[phase.agent]
+    allowed = [] if agent.policy.invalid else list(agent.policy.permissions.tools)
+    out = PhaseTools()
+    for name in profile.mcp_servers:
+        if not any(t == f"{MCP_TOOL_PREFIX}{name}" or t.startswith(f"{MCP_TOOL_PREFIX}{name}.") for t in allowed):
+            continue
+        connection = stack.enter_context(McpConnection(name, run.workflow.spec.mcp_servers[name],
+                                                       cwd=agent.policy.workspace))
+        out.connections[name] = connection
+        out.tools += [t for t in connection.tools() if permitted(allowed, t)]
+    return out
+
+
+def _step(agent: Agent, task: Task, run: Run, trace: Trace, tools: PhaseTools | None = None) -> bool:
     """One step; True when the phase ends here (decided, or waiting for an approval)."""
-    options = [o for o in tasking._options(agent, task) if o.action not in ("done", "blocked", "question")]
-    if not any(o.action == "run" for o in options) or any(r.kind == "ran" for r in task.records):
-        options = [o for o in options if o.action != "search_memory" and o.action != "read_skill"]
+    if any(r.kind == "tool" for r in task.records):
+        options = []  # a tool's result is untrusted data: after one, nothing privileged is offered, only the decision
+    else:
+        options = [o for o in tasking._options(agent, task) if o.action not in ("done", "blocked", "question")]
+        if not any(o.action == "run" for o in options) or any(r.kind == "ran" for r in task.records):
+            options = [o for o in options if o.action != "search_memory" and o.action != "read_skill"]
+        options += _tool_options(tools, task)
     options.append(DECIDE)
     situation = _situation(task)
     choice, usage = deciding.choose(agent.client, model=agent.spec.model, system=agent.system,
@@ -92,6 +133,9 @@ def _step(agent: Agent, task: Task, run: Run, trace: Trace) -> bool:
     if choice.action == "search_memory":
         tasking._search_memory(agent, task, trace)
         return False
+    if choice.action == "mcp" and tools is not None and (tool := tools.get(choice.args["tool"])) is not None:
+        _call_tool(agent, task, tools, tool, trace)
+        return False
     if choice.action == "read_skill":
         skill = next(k for k in agent.spec.skills if k.name == choice.args["skill"])
         agent.org.queue(agent.name).update(task.id, by=agent.name,
@@ -100,6 +144,66 @@ def _step(agent: Agent, task: Task, run: Run, trace: Trace) -> bool:
     current = agent.org.queue(agent.name).get(task.id) or task
     _decide(agent, engine_for(agent), current, run, trace)
     return True
+
+
+def _tool_options(tools: PhaseTools | None, task: Task) -> list[Option]:
+    """A ``call`` option per permitted MCP tool not called yet, narrowed to the three that match the task best."""
+    if tools is None or not tools.tools:
+        return []
+    called = {r.to for r in task.records if r.kind in ("tool", "refused")}
+    options = [Option(f"call {t.qualified}", t.description or f"call {t.qualified}", "mcp", {"tool": t.qualified})
+               for t in tools.tools if t.qualified not in called]
+    return deciding.narrow(options, f"{task.title} {task.detail}", keep=3)
+
+
+_ASKABLE = ("string", "integer", "number", "boolean")
+
+
+def _call_tool(agent: Agent, task: Task, tools: PhaseTools, tool: McpTool, trace: Trace) -> None:
+    """Ask the model for the tool's required arguments (a JSON schema of them, strings bounded), check every
+    string against the hard blocks, call it, and record the result as untrusted evidence."""
+    from orgctl.runtime import guards
+
+    queue = agent.org.queue(agent.name)
+    props = tool.input_schema.get("properties", {})
+    wanted = {n: props.get(n, {}) for n in tool.required}
+    if any(p.get("type") not in _ASKABLE for p in wanted.values()):
+        queue.update(task.id, by=agent.name, step=StepRecord(kind="refused", to=tool.qualified, command="{}",
+                     refusal="its required arguments are not strings, numbers or booleans: not asked of a model"))
+        return
+    arguments: dict[str, Any] = {}
+    if wanted:
+        schema = {"type": "object", "additionalProperties": False, "required": list(wanted), "properties": {
+            n: ({"type": "string", "maxLength": 200} if p.get("type") == "string" else {"type": p["type"]})
+            for n, p in wanted.items()}}
+        result = agent.client.complete(CompletionRequest(
+            model=agent.spec.model, schema=schema, schema_name="ToolArguments", max_tokens=120, temperature=0.0,
+            anima=agent.name, purpose="tool arguments", messages=[
+                Message(role="system", content=agent.system),
+                Message(role="user", content=f"{_situation(task)}\n\nArguments for {tool.qualified} "
+                                             f"({tool.description}). Answer JSON.")]))
+        trace.usage += result.usage
+        try:
+            arguments = _valid(json.loads(result.content, strict=False), schema)
+        except ValueError as e:
+            queue.update(task.id, by=agent.name, step=StepRecord(kind="refused", to=tool.qualified, command="{}",
+                                                                 refusal=f"no valid arguments: {e}"[:300]))
+            return
+    shown = json.dumps(arguments, ensure_ascii=False)[:300]
+    for value in (v for v in arguments.values() if isinstance(v, str)):
+        if (verdict := guards.check_command(value)).blocked:
+            queue.update(task.id, by=agent.name, step=StepRecord(kind="refused", to=tool.qualified, command=shown,
+                                                                 refusal=verdict.reason))
+            agent.org.event(reason="ToolRefused", object=f"task/{task.id}", anima=agent.name, warning=True,
+                            message=f"{agent.name}: {tool.qualified} {shown}: {verdict.reason}")
+            return
+    answer = tools.connections[tool.server].call(tool.name, arguments)
+    queue.update(task.id, by=agent.name, step=StepRecord(kind="tool", to=tool.qualified, command=shown,
+                                                         text=answer.text, exit_code=1 if answer.is_error else 0))
+    agent.org.event(reason="McpToolCalled", object=f"task/{task.id}", anima=agent.name,
+                    message=f"{agent.name}: {tool.qualified} {shown} -> {len(answer.text)} characters"
+                            f"{' (an error)' if answer.is_error else ''}")
+    trace.did.append(f"called {tool.qualified} {shown}")
 
 
 def _situation(task: Task) -> str:
@@ -203,8 +307,10 @@ def _decide(agent: Agent, engine: Engine, task: Task, run: Run, trace: Trace) ->
     if words:
         why = (contradiction(words, run_outcomes) if run_outcomes else unobserved_claim(words)) \
             or ungrounded(words, grounds)
+    said = ""
     if words and not why:
-        reason = f"{reason} {words}".strip()
+        said = words[:400]
+        reason = f"{reason} {said}".strip()
     elif words:
         agent.org.event(reason="ReportContradicted", object=f"run/{run.id}", anima=agent.name, warning=True,
                         message=f"{agent.name}'s reason {words[:160]!r} was left out of the decision: {why}")
@@ -212,7 +318,8 @@ def _decide(agent: Agent, engine: Engine, task: Task, run: Run, trace: Trace) ->
     fields |= _observed(phase, evidence)
     decision = Decision(phase=phase.id, attempt=run.attempt, agent=phase.agent, anima=agent.name,
                         verdict=answer["verdict"], confidence=answer["confidence"], risk=answer["risk"],
-                        reason=(reason or f"{agent.name} decided {answer['verdict']}")[:600], fields=fields,
+                        reason=(reason or f"{agent.name} decided {answer['verdict']}")[:600], said=said,
+                        fields=fields,
                         evidence=evidence)
     _close(agent, engine, task, run, trace, decision)
 

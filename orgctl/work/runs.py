@@ -47,7 +47,8 @@ class Decision(BaseModel):
     ``evidence`` is what the framework observed while the phase ran (each command with its exit code and
     output, refusals, tool results), never the model's words. ``by``: ``model`` (its verdict), ``guard``
     (``skip_if`` held), ``framework`` (a closed exit: a limit exhausted, a guard that errored, a cancel).
-    ``target``: where the run went next (a phase id, ``finish`` or ``fail``).
+    ``target``: where the run went next (a phase id, ``finish`` or ``fail``). ``reason`` is the framework's
+    statement of the outcome followed by ``said``, the model's sentence, when it agrees with the evidence.
     """
 
     phase: str
@@ -56,6 +57,8 @@ class Decision(BaseModel):
     anima: str | None = None
     verdict: Literal["advance", "rework", "skip", "fail"]
     reason: str = Field(default="", max_length=600)
+    said: str = Field(default="", max_length=400, description="the model's own sentence within the reason, "
+                      "kept because it agrees with the run's evidence; empty when it was left out or not asked")
     confidence: Level = "medium"
     risk: Level = "medium"
     fields: dict[str, Any] = {}

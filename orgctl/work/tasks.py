@@ -35,7 +35,7 @@ OPEN = frozenset({"pending", "in_progress", "delegated", "waiting_approval", "bl
 FINAL = frozenset({"done", "failed", "cancelled"})
 LOG_LINES = 50  # the rendered log keeps the last 50 lines; the step records keep every step
 OUTPUT_KEPT = 1500  # characters of a command's output kept in its step record (the digest covers all of it)
-StepKind = Literal["ran", "refused", "denied", "approval", "asked", "recalled", "skill", "delegated", "rework"]
+StepKind = Literal["ran", "refused", "denied", "approval", "asked", "recalled", "skill", "delegated", "rework", "tool"]
 
 
 class StepRecord(BaseModel):
@@ -46,7 +46,9 @@ class StepRecord(BaseModel):
     whole output), ``refused`` (``command`` and the ``refusal``: the rule or the sandbox's reason),
     ``denied`` (``command``, denied by a person), ``approval`` (``command`` waits for approval ``text``),
     ``asked`` (a question ``text`` to ``to``), ``recalled`` (memory found, ``text``), ``skill`` (skill ``to``
-    read, its body in ``text``), ``delegated`` (to ``to``, the subtask id in ``text``), ``rework``.
+    read, its body in ``text``), ``delegated`` (to ``to``, the subtask id in ``text``), ``rework``, ``tool``
+    (an MCP tool ``to`` called with the JSON arguments ``command``; its result, untrusted, in ``text``;
+    ``exit_code`` 1 when the server said the call failed).
     Before these records a task's steps were log strings parsed back by prefix; a refused command with a
     ":" in it was read back cut short and offered again.
     """
@@ -99,6 +101,9 @@ class StepRecord(BaseModel):
             return f"skill {self.to}: {self.text}"
         if self.kind == "delegated":
             return f"delegated to {self.to} as {self.text}"
+        if self.kind == "tool":
+            failed = " (the server said it failed)" if self.exit_code else ""
+            return f"called {self.to} {self.command}{failed}; untrusted result: {self.text[:600]}"
         return "rework requested"
 
 

@@ -1,0 +1,66 @@
+"""The template workflow (workflows/task.yaml: triage -> implement -> review -> test) on the real embedded model
+(SmolLM2-135M via llama.cpp on loopback), with the template's three Animas applied as real processes.
+
+With so small a model the verdicts are poor; what is asserted is the framework's part: the run finishes
+(succeeded or failed) within bounds, every transition is valid (each verdict one the phase was offered, each
+target the phase's route for it), every reason is true to the run's evidence, the person who started it gets
+the outcome, and the run is recorded as one memory commit with its trailers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from orgctl.paths import StatePaths
+from orgctl.runtime.organization import Organization
+from orgctl.runtime.outcomes import contradiction, outcome_of
+from tests.conftest import commit_all, edit, git, run_cli
+
+pytestmark = pytest.mark.e2e
+SUBJECT = "Run the test suite and report whether it passes"
+
+
+def test_the_template_workflow_runs_to_its_end_with_every_transition_valid(running: Path,
+                                                                           state: StatePaths) -> None:
+    org_dir = running
+    edit(org_dir / "org.yaml", 'active_hours: "08:00-20:00"', "active_hours: always")
+    edit(org_dir / "animas/carol/anima.yaml", 'active_hours: "09:00-17:00"', "active_hours: always")
+    commit_all(org_dir, "awake all day")
+    assert run_cli("apply", str(org_dir), "--auto-approve").exit_code == 0
+    started = run_cli("workflow", "run", "task", "--subject", SUBJECT, "--json", "-C", str(org_dir))
+    assert started.exit_code == 0, started.output
+    run_id = json.loads(started.output)["id"]
+
+    org = Organization.with_services(state)
+    deadline = time.monotonic() + 600
+    while (run := org.runs.require(run_id)).active:
+        assert time.monotonic() < deadline, f"run {run_id} still {run.status} at {run.phase}"
+        time.sleep(1)
+    assert run.status in ("succeeded", "failed") and run.reason
+
+    flow = run.workflow
+    ran = []
+    for d in run.decisions:
+        phase = flow.phase(d.phase)
+        assert d.verdict in flow.offered(phase), d
+        assert d.target in flow.targets(phase) | {"fail"}, d  # fail: also where an exhausted rework limit goes
+        ran += [e for e in d.evidence if e.kind == "ran"]
+        outcomes = [outcome_of(e.command, e.exit_code) for e in ran]
+        assert contradiction(d.said, outcomes) is None, d.reason  # no reason claims what the evidence denies
+    assert run.decisions[0].phase == "triage" and run.decisions[0].anima == "alice"
+
+    log = run_cli("workflow", "log", run_id, "-C", str(org_dir))
+    assert log.exit_code == 0 and f"run {run.status}" in log.output
+    assert any(f"run {run_id} {run.status}" in m.text for m in org.inbox("human").unread())
+
+    deadline = time.monotonic() + 60  # the supervisor's periodic pass commits the record
+    while not org.runs.require(run_id).recorded:
+        assert time.monotonic() < deadline, "the run was never recorded in memory"
+        time.sleep(1)
+    trailers = git(state.clone, "log", "-1", f"--grep=^Orgctl-Run: {run_id}$", "--format=%(trailers)")
+    assert f"Orgctl-Run: {run_id}" in trailers and "Orgctl-Workflow: task" in trailers
+    assert f"Orgctl-Status: {run.status}" in trailers and "Orgctl-Verdicts: triage=" in trailers
