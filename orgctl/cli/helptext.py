@@ -33,6 +33,7 @@ HELP = (
     '  history       List past applies: when, which revision, what the plan...\n'
     "  inbox         Show NAME's inbox (default: `human`, where Animas report...\n"
     '  init          Create a new org repo in DIRECTORY from the template:...\n'
+    '  mcp           The org over the Model Context Protocol: `mcp serve`...\n'
     "  memory        Search, review and repair the Animas' memory: reindex,...\n"
     '  pause         Stop NAME and keep it stopped (apply records its spec...\n'
     '  plan          Show what apply would do: desired state (git) against...\n'
