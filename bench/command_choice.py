@@ -5,14 +5,15 @@ commands (``git log --oneline --since=1.week``, ``git status --short``, ``git di
 ``pytest -q``), are given to bob one at a time; each runs on his real task cycle (the framework narrows the
 commands by matching the task against their descriptions, the model chooses among what is left) with the
 real embedded model (``local/smollm2`` through :class:`orgctl.llm.gateways.Gateway`, which starts the
-llama.cpp server and is closed afterwards), in a real workspace (a clone of the template org at HEAD), each
-command in the sandbox. Two figures:
+llama.cpp server and is closed afterwards), in a real workspace (a clone of the template org at HEAD, two
+commits), each command in the sandbox. The commands are ranked by meaning with the memory's embedding model
+(:func:`orgctl.runtime.tasking.rank_commands`, run in process here as the supervisor runs it). Two figures:
 
 * **right command first**: the first command bob ran is the task's (goal >= 29/30);
-* **report true to its evidence**: the task's result claims nothing its commands' outcomes contradict
-  (:func:`orgctl.runtime.outcomes.contradiction`), names no number or quoted name nothing observed holds
-  (:func:`~orgctl.runtime.outcomes.ungrounded`), and the task ended ``done`` with at least one command run
-  (goal 30/30).
+* **report true to its evidence**: the task ended ``done`` with at least one command run, and the model's
+  sentence in its result (the framework's lines state each outcome from the exit code) claims nothing the
+  commands' outcomes contradict (:func:`orgctl.runtime.outcomes.contradiction`) and names no number or
+  quoted name nothing observed holds (:func:`~orgctl.runtime.outcomes.ungrounded`) (goal 30/30).
 
 The workspace has no tests, so ``pytest -q`` exits 5 (no tests collected): the case where the embedded model
 said "The test suite passed." Each task's first command, result and verdicts are kept in the results file.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,12 +83,17 @@ def main() -> int:
     from orgctl.runtime.organization import Organization
     from orgctl.runtime.outcomes import contradiction, outcome_of, ungrounded
     from orgctl.runtime.permissions import Policy
+    from orgctl.runtime.services import LocalMemory
     from orgctl.runtime.tasking import run_task
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="command-choice-") as tmp:
         root = Path(tmp)
         init_org(dest=root / "acme", template=template_dir(), name="acme")
+        notes = root / "acme" / "common_knowledge" / "release.md"  # a second commit: `git diff HEAD~1` has one
+        notes.write_text("# Release notes\n\n- The template ships a workflow.\n")
+        subprocess.run(["git", "-C", str(root / "acme"), "add", "--all"], check=True)
+        subprocess.run(["git", "-C", str(root / "acme"), "commit", "-qm", "Release notes"], check=True)
         spec = load_org(GitRevisionSource(root / "acme", "HEAD"))
         paths = StatePaths(root=root / "state").ensure()
         prepare_workspace(root / "acme", paths.workspace("bob"), revision=spec.revision)
@@ -94,7 +101,8 @@ def main() -> int:
         bob = spec.animas["bob"]
         gateway = Gateway(paths=StatePaths(root / "model").ensure())
         try:
-            agent = Agent(spec=bob, org=org, client=gateway, revision=spec.revision,
+            memory = LocalMemory(paths)  # the supervisor's memory service, in process: it ranks the commands
+            agent = Agent(spec=bob, org=org, client=gateway, revision=spec.revision, recall=memory,
                           store=MemoryStore(paths.root / "memory-bob", anima="bob"),
                           policy=Policy(bob.permissions, workspace=paths.workspace("bob"), sandbox=bob.sandbox))
             for n, (title, expected) in enumerate(TASKS, start=1):
@@ -107,10 +115,11 @@ def main() -> int:
                 ran = [r for r in done.records if r.kind == "ran"]
                 first = ran[0].command if ran else None
                 outcomes = [outcome_of(r.command, None if r.timed_out else r.exit_code) for r in ran]
-                evidence = "\n".join([title, *(f"{r.command}\n{r.output}" for r in ran)])
+                evidence = "\n".join([task.id, title, *(r.summary() for r in ran)])  # what the framework showed
                 result = done.result or ""
+                said = _model_sentence(result)  # the framework's own lines state the outcome; the model's is checked
                 problem = ("no command ran" if not ran else f"ended {done.status}" if done.status != "done"
-                           else contradiction(result, outcomes) or ungrounded(_model_sentence(result), evidence))
+                           else contradiction(said, outcomes) or ungrounded(said, evidence))
                 rows.append({"task": title, "expected": expected, "first": first, "right_first": first == expected,
                              "status": done.status, "true": problem is None, "problem": problem,
                              "seconds": round(seconds, 2), "result": result[-400:]})
@@ -119,6 +128,7 @@ def main() -> int:
                       f"{'' if problem is None else '; UNTRUE: ' + problem} ({seconds:.1f} s)", flush=True)
         finally:
             gateway.close()
+            memory.close()
     right = sum(r["right_first"] for r in rows)
     true = sum(r["true"] for r in rows)
     latencies = sorted(r["seconds"] for r in rows)

@@ -105,6 +105,14 @@ class MemoryService:
                 self._queries[texts[0]] = vectors
         return vectors
 
+    def similarity(self, query: str, texts: list[str]) -> list[float]:
+        """Cosine similarity (-1..1) of ``query`` to each of ``texts``, with the memory's embedding model: how
+        the task cycle ranks an Anima's commands by what a task asks (:func:`orgctl.runtime.tasking.rank_commands`)."""
+        if not texts:
+            return []
+        vectors = self.embed([query, *texts])
+        return [float(v) for v in vectors[1:] @ vectors[0]]
+
     def release_idle(self, idle: float) -> bool:
         """Unload the embedding model if no text was embedded for ``idle`` seconds (see
         :meth:`~orgctl.memory.embedding.Embedder.release`); the indexes stay. Returns whether it was unloaded."""

@@ -46,6 +46,8 @@ class Recall(Protocol):
 
     def search(self, name: str, query: str, *, k: int = 5) -> list[dict[str, Any]]: ...
 
+    def similarity(self, name: str, query: str, texts: list[str]) -> list[float]: ...
+
 
 @dataclass
 class Trace:

@@ -150,7 +150,9 @@ def unobserved_claim(sentence: str) -> str | None:
     return None
 
 
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?%?")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?:%|(?=(?:s|ms|kb|mb|gb|x)?\b))")
+"""A number, in a sentence or the evidence: a whole token (with a unit at most), not the digits that open a hash
+(``2abc``), so "2 insertions" is not grounded by a commit ``2f0c1e7`` or a task id."""
 _QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
 
 
@@ -160,8 +162,10 @@ def ungrounded(sentence: str, evidence: str) -> str | None:
     embedded model invents such details when the facts are thin ("a 1.5% increase in the number of users"
     after a `git log` of two commits); a sentence that carries one is left out, as a contradicted one is."""
     haystack = evidence.lower()
+    # whole numbers only: "2 insertions" is not grounded by the 2 in "2026" or in a commit hash
+    observed = {n.rstrip("%").replace(",", ".") for n in _NUMBER.findall(haystack)}
     for number in _NUMBER.findall(sentence):
-        if number.rstrip("%").replace(",", ".") not in haystack.replace(",", "."):
+        if number.rstrip("%").replace(",", ".") not in observed:
             return f"it names {number}, which nothing observed shows"
     for quoted in _QUOTED.findall(sentence):
         if quoted.strip().lower() not in haystack:

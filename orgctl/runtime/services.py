@@ -50,6 +50,10 @@ def no_wake(name: str) -> bool:
     return False
 
 
+MAX_SIMILARITY_TEXTS = 50
+"""Texts one similarity request ranks at most (an Anima's commands are a handful)."""
+
+
 # ---------------------------------------------------------------- interfaces
 
 
@@ -67,6 +71,10 @@ class Memory(Protocol):
 
     def reindex(self, name: str, *, progress: Callable[[int], None] | None = None) -> int:
         """Rebuild ``name``'s index from its memory files; returns the number of items."""
+        ...
+
+    def similarity(self, name: str, query: str, texts: list[str]) -> list[float]:
+        """Cosine similarity of ``query`` to each of ``texts`` (the memory's embedding model), for ``name``."""
         ...
 
 
@@ -203,6 +211,9 @@ class LocalMemory:
 
     def reindex(self, name: str, *, progress: Callable[[int], None] | None = None) -> int:
         return int(self.service().reindex(name, progress=progress or (lambda n: None)))
+
+    def similarity(self, name: str, query: str, texts: list[str]) -> list[float]:
+        return self.service().similarity(query[:1000], [t[:500] for t in texts[:MAX_SIMILARITY_TEXTS]])
 
     def release_idle(self, keep: float) -> bool:
         """Unload the embedding model after ``keep`` seconds unused; True when it was unloaded."""
@@ -356,6 +367,11 @@ class SocketMemory:
 
     def reindex(self, name: str, *, progress: Callable[[int], None] | None = None) -> int:
         return int(protocol.request(self.socket, "memory_reindex", timeout=1800.0, name=name)["items"])
+
+    def similarity(self, name: str, query: str, texts: list[str]) -> list[float]:
+        reply = protocol.request(self.socket, "similarity", timeout=self.timeout, name=name, query=query,
+                                 texts=texts[:MAX_SIMILARITY_TEXTS])
+        return [float(s) for s in reply.get("scores", [])]
 
 
 class SocketNotifier:

@@ -539,6 +539,11 @@ class _Search(_Named):
     record: bool = True
 
 
+class _Similarity(_Named):
+    query: str = ""
+    texts: list[str] = []
+
+
 class _Prime(_Named):
     trigger: str = "message"
     sender: str = ""
@@ -596,6 +601,8 @@ OPS: dict[str, tuple[type[_Request], Callable[[Supervisor, Any], dict[str, Any]]
     "prime": (_Prime, lambda sup, r: {"block": sup.services.memory.prime(
         r.name, trigger=r.trigger, sender=r.sender, text=r.text, model=r.model)}),
     "memory_reindex": (_Named, lambda sup, r: {"items": sup.services.memory.reindex(r.name)}),
+    "similarity": (_Similarity, lambda sup, r: {"scores": sup.services.memory.similarity(
+        r.name, r.query[:1000], [str(t)[:500] for t in r.texts[:50]])}),
     "memory_pass": (_Pass, lambda sup, r: {"results": sup.services.commits.run_pass(
         r.kind, names=r.names, day=r.day, dry_run=r.dry_run)}),
     "call_human": (_CallHuman, lambda sup, r: {"deliveries": sup.services.notifier.call_human(

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
+from orgctl.desired.values import EMBEDDED_MODELS
 from orgctl.errors import ModelError, OrgctlError
 from orgctl.runtime import deciding
 from orgctl.runtime.commands import run_command
@@ -44,12 +45,41 @@ def _commands_run(task: Task) -> list[str]:
     return [r.command for r in task.records if r.kind in ("ran", "refused", "denied")]
 
 
+SEMANTIC_MARGIN = 0.05
+"""How much more similar to the task (cosine) the best command must be than the next for the framework to offer
+it alone; closer than that, the two best are offered and the model chooses. Not for the embedded model: it chose
+the wrong one of two close ones in both such cases of bench/command_choice.py, where the ranking's first was
+right, so it gets the first alone."""
+
+
+def rank_commands(agent: Agent, query: str, commands: list[Option]) -> list[Option]:
+    """The commands to offer for ``query``: ranked by meaning with the memory's embedding model (the supervisor's
+    memory service, :meth:`~orgctl.runtime.services.Memory.similarity`), the best alone when it leads by
+    :data:`SEMANTIC_MARGIN`, else the best two. The embedded model picks poorly among several described
+    commands (bench/command_choice.py: 15 of 30 right first among three lexically narrowed ones), so the
+    framework narrows by meaning first. Without a memory service, or when it fails: the lexical
+    :func:`~orgctl.runtime.deciding.narrow` to three."""
+    recall = agent.recall
+    if len(commands) > 1 and recall is not None and hasattr(recall, "similarity"):
+        try:
+            scores = recall.similarity(agent.name, query[:1000],
+                                       [f"{o.args['command']}: {o.description}" for o in commands])
+        except (OrgctlError, OSError):
+            scores = []
+        if len(scores) == len(commands):
+            order = sorted(range(len(commands)), key=lambda i: -scores[i])
+            close = scores[order[0]] - scores[order[1]] < SEMANTIC_MARGIN
+            keep = 2 if close and agent.spec.model not in EMBEDDED_MODELS else 1
+            return [commands[i] for i in order[:keep]]
+    return deciding.narrow(commands, query, keep=3)
+
+
 def _options(agent: Agent, task: Task) -> list[Option]:
     done = set(_commands_run(task))
     privileged_ok = task.trust != "untrusted"
     commands = [Option(f"run {r.command}", r.description or f"run {r.command}", "run", {"command": r.command})
                 for r in agent.policy.runnable() if r.command not in done] if privileged_ok else []
-    commands = deciding.narrow(commands, f"{task.title} {task.detail}", keep=3)
+    commands = rank_commands(agent, f"{task.title} {task.detail}", commands)
     exits: list[Option] = []
     tried = [r for r in task.records if r.kind in ("ran", "refused", "denied")]
     succeeded = any(r.succeeded for r in tried)
