@@ -291,10 +291,14 @@ def _decide(agent: Agent, engine: Engine, task: Task, run: Run, trace: Trace) ->
         _close(agent, engine, task, run, trace, _framework_decision(run, task, agent, f"no valid decision in 2 "
                                                                                       f"attempts ({problem})"))
         return
-    words, usage = deciding.say(agent.client, model=agent.spec.model, system=agent.system, anima=agent.name,
-                                prompt=f"{_situation(task)}\n\nYour verdict: {answer['verdict']}. In one sentence, "
-                                       "say why.", purpose="verdict reason")
-    trace.usage += usage
+    # with nothing observed in the run there is nothing to hold a sentence against: it is not asked for
+    observed_any = bool(evidence) or any(d.evidence for d in run.decisions)
+    words = ""
+    if observed_any:
+        words, usage = deciding.say(agent.client, model=agent.spec.model, system=agent.system, anima=agent.name,
+                                    prompt=f"{_situation(task)}\n\nYour verdict: {answer['verdict']}. In one "
+                                           "sentence, say why.", purpose="verdict reason")
+        trace.usage += usage
     ran = [r for r in evidence if r.kind == "ran"]
     outcomes = [outcome_of(r.command, None if r.timed_out else r.exit_code) for r in ran]
     # the reason is checked against everything the run observed: a reviewer may not call passed what the
@@ -318,7 +322,9 @@ def _decide(agent: Agent, engine: Engine, task: Task, run: Run, trace: Trace) ->
     fields |= _observed(phase, evidence)
     decision = Decision(phase=phase.id, attempt=run.attempt, agent=phase.agent, anima=agent.name,
                         verdict=answer["verdict"], confidence=answer["confidence"], risk=answer["risk"],
-                        reason=(reason or f"{agent.name} decided {answer['verdict']}")[:600], said=said,
+                        reason=(reason or f"{agent.name} decided {answer['verdict']}"
+                                          + ("" if observed_any else " on the subject alone (nothing observed yet)")
+                                ).strip()[:600], said=said,
                         fields=fields,
                         evidence=evidence)
     _close(agent, engine, task, run, trace, decision)

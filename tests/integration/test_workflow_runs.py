@@ -172,7 +172,8 @@ def test_a_failing_command_takes_advance_off_the_verdicts(work: Organization, st
     assert implement.fields["exit_code"] == 5 and "no tests were collected" in implement.reason
     assert "The suite passed" not in implement.reason  # contradicted by exit 5: left out
     assert run.status == "failed" and run.reason.startswith("phase implement decided fail: `pytest -q` exited 5")
-    assert "The suite passed" not in run.decisions[0].reason  # triage claimed a result before anything ran
+    assert run.decisions[0].reason == "alice decided advance on the subject alone (nothing observed yet)"
+    assert run.decisions[0].said == ""  # nothing observed: no sentence asked, none invented
 
 
 def test_rework_returns_with_its_context_and_its_limit_fails_the_run(work: Organization, state: StatePaths,
