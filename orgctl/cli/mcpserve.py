@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orgctl.cli.main import cli
-from orgctl.cli.options import org_option, resolve
+from orgctl.cli.options import org_dir_argument, resolve
 
 MAX_ITEMS = 200
 """Items (tasks, runs) a tool returns at most: a client's context is not a dump."""
@@ -97,8 +97,8 @@ def mcp() -> None:
 
 
 @mcp.command("serve")
-@org_option
+@org_dir_argument
 def mcp_serve(org_dir: Path) -> None:
     """Serve the org's read-only tools to an MCP client over stdio (org_dashboard, tasks, search_memory,
-    workflow_status). Point a client at `orgctl mcp serve -C DIR`."""
+    workflow_status). Point a client at `orgctl mcp serve DIR`."""
     build_server(org_dir).run("stdio")
