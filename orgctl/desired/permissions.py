@@ -58,11 +58,12 @@ TOOLS: dict[str, str] = {
     "resume_anima": "resume a paused report",
     "restart_anima": "restart a report's process",
     "propose_change": "propose a change to the org spec as a git branch (never applied live)",
+    "start_workflow": "route a task to one of the org's applied workflows (docs/workflows.md)",
 }
 """Every tool an Anima can be granted, with the one line it reads about it."""
 
 PRIVILEGED_TOOLS = frozenset({"run_command", "write_file", "call_human", "org_dashboard", "audit_subordinate",
-                              "pause_anima", "resume_anima", "restart_anima", "propose_change"})
+                              "pause_anima", "resume_anima", "restart_anima", "propose_change", "start_workflow"})
 """Tools that act beyond the Anima's own memory and messages: never triggered by untrusted data."""
 
 

@@ -330,6 +330,9 @@ class Agent:
                 if spec is None:
                     continue
                 options.append(Option(f"delegate to {report}", _describe(spec), "delegate", {"to": report}))
+        workflows = self._workflows(task)
+        options += [Option(f"route to workflow {name}", (spec.spec.description or f"run workflow {name}")[:200],
+                           "workflow", {"workflow": name}) for name, (spec, _) in workflows.items()]
         if not options:
             options.append(Option("do it myself", "work on it yourself", "start"))
         options = deciding.narrow(options, f"{task.title} {task.detail}", keep=3, always=("start",))
@@ -351,6 +354,13 @@ class Agent:
                 self.org.finish(self.name, task.id, status="blocked", result="", reason=result.text())
             trace.did.append(f"{result.text()} ({task.id})")
             return
+        if choice.action == "workflow":
+            from orgctl.runtime.workflows import Engine
+
+            spec, revision = workflows[choice.args["workflow"]]
+            run = Engine(self.org, self.org.runs).route_task(self.name, task, spec, revision=revision)
+            trace.did.append(f"routed {task.id} to workflow {spec.name} as run {run.id}")
+            return
         if choice.action == "delegate":
             sub, reason = self.org.delegate(self.name, task.id, choice.args["to"])
             if sub is not None:
@@ -361,6 +371,15 @@ class Agent:
         self.org.event(reason="TaskStarted", object=f"task/{task.id}", anima=self.name,
                        message=f"{self.name} started {task.id}")
         trace.did.append(f"started {task.id} myself")
+
+    def _workflows(self, task: Task) -> dict[str, Any]:
+        """The applied workflows this Anima may route ``task`` to: ``start_workflow`` granted, the task trusted
+        (a workflow's phases run commands), and the task not itself a phase of a run."""
+        if task.trust == "untrusted" or task.run or not self.policy.can_use("start_workflow").allowed:
+            return {}
+        from orgctl.state.snapshots import applied_workflows
+
+        return applied_workflows(self.org.paths.specs)
 
     def _review(self, trace: Trace, task: Task) -> None:
         """Every subtask of a delegated task is finished: report the result, or rework once."""

@@ -112,6 +112,17 @@ class Engine:
             run = self._end(run, "cancelled", f"cancelled by {by}")
         return self.advance(run_id)
 
+    def route_task(self, anima: str, task: Task, workflow: WorkflowSpec, *, revision: str | None) -> Run:
+        """Route ``anima``'s pending ``task`` to a run of ``workflow`` (the Anima's delegate choice, as ``orgctl
+        task add --workflow`` does for a person): the task is ``delegated`` and ends with the run's outcome,
+        reported to its requester. Returns the run."""
+        run = self.start(workflow, revision=revision, subject=f"{task.title}\n{task.detail}".strip(),
+                         task=RunTask(id=task.id, title=task.title, detail=task.detail, requester=task.requester,
+                                      assignee=anima), started_by=anima)
+        self.org.queue(anima).update(task.id, by=anima, status="delegated",
+                                     note=f"routed to workflow {workflow.name}: run {run.id}")
+        return run
+
     # ------------------------------------------------------------ deciding
 
     def decide(self, run_id: str, decision: Decision) -> Run:

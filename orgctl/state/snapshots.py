@@ -73,6 +73,16 @@ def write_workflows(specs_dir: Path, workflows: dict[str, WorkflowSpec], *, revi
             stale.unlink(missing_ok=True)
 
 
+def applied_workflows(specs_dir: Path) -> dict[str, tuple[WorkflowSpec, str | None]]:
+    """Every applied workflow, by name: ``(spec, revision)``. A snapshot that does not read is left out."""
+    out = {}
+    for path in sorted((specs_dir / "workflows").glob("*.json")):
+        data = read_json(path)
+        if isinstance(data, dict) and isinstance(data.get("workflow"), dict):
+            out[path.stem] = (WorkflowSpec.model_validate(data["workflow"]), data.get("revision"))
+    return out
+
+
 def applied_workflow(specs_dir: Path, name: str) -> tuple[WorkflowSpec, str | None]:
     """The applied workflow ``name`` and its revision. Raises WorkError naming the applied ones."""
     data = read_json(workflow_snapshot(specs_dir, name)) if "/" not in name and not name.startswith(".") else None

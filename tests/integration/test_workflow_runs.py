@@ -504,3 +504,66 @@ def test_a_destructive_argument_to_a_permitted_mcp_tool_is_refused_before_the_se
     assert _calls(calls) == []
     assert events(work, "ToolRefused")
     assert not _server_processes()
+
+
+class RouteModel(PhaseModel):
+    """:class:`PhaseModel` that takes ``route to workflow …`` whenever a heartbeat offers it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offered: list[list[str]] = []
+
+    def complete(self, request):  # type: ignore[no-untyped-def]
+        from orgctl.llm.requests import CompletionResult, Usage
+
+        schema = request.schema_
+        if schema and "choice" in schema["properties"] and request.purpose == "heartbeat":
+            enum = schema["properties"]["choice"]["enum"]
+            self.offered.append(list(enum))
+            pick = next((k for k in enum if k.startswith("route to workflow")), enum[0])
+            return CompletionResult(content=json.dumps({"choice": pick}), usage=Usage(calls=1), model=request.model)
+        return super().complete(request)
+
+
+def test_an_anima_routes_a_pending_task_to_a_workflow_and_the_task_ends_with_the_run(
+        org_with_flow: Path, state: StatePaths) -> None:
+    """alice, granted ``start_workflow``, is offered the applied workflows beside her delegates for a person's
+    task; routed, the task is ``delegated`` to a run she started, and when the run ends the task is done and the
+    person gets the report. Without the grant the choice is never offered."""
+    from orgctl.state.snapshots import write_workflows
+    from tests.conftest import edit
+
+    perms = org_with_flow / "animas/alice/permissions.md"
+    edit(perms, "propose_change]", "propose_change, start_workflow]")
+    commit_all(org_with_flow, "alice may start workflows")
+    spec = load_org(GitRevisionSource(org_with_flow, "HEAD"))
+    work = Organization(paths=state.ensure(), specs=spec.animas)
+    write_workflows(state.specs, spec.workflows, revision=spec.revision)  # as apply writes them
+    state.workspace("bob").mkdir(parents=True, exist_ok=True)
+    (state.workspace("bob") / "test_ok.py").write_text("def test_ok():\n    assert True\n")
+    task = work.add_task("alice", "Run the test suite and tell me whether it passes")
+    model = RouteModel()
+    agent(work, state, "alice", model).heartbeat(now=datetime.now(UTC))
+    assert any(o.startswith("route to workflow flow") for o in model.offered[0])
+    routed = work.queue("alice").get(task.id)
+    assert routed.status == "delegated"
+    [run] = work.runs.all()
+    assert (run.started_by, run.task.id, run.task.requester) == ("alice", task.id, "human")
+    ended = drive(work, state, run, PhaseModel())
+    assert ended.status == "succeeded"
+    done = work.queue("alice").get(task.id)
+    assert done.status == "done" and f"run {run.id}" in done.result
+    assert any(m.task_id == task.id for m in work.inbox(HUMAN).unread())
+
+    edit(perms, "propose_change, start_workflow]", "propose_change]")
+    commit_all(org_with_flow, "not any more")
+    spec = load_org(GitRevisionSource(org_with_flow, "HEAD"))
+    fresh = StatePaths(root=state.root.parent / "state-without-grant").ensure()
+    work = Organization(paths=fresh, specs=spec.animas)
+    write_workflows(fresh.specs, spec.workflows, revision=spec.revision)
+    work.add_task("alice", "Run the test suite again")
+    model = RouteModel()
+    trace = agent(work, fresh, "alice", model).heartbeat(now=datetime.now(UTC))
+    # offered, the route would have been taken (RouteModel takes it whenever it is among the choices)
+    assert work.runs.all() == [] and trace.did[0].startswith("delegated")
+    assert not any(o.startswith("route to workflow") for offered in model.offered for o in offered)
