@@ -64,3 +64,70 @@ def test_the_template_workflow_runs_to_its_end_with_every_transition_valid(runni
     trailers = git(state.clone, "log", "-1", f"--grep=^Orgctl-Run: {run_id}$", "--format=%(trailers)")
     assert f"Orgctl-Run: {run_id}" in trailers and "Orgctl-Workflow: task" in trailers
     assert f"Orgctl-Status: {run.status}" in trailers and "Orgctl-Verdicts: triage=" in trailers
+
+
+SLOW_SUITE = """\
+import pathlib
+import time
+
+
+def test_slow():
+    marker = pathlib.Path("started")
+    if not marker.exists():  # the first run only: the runtime is killed while it waits
+        marker.write_text("started")
+        time.sleep(60)
+"""
+
+
+RESUME_FLOW = """\
+agents:
+  first: {anima: alice}
+  implementer: {anima: bob}
+phases:
+  - id: triage
+    agent: first
+    on_verdict: {fail: implement}  # whatever the tiny model decides, the run reaches implement
+  - id: implement
+    agent: implementer
+    description: Run the test suite and report whether it passes.
+"""
+
+
+def test_a_run_survives_sigkill_of_the_runtime_mid_phase(running: Path, state: StatePaths) -> None:
+    """The supervisor is killed with SIGKILL while bob's implement phase runs ``pytest -q`` in the sandbox (its
+    Animas and the command die with it). ``orgctl apply`` starts the runtime again; the run resumes at implement
+    (attempt 1, its task the same) and goes on to its end, and triage, finished before the kill, is not redone."""
+    import os
+    import signal
+
+    from orgctl.state.runtimes import load_runtime
+    from tests.conftest import anima_processes, wait_for
+
+    org_dir = running
+    edit(org_dir / "org.yaml", 'active_hours: "08:00-20:00"', "active_hours: always")
+    edit(org_dir / "animas/carol/anima.yaml", 'active_hours: "09:00-17:00"', "active_hours: always")
+    (org_dir / "test_slow.py").write_text(SLOW_SUITE)  # bob's workspace is a clone of the repo
+    (org_dir / "workflows" / "resume.yaml").write_text(RESUME_FLOW)
+    commit_all(org_dir, "awake all day; a slow test suite; a workflow whose triage always leads to implement")
+    assert run_cli("apply", str(org_dir), "--auto-approve").exit_code == 0
+    started = run_cli("workflow", "run", "resume", "--subject", SUBJECT, "--json", "-C", str(org_dir))
+    run_id = json.loads(started.output)["id"]
+    org = Organization.with_services(state)
+    marker = state.workspace("bob") / "started"
+    wait_for(lambda: marker.exists(), timeout=300, what="bob's pytest to start in the implement phase")
+    before = org.runs.require(run_id)
+    assert (before.phase, [d.phase for d in before.decisions]) == ("implement", ["triage"])
+    supervisor = load_runtime(state.runtime).supervisor_pid
+    os.kill(supervisor, signal.SIGKILL)
+    wait_for(lambda: not anima_processes(state), timeout=30, what="the Animas to die with their supervisor")
+
+    assert run_cli("apply", str(org_dir), "--auto-approve").exit_code == 0
+    deadline = time.monotonic() + 600
+    while (run := org.runs.require(run_id)).active:
+        assert time.monotonic() < deadline, f"run {run_id} still {run.status} at {run.phase}"
+        time.sleep(1)
+    phases = [(d.phase, d.attempt) for d in run.decisions]
+    assert phases[0] == ("triage", 1) and phases.count(("triage", 1)) == 1  # not redone
+    assert phases[1] == ("implement", 1) and run.decisions[0].at == before.decisions[0].at
+    implement = run.decisions[1]
+    assert any(e.kind == "ran" and e.command == "pytest -q" and e.exit_code == 0 for e in implement.evidence)
