@@ -81,7 +81,7 @@ def main() -> int:
     from orgctl.paths import StatePaths, template_dir
     from orgctl.runtime.cycle import Agent
     from orgctl.runtime.organization import Organization
-    from orgctl.runtime.outcomes import contradiction, outcome_of, ungrounded
+    from orgctl.runtime.outcomes import contradiction, outcome_of_step, ungrounded
     from orgctl.runtime.permissions import Policy
     from orgctl.runtime.services import LocalMemory
     from orgctl.runtime.tasking import run_task
@@ -114,7 +114,7 @@ def main() -> int:
                 done = org.queue("bob").get(task.id)
                 ran = [r for r in done.records if r.kind == "ran"]
                 first = ran[0].command if ran else None
-                outcomes = [outcome_of(r.command, None if r.timed_out else r.exit_code) for r in ran]
+                outcomes = [outcome_of_step(r) for r in ran]
                 evidence = "\n".join([task.id, title, *(r.summary() for r in ran)])  # what the framework showed
                 result = done.result or ""
                 said = _model_sentence(result)  # the framework's own lines state the outcome; the model's is checked

@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=RUNS)
     args = parser.parse_args()
     from orgctl.desired.workflows import WorkflowSpec
-    from orgctl.runtime.outcomes import contradiction, outcome_of, unobserved_claim
+    from orgctl.runtime.outcomes import contradiction, outcome_of_step, unobserved_claim
     from orgctl.work.runs import RunStore
 
     rows: list[dict[str, Any]] = []
@@ -83,7 +83,7 @@ def main() -> int:
                     if d.target not in flow.targets(phase) | {"fail"}:
                         problems.append(f"{d.phase}: target {d.target} not routed")
                     ran += [e for e in d.evidence if e.kind == "ran"]
-                    outs = [outcome_of(e.command, e.exit_code) for e in ran]
+                    outs = [outcome_of_step(e) for e in ran]
                     if why := (contradiction(d.said, outs) if outs else unobserved_claim(d.said)):
                         problems.append(f"{d.phase}: reason contradicted: {why}")
                     at = datetime.fromisoformat(d.at)

@@ -72,6 +72,11 @@ def permitted(tools: list[str], tool: McpTool) -> bool:
     return f"{MCP_TOOL_PREFIX}{tool.server}" in tools or f"{MCP_TOOL_PREFIX}{tool.qualified}" in tools
 
 
+def server_permitted(tools: list[str], server: str) -> bool:
+    """Whether ``permissions.md``'s ``tools`` allow any tool of ``server`` (else it is not even started)."""
+    return any(t == f"{MCP_TOOL_PREFIX}{server}" or t.startswith(f"{MCP_TOOL_PREFIX}{server}.") for t in tools)
+
+
 def server_env(server: McpServer, environ: dict[str, str] | None = None) -> dict[str, str]:
     """The server's declared ``env`` with each ``${VAR}`` replaced from ``environ`` (default: this process's;
     an unset one becomes empty)."""

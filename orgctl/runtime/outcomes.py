@@ -29,6 +29,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from orgctl.work.tasks import StepRecord
+
 _TESTS = "tests"
 
 EXIT_CODES: dict[str, dict[int, tuple[str, bool | None]]] = {
@@ -107,6 +109,11 @@ def outcome_of(command: str, exit_code: int | None) -> Outcome:
     if exit_code == 0:
         return Outcome(command, 0, "the tests passed" if tests else "it succeeded", True, tests, answers)
     return Outcome(command, exit_code, "the tests failed" if tests else "it failed", False, tests, answers)
+
+
+def outcome_of_step(step: StepRecord) -> Outcome:
+    """The :class:`Outcome` of a ``ran`` step (:func:`outcome_of` its command and exit code; timed out: None)."""
+    return outcome_of(step.command, None if step.timed_out else step.exit_code)
 
 
 _CLAIMS_SUCCESS = re.compile(r"\b(pass(ed|es|ing)?|succeed(ed|s)?|success(ful(ly)?)?|green|all good|no (errors|"

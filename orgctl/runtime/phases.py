@@ -33,8 +33,8 @@ from orgctl.llm.requests import CompletionRequest, Message
 from orgctl.runtime import deciding, tasking
 from orgctl.runtime.cycle import Agent, Trace
 from orgctl.runtime.deciding import Option
-from orgctl.runtime.mcp import MCP_TOOL_PREFIX, McpConnection, McpError, McpTool, permitted
-from orgctl.runtime.outcomes import contradiction, outcome_of, ungrounded, unobserved_claim
+from orgctl.runtime.mcp import McpConnection, McpError, McpTool, permitted, server_permitted
+from orgctl.runtime.outcomes import contradiction, outcome_of_step, ungrounded, unobserved_claim
 from orgctl.runtime.workflows import Engine
 from orgctl.work.runs import Decision, Run
 from orgctl.work.tasks import StepRecord, Task
@@ -105,7 +105,7 @@ def open_tools(agent: Agent, run: Run, stack: contextlib.ExitStack) -> PhaseTool
     allowed = [] if agent.policy.invalid else list(agent.policy.permissions.tools)
     out = PhaseTools()
     for name in profile.mcp_servers:
-        if not any(t == f"{MCP_TOOL_PREFIX}{name}" or t.startswith(f"{MCP_TOOL_PREFIX}{name}.") for t in allowed):
+        if not server_permitted(allowed, name):
             continue
         connection = stack.enter_context(McpConnection(name, run.workflow.spec.mcp_servers[name],
                                                        cwd=agent.policy.workspace))
@@ -221,7 +221,7 @@ def offered_verdicts(run: Run, phase: Phase, evidence: list[StepRecord]) -> list
     if ran:
         # a phase that ran a command applied: skip ("nothing to do here") would hide what the command showed
         verdicts = [v for v in verdicts if v != "skip"]
-        last = outcome_of(ran[-1].command, None if ran[-1].timed_out else ran[-1].exit_code)
+        last = outcome_of_step(ran[-1])
         if (last.success is False or (last.tests and last.success is not True)) and len(verdicts) > 1:
             verdicts = [v for v in verdicts if v != "advance"]
     return verdicts
@@ -300,11 +300,11 @@ def _decide(agent: Agent, engine: Engine, task: Task, run: Run, trace: Trace) ->
                                            "sentence, say why.", purpose="verdict reason")
         trace.usage += usage
     ran = [r for r in evidence if r.kind == "ran"]
-    outcomes = [outcome_of(r.command, None if r.timed_out else r.exit_code) for r in ran]
+    outcomes = [outcome_of_step(r) for r in ran]
     # the reason is checked against everything the run observed: a reviewer may not call passed what the
     # implementer's pytest left at exit 5, and with nothing run at all a claimed result is invented
     run_ran = [r for d in run.decisions for r in d.evidence if r.kind == "ran"] + ran
-    run_outcomes = [outcome_of(r.command, None if r.timed_out else r.exit_code) for r in run_ran]
+    run_outcomes = [outcome_of_step(r) for r in run_ran]
     grounds = "\n".join([task.title, task.detail, *(f"{r.command}\n{r.output}" for r in run_ran)])
     reason = " ".join(o.sentence() for o in outcomes[-2:])
     why = None
@@ -320,13 +320,11 @@ def _decide(agent: Agent, engine: Engine, task: Task, run: Run, trace: Trace) ->
                         message=f"{agent.name}'s reason {words[:160]!r} was left out of the decision: {why}")
     fields = {k: v for k, v in answer.items() if k not in ("verdict", "confidence", "risk")}
     fields |= _observed(phase, evidence)
+    fallback = f"{agent.name} decided {answer['verdict']}" + (
+        "" if observed_any else " on the subject alone (nothing observed yet)")
     decision = Decision(phase=phase.id, attempt=run.attempt, agent=phase.agent, anima=agent.name,
                         verdict=answer["verdict"], confidence=answer["confidence"], risk=answer["risk"],
-                        reason=(reason or f"{agent.name} decided {answer['verdict']}"
-                                          + ("" if observed_any else " on the subject alone (nothing observed yet)")
-                                ).strip()[:600], said=said,
-                        fields=fields,
-                        evidence=evidence)
+                        reason=(reason or fallback)[:600], said=said, fields=fields, evidence=evidence)
     _close(agent, engine, task, run, trace, decision)
 
 

@@ -30,7 +30,7 @@ from orgctl.runtime import deciding
 from orgctl.runtime.commands import run_command
 from orgctl.runtime.cycle import Agent, Trace
 from orgctl.runtime.deciding import Option
-from orgctl.runtime.outcomes import contradiction, outcome_of, ungrounded
+from orgctl.runtime.outcomes import contradiction, outcome_of_step, ungrounded
 from orgctl.work.approvals import Approval
 from orgctl.work.tasks import StepRecord, Task
 
@@ -94,7 +94,7 @@ def _options(agent: Agent, task: Task) -> list[Option]:
     # otherwise runs every permitted command before it picks "done"). So did one whose exit answers what it is
     # run for, failed or not (pytest's 1 or 5): the task ends with that answer, never with an unrelated command.
     # One that succeeded with no output leaves one more command on offer, after the exits.
-    if any(r.kind == "ran" and outcome_of(r.command, None if r.timed_out else r.exit_code).answers for r in tried):
+    if any(r.kind == "ran" and outcome_of_step(r).answers for r in tried):
         return [Option("done", "the task is answered: report what the command showed", "done")]
     if any(r.succeeded and r.output for r in tried):
         return exits
@@ -235,7 +235,7 @@ def _finish(agent: Agent, task: Task, trace: Trace, *, status: str, note: str) -
     only when it agrees with that evidence (a contradicted sentence is left out, said, and a Warning)."""
     current = agent.org.queue(agent.name).get(task.id) or task
     ran = [r for r in current.records if r.kind == "ran"]
-    outcomes = [outcome_of(r.command, None if r.timed_out else r.exit_code) for r in ran]
+    outcomes = [outcome_of_step(r) for r in ran]
     result = "\n\n".join(r.summary() for r in ran)[:3000]
     if outcomes:
         result += "\n\nOutcome: " + " ".join(o.sentence() for o in outcomes[-3:])

@@ -17,7 +17,7 @@ import pytest
 
 from orgctl.paths import StatePaths
 from orgctl.runtime.organization import Organization
-from orgctl.runtime.outcomes import contradiction, outcome_of
+from orgctl.runtime.outcomes import contradiction, outcome_of_step
 from tests.conftest import commit_all, edit, git, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +49,7 @@ def test_the_template_workflow_runs_to_its_end_with_every_transition_valid(runni
         assert d.verdict in flow.offered(phase), d
         assert d.target in flow.targets(phase) | {"fail"}, d  # fail: also where an exhausted rework limit goes
         ran += [e for e in d.evidence if e.kind == "ran"]
-        outcomes = [outcome_of(e.command, e.exit_code) for e in ran]
+        outcomes = [outcome_of_step(e) for e in ran]
         assert contradiction(d.said, outcomes) is None, d.reason  # no reason claims what the evidence denies
     assert run.decisions[0].phase == "triage" and run.decisions[0].anima == "alice"
 
