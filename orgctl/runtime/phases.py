@@ -108,7 +108,8 @@ def open_tools(agent: Agent, run: Run, stack: contextlib.ExitStack) -> PhaseTool
         if not server_permitted(allowed, name):
             continue
         connection = stack.enter_context(McpConnection(name, run.workflow.spec.mcp_servers[name],
-                                                       cwd=agent.policy.workspace))
+                                                       cwd=agent.policy.workspace,
+                                                       sandbox=agent.policy.sandbox_profile))
         out.connections[name] = connection
         out.tools += [t for t in connection.tools() if permitted(allowed, t)]
     return out

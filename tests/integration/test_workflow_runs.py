@@ -390,8 +390,8 @@ agents:
   writer: {anima: bob, mcp_servers: [notes]}
 mcp_servers:
   notes:
-    command: [PYTHON, -m, tests.servers.notes_mcp]
-    env: {NOTES_CALLS: "${NOTES_CALLS}", PYTHONPATH: "${PYTHONPATH}"}
+    command: [PYTHON, notes_mcp.py]
+    env: {NOTES_CALLS: "${NOTES_CALLS}"}
     description: the release notes
     timeout_seconds: 30
 phases:
@@ -427,25 +427,28 @@ class ToolModel(PhaseModel):
 
 
 @pytest.fixture
-def notes(org: Path, state: StatePaths, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """The org with the notes workflow (a real MCP server over stdio, started by the phase), bob allowed to call
-    ``read_note``, ``list_notes`` and ``run_shell`` of it, never ``delete_note``; yields (work, the calls file)."""
+def notes(org: Path, state: StatePaths, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The org with the notes workflow (a real MCP server over stdio, started by the phase in bob's sandbox, so
+    its script and its calls file are in bob's workspace: nothing else is there), bob allowed to call
+    ``read_note``, ``list_notes``, ``run_shell`` and ``peek`` of it, never ``delete_note``; yields (work, the
+    calls file)."""
+    import shutil
     import sys
 
-    root = Path(__file__).resolve().parents[2]
-    calls = tmp_path / "calls.jsonl"
+    workspace = state.workspace("bob")
+    workspace.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "servers" / "notes_mcp.py", workspace / "notes_mcp.py")
+    calls = workspace / "calls.jsonl"
     calls.touch()
     monkeypatch.setenv("NOTES_CALLS", str(calls))
-    monkeypatch.setenv("PYTHONPATH", str(root))
     (org / "workflows" / "notes.yaml").write_text(NOTES_FLOW.replace("PYTHON", sys.executable))
     perms = org / "animas/bob/permissions.md"
     perms.write_text(perms.read_text().replace(
         "tools: [send_message, post_board, run_command, search_memory]",
         "tools: [send_message, post_board, run_command, search_memory, mcp:notes.read_note, mcp:notes.list_notes, "
-        "mcp:notes.run_shell]"))
+        "mcp:notes.run_shell, mcp:notes.peek]"))
     commit_all(org, "notes workflow")
     spec = load_org(GitRevisionSource(org, "HEAD"))
-    state.workspace("bob").mkdir(parents=True)
     yield Organization(paths=state.ensure(), specs=spec.animas), calls
 
 
@@ -454,7 +457,7 @@ def _server_processes() -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"tests.servers.notes_mcp" in (entry / "cmdline").read_bytes():
+                if b"notes_mcp.py" in (entry / "cmdline").read_bytes():
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -504,6 +507,42 @@ def test_a_destructive_argument_to_a_permitted_mcp_tool_is_refused_before_the_se
     assert _calls(calls) == []
     assert events(work, "ToolRefused")
     assert not _server_processes()
+
+
+def test_an_mcp_server_runs_in_the_anima_sandbox(notes: tuple[Organization, Path], state: StatePaths,
+                                                org: Path) -> None:
+    """The server runs in bob's command sandbox: ``peek`` opens a file of bob's workspace, but a file of the state
+    dir (here a stand-in for a key: ``secret.txt`` beside the runs) does not exist for it, though the server's
+    user can read it outside."""
+    work, calls = notes
+    (state.workspace("bob") / "inside.txt").write_text("visible to the server\n")
+    secret = state.root / "secret.txt"
+    secret.write_text("ANTHROPIC_API_KEY=sk-not-for-tools\n")
+    seen = {}
+    for path in (str(state.workspace("bob") / "inside.txt"), str(secret)):
+        model = ToolModel("notes.peek", {"path": path})
+        run = drive(work, state, start(work, org, subject="peek at the first line of a file by its path",
+                                       name="notes"), model)
+        [tool] = [e for e in run.decisions[0].evidence if e.kind == "tool"]
+        seen[path] = tool.text
+    assert seen[str(state.workspace("bob") / "inside.txt")] == "visible to the server"
+    assert seen[str(secret)].startswith("cannot open") and "No such file" in seen[str(secret)]
+    assert "sk-not-for-tools" not in json.dumps(seen)
+    assert [c["tool"] for c in _calls(calls)] == ["peek", "peek"]
+    assert not _server_processes()
+
+
+def test_an_mcp_server_is_not_started_where_no_sandbox_can_start(
+        notes: tuple[Organization, Path], state: StatePaths, org: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed, as a command is refused: with no usable bwrap the server is not started, the phase fails with
+    the reason, and nothing reaches the server."""
+    work, calls = notes
+    monkeypatch.setenv("ORGCTL_BWRAP", str(state.root / "no-such-bwrap"))
+    run = drive(work, state, start(work, org, subject="read the release notes and report", name="notes"),
+                ToolModel("notes.read_note", {"name": "release"}))
+    assert run.status == "failed"
+    assert "MCP server 'notes'" in run.reason and "not started: no usable sandbox" in run.reason, run.reason
+    assert _calls(calls) == [] and not _server_processes()
 
 
 class RouteModel(PhaseModel):

@@ -3,7 +3,9 @@ server. Every call it receives is appended to the file named by NOTES_CALLS, so 
 
 Tools: ``list_notes`` (no arguments), ``read_note(name)`` (its text carries an injected instruction, as an
 attacker's note would), ``delete_note(name)`` (the tests never permit it) and ``run_shell(command)`` (permitted
-in one test: the hard blocks must still refuse a destructive argument before it reaches the server).
+in one test: the hard blocks must still refuse a destructive argument before it reaches the server), and
+``peek(path)``, which returns the first line of any file it can open: run in the Anima's sandbox, it can open
+its workspace and nothing of the state dir or the user's files.
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ def delete_note(name: str) -> str:
 def run_shell(command: str) -> str:
     _log("run_shell", command=command)
     return f"ran {command}"
+
+
+@server.tool(description="peek at the first line of a file by its path")
+def peek(path: str) -> str:
+    _log("peek", path=path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip()
+    except OSError as e:
+        return f"cannot open {path}: {e.strerror}"
 
 
 if __name__ == "__main__":
