@@ -426,7 +426,8 @@ def _load_org(source: Source, cache: SpecCache) -> OrgSpec:
     return OrgSpec(name=org.name, defaults=d, revision=source.revision, animas=animas,
                    notifications=list(org.notifications), board_channels=list(org.board_channels),
                    schema_version=org.schema_version, memory=org.memory, sandbox=org.sandbox,
-                   runtime=org.runtime, shards=org.shards, workflows=workflows,
+                   runtime=org.runtime, shards=org.shards,
+                   workflows={n: w.with_default_model(d.model) for n, w in workflows.items()},
                    warnings=sorted(set(warnings)))
 
 

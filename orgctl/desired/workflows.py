@@ -70,6 +70,9 @@ GUARD_VARIABLES = {
 }
 """The variables a guard (``skip_if``, ``when``) is evaluated with. A guard that refers to anything else, or
 errors, fails the run closed: nothing is skipped or routed on an error."""
+STANDALONE_TOOLS = ("run_command",)
+"""The built-in tools a standalone agent may list (beside ``mcp:`` ones): it has no memory and talks only
+through the run, so no messaging, Board, delegation, memory or org tool means anything for it."""
 _ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _FIELD = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -206,6 +209,25 @@ class WorkflowSpec(BaseModel):
     digest: str = Field(description="sha256 of the validated content (:func:`workflow_digest`)")
     spec: WorkflowFile
 
+    def runner(self, agent: str) -> str:
+        """Who runs ``agent``'s phases: its Anima, or for a standalone agent :func:`standalone_name`."""
+        return self.spec.agents[agent].anima or standalone_name(self.name, agent)
+
+    @property
+    def bound_animas(self) -> set[str]:
+        """The Animas the workflow's agents bind to."""
+        return {p.anima for p in self.spec.agents.values() if p.anima}
+
+    def with_default_model(self, model: str) -> WorkflowSpec:
+        """This workflow with ``model`` (org.yaml's ``defaults.model``) written into each standalone agent that
+        names none, so the snapshot says what runs, and a change of the default is a change of the workflow."""
+        agents = {n: p.model_copy(update={"model": model}) if p.anima is None and p.model is None else p
+                  for n, p in self.spec.agents.items()}
+        if agents == self.spec.agents:
+            return self
+        spec = self.spec.model_copy(update={"agents": agents})
+        return self.model_copy(update={"spec": spec, "digest": workflow_digest(spec)})
+
     def phase(self, phase_id: str) -> Phase:
         """The phase called ``phase_id``. Raises KeyError."""
         for p in self.spec.phases:
@@ -239,6 +261,13 @@ class WorkflowSpec(BaseModel):
     def loops_back(self, phase: Phase, target: str) -> bool:
         """True when routing ``phase`` to ``target`` returns to it or to an earlier phase (a rework loop)."""
         return target not in (FINISH, FAIL) and self.index(target) <= self.index(phase.id)
+
+
+def standalone_name(workflow: str, agent: str) -> str:
+    """``<agent>@<workflow>``: the name a standalone agent's phases run under (its task queue, its events, its
+    per-run workspace). ``@`` is in no Anima name (:func:`orgctl.desired.loading.check_name`), so it is never
+    one."""
+    return f"{agent}@{workflow}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -303,6 +332,9 @@ def check_workflow(name: str, file: str, workflow: WorkflowFile, located: Locate
 
     for agent_name, profile in workflow.agents.items():
         where = ("agents", agent_name)
+        if not _ID.match(agent_name):
+            diags.append(Diagnostic(file, at(*where), f"agent name {agent_name!r}: use lowercase letters, digits, "
+                                    "'-' and '_', starting with a letter (at most 63 characters)"))
         if profile.anima is not None:
             if profile.anima not in animas:
                 diags.append(Diagnostic(file, at(*where, "anima"), f"agent {agent_name!r}: unknown Anima "
@@ -319,6 +351,17 @@ def check_workflow(name: str, file: str, workflow: WorkflowFile, located: Locate
             if "inbox" in profile.communication:
                 diags.append(Diagnostic(file, at(*where, "communication"), f"agent {agent_name!r} is standalone: "
                                         "it talks only through the run (communication: [run])"))
+            perms = profile.permissions
+            for i, tool in enumerate(perms.tools if perms is not None else []):
+                if tool not in STANDALONE_TOOLS and not tool.startswith("mcp:"):
+                    diags.append(Diagnostic(file, at(*where, "permissions", "tools", i), f"agent {agent_name!r} "
+                                            f"is standalone: tool {tool!r} is not available to it (it has no "
+                                            "memory and talks only through the run; it may list run_command "
+                                            "and mcp:<server>[.<tool>])"))
+            if perms is not None and perms.ask:
+                diags.append(Diagnostic(file, at(*where, "permissions", "ask"), f"agent {agent_name!r} is "
+                                        "standalone: `ask:` needs an Anima to resume after a person approves "
+                                        "(use deny:, or bind the agent to an Anima)"))
         for i, server in enumerate(profile.mcp_servers):
             if server not in workflow.mcp_servers:
                 known = ", ".join(sorted(workflow.mcp_servers)) or "none are defined"

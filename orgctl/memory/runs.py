@@ -34,8 +34,10 @@ def run_record(run: Run) -> str:
 
 
 def bound_animas(run: Run) -> list[str]:
-    """The Animas that ran a phase of ``run``, sorted."""
-    return sorted({d.anima for d in run.decisions if d.anima})
+    """The Animas that ran a phase of ``run``, sorted (a standalone agent has no memory: the run's log is its
+    record)."""
+    bound = run.workflow.bound_animas
+    return sorted({d.anima for d in run.decisions if d.anima in bound})
 
 
 def record_run(clone: RuntimeClone, run: Run) -> str | None:

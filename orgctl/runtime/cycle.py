@@ -92,7 +92,7 @@ def quote(message: Message) -> str:
 class Agent:
     """The cycles of one Anima. ``client`` answers model calls (the supervisor's gateway in production)."""
 
-    def __init__(self, *, spec: AnimaSpec, org: Organization, client: ModelClient, store: MemoryStore,
+    def __init__(self, *, spec: AnimaSpec, org: Organization, client: ModelClient, store: MemoryStore | None,
                  policy: Policy, revision: str | None = None, recall: Recall | None = None) -> None:
         self.spec = spec
         self.recall = recall
@@ -121,8 +121,9 @@ class Agent:
 
     def remember(self, trace: Trace) -> None:
         """Write the cycle's episode, and the work in hand to ``state/``. A busy memory lock (a pass holds it
-        longer than a minute) keeps the episode for the next cycle and is reported, never raised."""
-        if trace.empty:
+        longer than a minute) keeps the episode for the next cycle and is reported, never raised. With no
+        ``store`` (a standalone workflow agent: no memory beyond the run's record) nothing is written."""
+        if trace.empty or self.store is None:
             return
         try:
             self.store.append_episode(day=trace.at.date(), markdown=trace.markdown(),

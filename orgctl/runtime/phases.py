@@ -20,6 +20,7 @@ framework asks for the decision, so a phase cannot stall.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 from collections.abc import Callable
@@ -56,6 +57,7 @@ def run_phase(agent: Agent, task_id: str, *, now: Callable[[], datetime]) -> Tra
     run = engine.runs.get(task.run) if task is not None and task.run else None
     if task is None or run is None:
         return trace
+    agent = in_role(agent, run)
     with contextlib.ExitStack() as servers:
         try:
             tools = open_tools(agent, run, servers)
@@ -82,6 +84,19 @@ def run_phase(agent: Agent, task_id: str, *, now: Callable[[], datetime]) -> Tra
                                                                             f"{what}: {e.message}"[:300]))
     agent.remember(trace)
     return trace
+
+
+def in_role(agent: Agent, run: Run) -> Agent:
+    """``agent`` for ``run``'s phase in progress: a bound Anima's system prompt gets the profile's
+    ``system_prompt`` after its own identity (a standalone agent's prompt is its profile already)."""
+    role = run.workflow.phase(run.phase or "").agent
+    profile = run.workflow.spec.agents[role]
+    if profile.anima is None or not profile.system_prompt.strip():
+        return agent
+    cast = copy.copy(agent)
+    cast.system = (f"{agent.system}\n\nIn the workflow {run.workflow.name} you act as its {role}: "
+                   f"{profile.system_prompt.strip()[:600]}")
+    return cast
 
 
 @dataclass

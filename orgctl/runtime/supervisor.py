@@ -101,6 +101,7 @@ class Supervisor:
         # The org's services live here, in-process, once per org; Animas reach them over the socket.
         self.services = Services.local(paths, wake=self.wake)
         self._workflow_org: Any = None  # the Organization drive_workflows folds the runs with, kept between passes
+        self._phase_workers: Any = None  # standalone agents' phase processes (runtime.standalone.PhaseWorkers)
         # Animas are forked from one preloaded process (shared memory), unless ORGCTL_SPAWN=exec asks for a
         # fresh interpreter each (the fork server's only alternative, kept for debugging).
         self._forks = ForkServer(paths.root) if os.environ.get(SPAWN_ENV, "fork") != "exec" else None
@@ -400,17 +401,25 @@ class Supervisor:
 
     def drive_workflows(self) -> None:
         """Advance every active workflow run (repairs a transition a killed process left half done, starts
-        queued runs) and commit the record of each finished one to its Animas' memory (one commit per run)."""
+        queued runs), run standalone agents' phases in processes of their own
+        (:class:`~orgctl.runtime.standalone.PhaseWorkers`), and commit the record of each finished run to its
+        Animas' memory (one commit per run)."""
         from orgctl.runtime.organization import Organization
         from orgctl.runtime.services import LocalCommits
+        from orgctl.runtime.standalone import PhaseWorkers
         from orgctl.runtime.workflows import Engine
 
         if self._workflow_org is None:
             self._workflow_org = Organization(paths=self.paths, wake=self.wake)
         org = self._workflow_org
-        if not org.runs.root.is_dir():
+        if not org.runs.root.is_dir() or self._stopping.is_set():
             return
         Engine(org, org.runs).reconcile()
+        with self._lock:
+            if self._phase_workers is None:
+                self._phase_workers = PhaseWorkers(self.paths)
+            workers = self._phase_workers
+        workers.reconcile(org)
         if isinstance(self.services.commits, LocalCommits):
             self.services.commits.record_runs()
 
@@ -441,6 +450,9 @@ class Supervisor:
         self._stopping.set()
         with self._lock:
             procs = [self._detach(c) for c in self._children.values()]
+            workers, self._phase_workers = self._phase_workers, None
+        if workers is not None:
+            workers.stop_all(STOP_GRACE)
         threads = [threading.Thread(target=self._end, args=(p,)) for p in procs]
         for t in threads:
             t.start()

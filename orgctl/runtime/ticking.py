@@ -453,7 +453,7 @@ class Tick:
                     report.animas.append(AnimaTick(spec.name, failed=[f"{type(e).__name__}: {e}"[:300]]))
                     org.event(reason="TickFailed", object=f"anima/{spec.name}", anima=spec.name, warning=True,
                               message=f"the tick of {spec.name} failed: {type(e).__name__}: {str(e)[:200]}")
-            self._drive_workflows(org)
+            self._drive_workflows(org, model=model, services=services)
         finally:
             report.tokens, report.calls, report.model_s = model.tokens, model.calls, model.seconds
             report.budget_spent = model.spent
@@ -536,15 +536,20 @@ class Tick:
         self.progress(_line(done))
         return done
 
-    def _drive_workflows(self, org: Any) -> None:
+    def _drive_workflows(self, org: Any, *, model: Any, services: Any) -> None:
         """After the Animas' work: advance the workflow runs (a phase an Anima of this shard decided hands over
-        to the next phase's Anima, which runs it at its shard's next tick) and commit each finished run's record
-        to its Animas' memory, pushed with this tick's memory commits."""
+        to the next phase's Anima, which runs it at its shard's next tick), run the standalone agents' phases
+        of this shard here while time and budget last (:func:`orgctl.runtime.standalone.run_pending`), and
+        commit each finished run's record to its Animas' memory, pushed with this tick's memory commits."""
         from orgctl.runtime.services import LocalCommits
+        from orgctl.runtime.standalone import run_pending
         from orgctl.runtime.workflows import Engine
 
         if org.runs.root.is_dir():
             Engine(org, org.runs).reconcile()
+            run_pending(org, client=model, recall=services.memory,
+                        mine=lambda name: shard_of(name, self.shard[1]) == self.shard[0],
+                        more=lambda: self.left() > 0 and not model.spent)
             LocalCommits(self.paths).record_runs()
 
     def _commit_episodes(self, report: TickReport, *, only: set[str]) -> None:

@@ -6,9 +6,11 @@ just decided, the supervisor's periodic :meth:`Engine.reconcile` (which also rep
 between two lines left: a phase whose task ended with no decision, a decision with no next phase yet).
 
 A phase bound to an Anima runs as a task in that Anima's queue, on its task cycle and under its
-permissions, sandbox and hard blocks (:mod:`orgctl.runtime.phases`); its id is derived from the run, the
-phase and the attempt, so handing a phase over twice creates one task. Guards are CEL (cel-python) and fail
-closed: a guard that errors ends the run ``failed`` with the guard's error, never skips or routes.
+permissions, sandbox and hard blocks (:mod:`orgctl.runtime.phases`); a standalone agent's phase is a task in
+the queue of ``<agent>@<workflow>``, which the host runs (:mod:`orgctl.runtime.standalone`). Its id is
+derived from the run, the phase and the attempt, so handing a phase over twice creates one task. Guards are
+CEL (cel-python) and fail closed: a guard that errors ends the run ``failed`` with the guard's error, never
+skips or routes.
 """
 
 from __future__ import annotations
@@ -248,12 +250,10 @@ class Engine:
         return ahead < run.workflow.spec.max_concurrent_runs
 
     def _hand_over(self, run: Run, phase: Phase, attempt: int) -> Run:
-        profile = run.workflow.spec.agents[phase.agent]
-        anima = profile.anima
-        if anima is None or anima not in self.org.specs:
-            why = (f"agent {phase.agent!r} is standalone: this orgctl runs phases on Animas only" if anima is None
-                   else f"agent {phase.agent!r} is bound to {anima!r}, which is not applied")
-            return self._end(run, "failed", why)
+        bound = run.workflow.spec.agents[phase.agent].anima
+        if bound is not None and bound not in self.org.specs:
+            return self._end(run, "failed", f"agent {phase.agent!r} is bound to {bound!r}, which is not applied")
+        anima = run.workflow.runner(phase.agent)
         task_id = phase_task_id(run.id, phase.id, attempt)
         queue = self.org.queue(anima)
         if queue.get(task_id) is None:
@@ -263,7 +263,8 @@ class Engine:
         run = self.runs.append(run.id, "phase", phase=phase.id, attempt=attempt, task=task_id, anima=anima)
         self.org.event(reason="WorkflowPhaseStarted", object=f"run/{run.id}", anima=anima,
                        message=f"{run.workflow.name} {run.id}: {phase.id}#{attempt} handed to {anima} ({task_id})")
-        self.org.wake(anima)
+        if bound is not None:
+            self.org.wake(anima)  # a standalone phase is picked up by the host's next pass (supervisor, tick)
         return run
 
     def _brief(self, run: Run, phase: Phase, attempt: int) -> str:

@@ -54,7 +54,8 @@ class Decision(BaseModel):
     phase: str
     attempt: int = Field(ge=1)
     agent: str
-    anima: str | None = None
+    anima: str | None = Field(default=None, description="who ran the phase: the bound Anima, or "
+                              "`<agent>@<workflow>` for a standalone agent; none for a guard's skip")
     verdict: Literal["advance", "rework", "skip", "fail"]
     reason: str = Field(default="", max_length=600)
     said: str = Field(default="", max_length=400, description="the model's own sentence within the reason, "
@@ -96,7 +97,8 @@ class Run(BaseModel):
     phase: str | None = None
     attempt: int = 0
     phase_task: str | None = Field(default=None, description="the task carrying the phase in progress")
-    phase_anima: str | None = None
+    phase_anima: str | None = Field(default=None, description="whose queue holds the phase task: the bound Anima, "
+                                    "or `<agent>@<workflow>` for a standalone agent")
     attempts: dict[str, int] = Field(default={}, description="reworks sent back, by the phase that sent them")
     decisions: list[Decision] = []
     reason: str = ""

@@ -121,13 +121,18 @@ def drive(work: Organization, state: StatePaths, run: Run, model: PhaseModel, *,
     """Run each phase task the run hands out, as the Animas' task runners would, until the run ends."""
     from orgctl.runtime.tasking import run_task
 
+    from orgctl.runtime.standalone import run_standalone_phase
+
     store = RunStore(work.work.runs)
     for _ in range(limit):
         run = store.require(run.id)
         if not run.active:
             return run
         assert run.phase_anima and run.phase_task, run
-        run_task(agent(work, state, run.phase_anima, model), run.phase_task, now=lambda: datetime.now(UTC))
+        if "@" in run.phase_anima:  # a standalone agent's phase: the host runs it (here, in this process)
+            run_standalone_phase(work, run.id, client=model)
+        else:
+            run_task(agent(work, state, run.phase_anima, model), run.phase_task, now=lambda: datetime.now(UTC))
     raise AssertionError(f"run {run.id} did not end in {limit} phases")
 
 
@@ -606,3 +611,89 @@ def test_an_anima_routes_a_pending_task_to_a_workflow_and_the_task_ends_with_the
     # offered, the route would have been taken (RouteModel takes it whenever it is among the choices)
     assert work.runs.all() == [] and trace.did[0].startswith("delegated")
     assert not any(o.startswith("route to workflow") for offered in model.offered for o in offered)
+
+
+SOLO_FLOW = """\
+agents:
+  triager: {anima: alice}
+  checker:
+    model: local/smollm2
+    system_prompt: You check that the suite is green before anything ships.
+    persona: {style: terse, traits: [careful]}
+    permissions:
+      tools: [run_command]
+      commands:
+        - {command: pytest -q, description: run the test suite and report whether the tests pass}
+phases:
+  - id: triage
+    agent: triager
+  - id: check
+    agent: checker
+    description: run the test suite and report
+"""
+
+
+class SeeingModel(PhaseModel):
+    """:class:`PhaseModel` that keeps each request's system prompt and each choice list, by the Anima it is for."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.systems: dict[str, set[str]] = {}
+        self.offered: dict[str, list[list[str]]] = {}
+
+    def complete(self, request):  # type: ignore[no-untyped-def]
+        self.systems.setdefault(request.anima, set()).add(request.messages[0].content)
+        if request.schema_ and "choice" in request.schema_["properties"]:
+            self.offered.setdefault(request.anima, []).append(list(request.schema_["properties"]["choice"]["enum"]))
+        return super().complete(request)
+
+
+def test_a_standalone_agent_runs_its_phase_on_its_own_prompt_permissions_and_workspace(
+        org: Path, state: StatePaths) -> None:
+    """``checker`` binds no Anima: its phase runs as ``checker@solo`` on the framework's phase cycle, with the
+    prompt, persona and permissions its profile declares (only ``pytest -q`` is offered, none of bob's git
+    commands), in a workspace of its own for the run (empty: bob's passing suite is not there, so pytest
+    collects nothing and ``advance`` is not offered). It has no memory: the run is recorded in alice's memory
+    only, and its workspace is gone when the run ends."""
+    (org / "workflows" / "solo.yaml").write_text(SOLO_FLOW)
+    commit_all(org, "a workflow with a standalone agent")
+    spec = load_org(GitRevisionSource(org, "HEAD"))
+    state.workspace("bob").mkdir(parents=True)
+    (state.workspace("bob") / "test_ok.py").write_text("def test_ok():\n    assert True\n")
+    work = Organization(paths=state.ensure(), specs=spec.animas)
+    model = SeeingModel()
+    run = start(work, org, name="solo")
+    assert run.phase == "triage"
+    run = drive(work, state, run, model)
+
+    assert [(d.phase, d.anima, d.verdict) for d in run.decisions] == [
+        ("triage", "alice", "advance"), ("check", "checker@solo", "fail")]
+    check = run.decisions[1]
+    [ran] = [e for e in check.evidence if e.kind == "ran"]
+    assert (ran.command, ran.exit_code) == ("pytest -q", 5)
+    assert run.status == "failed" and "no tests were collected" in run.reason
+    assert model.offered["checker@solo"][0] == ["run pytest -q", "decide"]
+    [system] = model.systems["checker@solo"]
+    assert system.startswith("You are checker, an agent of the workflow solo")
+    assert "You check that the suite is green" in system and "Style: terse." in system and "careful" in system
+    assert "Tools you may use: run_command." in system and "bob" not in system
+    assert work.queue("checker@solo").get(f"t-{run.id.removeprefix('r-')}-check-1").status == "failed"
+    assert not list((state.root / "workspaces").glob(f"{run.id}.*"))  # the run's workspace is removed
+    from orgctl.memory.runs import bound_animas
+
+    assert bound_animas(run) == ["alice"]
+
+
+def test_a_standalone_agent_with_no_permissions_is_offered_only_its_decision(org: Path, state: StatePaths) -> None:
+    """Fail closed: a standalone agent whose profile declares no permissions may run nothing; its phase is its
+    decision alone, taken on the subject (no sentence is asked with nothing observed)."""
+    (org / "workflows" / "bare.yaml").write_text("agents:\n  judge: {system_prompt: Judge the subject.}\n"
+                                                 "phases:\n  - {id: judge, agent: judge}\n")
+    commit_all(org, "a bare standalone agent")
+    spec = load_org(GitRevisionSource(org, "HEAD"))
+    work = Organization(paths=state.ensure(), specs=spec.animas)
+    model = SeeingModel()
+    run = drive(work, state, start(work, org, name="bare"), model)
+    assert run.status == "succeeded" and [(d.anima, d.evidence) for d in run.decisions] == [("judge@bare", [])]
+    assert "judge@bare" not in model.offered  # one option (decide) is taken without a model call
+    assert spec.workflows["bare"].spec.agents["judge"].model == spec.defaults.model  # org.yaml's default

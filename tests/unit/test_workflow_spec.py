@@ -94,6 +94,12 @@ def test_a_valid_workflow_loads_and_its_digest_ignores_comments(org: Path) -> No
      "agent 'worker': unknown MCP server 'files' (the workflow's mcp_servers: none are defined)"),
     ("worker: {anima: bob}", "worker: {memory: anima}", "worker:",
      "agent 'worker' is standalone (no `anima:`): it has no memory beyond the run's record (memory: run)"),
+    ("worker: {anima: bob}", "worker: {permissions: {tools: [run_command, send_message]}}", "worker:",
+     "agent 'worker' is standalone: tool 'send_message' is not available to it (it has no memory and talks only "
+     "through the run; it may list run_command and mcp:<server>[.<tool>])"),
+    ("worker: {anima: bob}", "worker: {permissions: {tools: [run_command], ask: [git push]}}", "worker:",
+     "agent 'worker' is standalone: `ask:` needs an Anima to resume after a person approves (use deny:, or bind "
+     "the agent to an Anima)"),
     ("max_rework_attempts: 2", "max_rework_attempts: many", "max_rework_attempts",
      "phases.2.max_rework_attempts: Input should be a valid integer"),
     ("kind: {type: string, enum: [code, docs]}", "kind: {type: boolean, enum: [code]}", "kind:",
@@ -103,6 +109,27 @@ def test_each_problem_is_reported_at_its_line(org: Path, old: str, new: str, nee
     text = FLOW.replace(old, new, 1)
     assert text != FLOW
     assert problems(org, text) == [(line_of(text, needle), reason)]
+
+
+def test_an_agent_name_is_a_plain_word(org: Path) -> None:
+    """A standalone agent's name becomes part of a queue folder and a workspace name: no path in it."""
+    text = FLOW.replace("worker", "../w")
+    assert problems(org, text) == [(line_of(text, "../w:"), "agent name '../w': use lowercase letters, digits, '-' "
+                                                            "and '_', starting with a letter (at most 63 characters)")]
+
+
+def test_a_standalone_agent_gets_the_org_default_model_and_a_change_of_it_changes_the_workflow(org: Path) -> None:
+    """What runs is in the snapshot: a standalone agent that names no model runs org.yaml's ``defaults.model``,
+    written into the applied workflow, so changing the default shows as a change of the workflow in ``plan``."""
+    text = FLOW.replace("worker: {anima: bob}", "worker: {system_prompt: Build it.}")
+    assert problems(org, text) == []
+    first = load_org(WorkTreeSource(org)).workflows["flow"]
+    assert first.spec.agents["worker"].model == "local/smollm2" and first.spec.agents["lead"].model is None
+    assert first.runner("worker") == "worker@flow" and first.runner("lead") == "alice"
+    org_yaml = org / "org.yaml"
+    org_yaml.write_text(org_yaml.read_text().replace("  model: local/smollm2", "  model: anthropic/claude-haiku-4-5", 1))
+    again = load_org(WorkTreeSource(org)).workflows["flow"]
+    assert again.spec.agents["worker"].model == "anthropic/claude-haiku-4-5" and again.digest != first.digest
 
 
 def test_an_unreachable_phase_is_an_error(org: Path) -> None:
