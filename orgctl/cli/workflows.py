@@ -131,7 +131,7 @@ def workflow_log(run_id: str, org_dir: Path, as_json: bool) -> None:
                f"started {run.created_at} by {run.started_by}")
     click.echo(f"Subject: {run.subject}")
     for d in run.decisions:
-        who = f"{d.anima} as {d.agent}" if d.anima else d.agent
+        who = d.who
         judged = f"; confidence {d.confidence}, risk {d.risk}" if d.by == "model" else ""
         click.echo(f"\n{d.at}  {d.phase}#{d.attempt} ({who})  {d.verdict} -> {d.target}  [{d.by}{judged}]")
         if d.reason:

@@ -23,7 +23,7 @@ def run_record(run: Run) -> str:
              f"- Revision: {run.revision or 'work tree'}", f"- Started: {run.created_at} by {run.started_by}",
              f"- Finished: {run.finished_at}", "", "## Phases", ""]
     for d in run.decisions:
-        who = f"{d.anima} as {d.agent}" if d.anima else d.agent
+        who = d.who
         judged = f"; confidence {d.confidence}, risk {d.risk}" if d.by == "model" else ""
         lines.append(f"- {d.phase}#{d.attempt} ({who}, {d.by}): **{d.verdict}** -> {d.target}{judged}. "
                      f"{d.reason[:300]}")

@@ -68,6 +68,14 @@ class Decision(BaseModel):
     by: DecidedBy = "model"
     at: str = Field(default_factory=now_iso)
 
+    @property
+    def who(self) -> str:
+        """Who decided, for people: ``alice as triager``, ``checker@task`` (a standalone agent), or the agent
+        alone (a guard's skip)."""
+        if not self.anima:
+            return self.agent
+        return self.anima if "@" in self.anima else f"{self.anima} as {self.agent}"  # "@" is in no Anima name
+
     def core(self) -> dict[str, Any]:
         """What a guard sees of this decision: the core fields and the phase-local ones."""
         return {"verdict": self.verdict, "reason": self.reason, "confidence": self.confidence, "risk": self.risk,

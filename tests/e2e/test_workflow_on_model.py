@@ -131,3 +131,89 @@ def test_a_run_survives_sigkill_of_the_runtime_mid_phase(running: Path, state: S
     assert phases[1] == ("implement", 1) and run.decisions[0].at == before.decisions[0].at
     implement = run.decisions[1]
     assert any(e.kind == "ran" and e.command == "pytest -q" and e.exit_code == 0 for e in implement.evidence)
+
+
+AUDIT_FLOW = """\
+agents:
+  checker:
+    system_prompt: You make sure the build has settled before anyone looks at it.
+    persona: {style: brief}
+    permissions:
+      tools: [run_command]
+      commands:
+        - {command: sleep 6, description: wait for the build to settle and report when it has}
+phases:
+  - id: settle
+    agent: checker
+    description: Wait for the build to settle, then report.
+"""
+
+
+def _processes(*needles: bytes) -> list[int]:
+    """Live processes whose command line holds every one of ``needles``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if argv and all(n in argv for n in needles):
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_standalone_phase_runs_in_a_worker_process_that_survives_sigkill(running: Path, state: StatePaths) -> None:
+    """A standalone agent (no ``anima:``) on the real embedded model: the supervisor runs its phase in a worker
+    process of its own (``python -m orgctl.runtime.standalone``), whose sandboxed ``sleep 6`` is its command.
+    The worker is killed with SIGKILL while the command runs (the sandbox dies with it); the supervisor's next
+    pass starts another, which resumes the same phase task (attempt 1), and the run ends with one decision by
+    ``checker@audit``. Afterwards no worker, no sandbox and no workspace of the run is left, and the run is in
+    no Anima's memory (it bound none)."""
+    import os
+    import signal
+
+    from tests.conftest import wait_for
+
+    org_dir = running
+    (org_dir / "workflows" / "audit.yaml").write_text(AUDIT_FLOW)
+    commit_all(org_dir, "a workflow with a standalone agent")
+    assert run_cli("apply", str(org_dir), "--auto-approve").exit_code == 0
+    started = run_cli("workflow", "run", "audit", "--subject", "Wait for the build to settle", "--json",
+                      "-C", str(org_dir))
+    assert started.exit_code == 0, started.output
+    run_id = json.loads(started.output)["id"]
+    worker = (b"orgctl.runtime.standalone", run_id.encode())
+    first = wait_for(lambda: _processes(*worker), timeout=60, what="the supervisor to start the phase's worker")
+    wait_for(lambda: _processes(b"sleep\0" + b"6\0"), timeout=120, what="the worker's sandboxed sleep 6")
+    for pid in first:
+        os.kill(pid, signal.SIGKILL)
+    second = wait_for(lambda: [p for p in _processes(*worker) if p not in first], timeout=60,
+                      what="a second worker for the same phase")
+    assert second
+
+    org = Organization.with_services(state)
+    deadline = time.monotonic() + 300
+    while (run := org.runs.require(run_id)).active:
+        assert time.monotonic() < deadline, f"run {run_id} still {run.status} at {run.phase}"
+        time.sleep(1)
+    assert [(d.phase, d.attempt, d.anima) for d in run.decisions] == [("settle", 1, "checker@audit")]
+    decision = run.decisions[0]
+    assert decision.verdict in run.workflow.offered(run.workflow.phase("settle"))
+    ran = [e for e in decision.evidence if e.kind == "ran"]
+    assert all(e.command == "sleep 6" and e.exit_code == 0 for e in ran), ran  # the killed attempt left no step
+    reasons = [e.reason for e in org_events(state)]
+    assert "WorkflowPhaseCrashed" not in reasons
+    wait_for(lambda: not _processes(*worker) and not _processes(b"sleep\0" + b"6\0"), timeout=30,
+             what="the workers and their sandbox to be gone")
+    assert not list((state.root / "workspaces").glob(f"{run_id}.*"))
+    log = run_cli("workflow", "log", run_id, "-C", str(org_dir))
+    assert log.exit_code == 0 and "(checker@audit)" in log.output, log.output
+    wait_for(lambda: org.runs.require(run_id).recorded, timeout=60, what="the run's end to be processed")
+    assert org.runs.require(run_id).memory_commit is None  # no Anima ran a phase: nothing to commit
+
+
+def org_events(state: StatePaths) -> list:  # type: ignore[type-arg]
+    from orgctl.state.events import read_events
+
+    return read_events(state.work.events)

@@ -405,3 +405,58 @@ def test_compaction_keeps_a_closed_task_an_open_one_depends_on(state: StatePaths
     compact(state, now=MONDAY)
     kept = TaskQueue(state.work.tasks("bob"))
     assert kept.get(first.id) is not None and kept.get(later.id) is not None and kept.get(old.id) is None
+
+
+SOLO_FLOW = """\
+agents:
+  checker:
+    permissions:
+      tools: [run_command]
+      commands:
+        - {command: pytest -q, description: run the test suite and report whether the tests pass}
+phases:
+  - {id: check, agent: checker, description: run the test suite and report}
+"""
+
+
+class PhaseScripted(Scripted):
+    """:class:`Scripted`, and for a phase's decision the replayed one of the workflow tests (advance when offered)."""
+
+    def complete(self, request):  # type: ignore[no-untyped-def]
+        from tests.integration.test_workflow_runs import PhaseModel
+
+        if request.schema_ and "verdict" in request.schema_["properties"]:
+            return PhaseModel().complete(request)
+        return super().complete(request)
+
+
+def test_a_tick_runs_the_standalone_phases_of_its_shard(org: Path, remote: Path, tmp_path: Path) -> None:
+    """A standalone agent's phase runs in the tick of the shard that ``<agent>@<workflow>`` falls in, in-process,
+    after its Animas: the other shard's tick leaves it alone; the run ends on orgctl/state with the decision of
+    ``checker@solo`` and its evidence (pytest in the agent's own, empty, workspace: nothing collected)."""
+    from orgctl.work.runs import RunStore
+
+    (org / "workflows" / "solo.yaml").write_text(SOLO_FLOW)
+    commit_all(org, "a workflow with a standalone agent")
+    git(org, "push", "-q")
+    person, _ = runner(remote, tmp_path, "person")
+    started = run_cli("workflow", "run", "solo", "--subject", "Run the test suite", "--json", "-C", str(person))
+    assert started.exit_code == 0, started.output
+    run_id = json.loads(started.output)["id"]
+    mine = shard_of("checker@solo", 2)
+
+    def run_on_state():  # type: ignore[no-untyped-def]
+        folder = tmp_path / f"fold-{time.monotonic_ns()}"
+        folder.mkdir()
+        (folder / f"{run_id}.jsonl").write_text(state_files(remote)[f"work/runs/{run_id}.jsonl"])
+        return RunStore(folder).require(run_id)
+
+    tick(remote, tmp_path, "other", shard=f"{3 - mine}/2", at=MONDAY, client=PhaseScripted())
+    waiting = run_on_state()
+    assert (waiting.status, waiting.phase, waiting.decisions) == ("running", "check", [])
+    tick(remote, tmp_path, "mine", shard=f"{mine}/2", at=MONDAY.replace(hour=10), client=PhaseScripted())
+    run = run_on_state()
+    assert run.status == "failed" and [(d.phase, d.anima) for d in run.decisions] == [("check", "checker@solo")]
+    [ran] = [e for e in run.decisions[0].evidence if e.kind == "ran"]
+    assert (ran.command, ran.exit_code) == ("pytest -q", 5)
+    assert not [p for p in state_files(remote) if p.startswith("workspaces/")]

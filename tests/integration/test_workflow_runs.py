@@ -119,9 +119,8 @@ def agent(work: Organization, state: StatePaths, name: str, model: PhaseModel): 
 
 def drive(work: Organization, state: StatePaths, run: Run, model: PhaseModel, *, limit: int = 20) -> Run:
     """Run each phase task the run hands out, as the Animas' task runners would, until the run ends."""
-    from orgctl.runtime.tasking import run_task
-
     from orgctl.runtime.standalone import run_standalone_phase
+    from orgctl.runtime.tasking import run_task
 
     store = RunStore(work.work.runs)
     for _ in range(limit):

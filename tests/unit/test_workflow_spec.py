@@ -127,7 +127,8 @@ def test_a_standalone_agent_gets_the_org_default_model_and_a_change_of_it_change
     assert first.spec.agents["worker"].model == "local/smollm2" and first.spec.agents["lead"].model is None
     assert first.runner("worker") == "worker@flow" and first.runner("lead") == "alice"
     org_yaml = org / "org.yaml"
-    org_yaml.write_text(org_yaml.read_text().replace("  model: local/smollm2", "  model: anthropic/claude-haiku-4-5", 1))
+    org_yaml.write_text(org_yaml.read_text().replace("  model: local/smollm2", "  model: anthropic/claude-haiku-4-5",
+                                                     1))
     again = load_org(WorkTreeSource(org)).workflows["flow"]
     assert again.spec.agents["worker"].model == "anthropic/claude-haiku-4-5" and again.digest != first.digest
 
