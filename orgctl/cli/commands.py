@@ -179,6 +179,36 @@ def plan(org_dir: Path, revision: str, detailed_exitcode: bool, as_json: bool, o
         sys.exit(2)
 
 
+@cli.command()
+@org_dir_argument
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "svg", "dot"]), default="mermaid", show_default=True,
+              help="mermaid (a README or PR renders it), svg (drawn here: no network, no browser), dot (Graphviz).")
+@revision_option
+@click.option("--base", default=None, metavar="REV",
+              help="Draw the change from REV to --revision: hires, changes and retirements marked, removed "
+                   "links dotted.")
+@click.option("--out", "-o", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to FILE instead of standard output.")
+def chart(org_dir: Path, fmt: str, revision: str, base: str | None, out: Path | None) -> None:
+    """Draw the org chart at a revision (or the change since --base) as Mermaid, SVG or DOT."""
+    from orgctl.cli import charts
+
+    root, _ = resolve(org_dir)
+    if base is not None:
+        the_plan, desired, inventory = plan_base(root, base, revision)
+        picture = charts.chart_of_plan(the_plan, desired, inventory)
+        title = f"{desired.name}: {base} -> {revision}"
+    else:
+        desired = load_desired(root, revision)
+        picture, title = charts.chart_of(desired), f"{desired.name} at {revision}"
+    text = charts.render(picture, fmt, title=title)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"Wrote the org chart ({fmt}, {len(picture.roles)} Animas) to {out}.", err=True)
+
+
 class InvalidRevision(SpecError):
     """One of ``plan --base``'s two revisions does not validate: ``which`` (``base`` or ``head``), the
     ``revision`` as given, and, for an invalid base, the ``head`` spec (which loaded)."""

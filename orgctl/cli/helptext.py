@@ -21,6 +21,7 @@ HELP = (
     '  approve       Approve a held action; the Anima runs it and is told.\n'
     '  board         Read the Board (or `board post CHANNEL TEXT`).\n'
     '  can-i         Would NAME be allowed to run COMMAND, use TOOL, read or...\n'
+    '  chart         Draw the org chart at a revision (or the change since...\n'
     '  chat          Say TEXT to NAME and wait for its answer (the transcript...\n'
     "  consolidate   File each Anima's day into knowledge and procedures; one...\n"
     '  controller    The GitOps controller: keep the running org converged on...\n'

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hire": ("hiring", "Create a new Anima's files from its role or a character sheet; with --pr, as a pull "
                        "request."),
     "plan": ("commands", "Show what apply would do: desired state (git) against observed state (what runs)."),
+    "chart": ("commands", "Draw the org chart at a revision (or the change since --base) as Mermaid, SVG or DOT."),
     "apply": ("commands", "Converge the running organization on the desired state (hire, change, restart, retire)."),
     "controller": ("controller", "The GitOps controller: keep the running org converged on the tracked branch "
                                  "(`controller [DIR]`)."),

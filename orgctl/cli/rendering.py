@@ -75,69 +75,19 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(text for text, _, _ in plan_lines(plan))
 
 
-_STYLES = {Action.HIRE: "fill:#d4f7d4,stroke:#2b8a3e", Action.CHANGE: "fill:#fff3bf,stroke:#e67700",
-           Action.RESTART: "fill:#f3d9fa,stroke:#862e9c", Action.RETIRE: "fill:#ffe3e3,stroke:#c92a2a,"
-                                                                     "stroke-dasharray: 5 5"}
-
-
-def _label(text: str) -> str:
-    """``text`` safe inside a Mermaid ``["…"]`` label: quotes and angle brackets as Mermaid's entity codes, so
-    a role written in a pull request cannot close the label or inject markup."""
-    return text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
-
-
-def _flowchart(roles: dict[str, str], edges: list[tuple[str, str, bool]], marks: dict[str, Action]) -> str:
-    """A ``flowchart TD``: a node per name (its plan symbol and role), ``(boss, name, was)`` edges (``was``:
-    a dotted link the plan removes), each marked node in its action's class."""
-    lines = ["flowchart TD"]
-    for name in sorted(roles):
-        mark = f"{marks[name].symbol} " if name in marks else ""
-        lines.append(f'  {name}["{_label(mark + name)}<br/><small>{_label(roles[name])}</small>"]')
-    for boss, name, was in edges:
-        lines.append(f"  {boss} -. was .-> {name}" if was else f"  {boss} --> {name}")
-    for action, style in _STYLES.items():
-        lines.append(f"  classDef {action.value} {style}")
-        members = sorted(n for n in roles if marks.get(n) == action)
-        if members:
-            lines.append(f"  class {','.join(members)} {action.value}")
-    return "\n".join(lines)
-
-
-def _before(inventory: Inventory) -> tuple[dict[str, str], dict[str, str | None]]:
-    """``(roles, supervisors)`` of the Animas the inventory runs."""
-    live = {n: e for n, e in inventory.animas.items() if e.status not in ("retired", "orphaned")}
-    return ({n: str(e.config.get("role", "")) for n, e in live.items()},
-            {n: e.org.get("supervisor") for n, e in live.items()})
-
-
 def mermaid_chart(plan: Plan, desired: OrgSpec, inventory: Inventory) -> str:
-    """The org chart before and after ``plan`` as one Mermaid flowchart (``plan --chart``).
+    """The org chart before and after ``plan`` as one Mermaid flowchart (``plan --chart``): one node per Anima
+    in the spec or the inventory, classed by what the plan does to it; a dotted edge labelled ``was`` for a
+    link the plan removes (:func:`orgctl.cli.charts.chart_of_plan`)."""
+    from orgctl.cli import charts
 
-    One node per Anima in the spec or the inventory, classed by what the plan does to it: ``hire``,
-    ``change``, ``restart``, ``retire`` (or unchanged); a solid edge for each supervisor link after the
-    plan, a dotted edge labelled ``was`` for a link the plan removes.
-    """
-    actions = {c.name: c.action for c in plan.changes}
-    roles, before = _before(inventory)
-    after = {n: a.org.supervisor for n, a in desired.animas.items()}
-    roles |= {n: a.role for n, a in desired.animas.items()}
-    edges = []
-    for name in sorted(roles):
-        if (boss := after.get(name)) and name in after:
-            edges.append((boss, name, False))
-        if (old := before.get(name)) and (name not in after or after.get(name) != old):
-            edges.append((old, name, True))
-    return _flowchart(roles, edges, actions)
+    return charts.to_mermaid(charts.chart_of_plan(plan, desired, inventory))
 
 
 def mermaid_before_after(plan: Plan, desired: OrgSpec, inventory: Inventory) -> tuple[str, str]:
-    """The org chart before ``plan`` (retirements, changes and restarts marked) and after it (hires,
-    changes and restarts marked), as two Mermaid flowcharts: a pull request's comment shows them side by side."""
-    actions = {c.name: c.action for c in plan.changes}
-    roles, supervisors = _before(inventory)
-    before = _flowchart(roles, [(b, n, False) for n, b in sorted(supervisors.items()) if b],
-                        {n: a for n, a in actions.items() if a is not Action.HIRE})
-    after = _flowchart({n: a.role for n, a in desired.animas.items()},
-                       [(a.org.supervisor, n, False) for n, a in sorted(desired.animas.items()) if a.org.supervisor],
-                       {n: a for n, a in actions.items() if a is not Action.RETIRE})
-    return before, after
+    """The org chart before ``plan`` and after it, as two Mermaid flowcharts: a pull request's comment shows
+    them side by side (:func:`orgctl.cli.charts.charts_before_after`)."""
+    from orgctl.cli import charts
+
+    before, after = charts.charts_before_after(plan, desired, inventory)
+    return charts.to_mermaid(before), charts.to_mermaid(after)
