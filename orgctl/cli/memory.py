@@ -293,13 +293,25 @@ def memory_log_cmd(name: str | None, limit: int, show_all: bool, org_dir: Path, 
 @click.argument("rev")
 @click.argument("name", required=False)
 @org_option
-def memory_diff_cmd(rev: str, name: str | None, org_dir: Path) -> None:
+@json_option
+def memory_diff_cmd(rev: str, name: str | None, org_dir: Path, as_json: bool) -> None:
     """What the memory commit REV (or a range A..B) learned, changed and forgot, note by note."""
     from orgctl.memory.review import memory_diff
 
     root, paths = resolve(org_dir)
     repo = _memory_repo(paths, root)
     diffs = memory_diff(repo, rev, anima=name)
+    if as_json:
+        import dataclasses
+        import json
+
+        from orgctl.gitexec import run_git
+        from orgctl.gitops.repos import parse_trailers
+
+        message = "" if ".." in rev else run_git("log", "-1", "--format=%B", "--end-of-options", rev, cwd=repo)
+        click.echo(json.dumps({"rev": rev, "trailers": parse_trailers(message),
+                               "notes": [dataclasses.asdict(d) for d in diffs]}, indent=2))
+        return
     if not diffs:
         click.echo("No memory changes.")
         return

@@ -6,6 +6,7 @@ Animas, so the CLI runs the memory service in its own process (no supervisor).""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -254,6 +255,11 @@ def test_memory_cli_search_show_log_diff_and_revert(applied: StatePaths, org: Pa
     assert "learned   bob: knowledge/alice.md  \"Working with alice\"" in diff.output, diff.output
     assert "+ - 2026-11-07: replied to alice: merged" in diff.output
     assert "learned   bob: procedures/command-make-lint.md" in diff.output
+    as_json = run_cli("memory", "diff", result.commit, "bob", "-C", str(org), "--json")
+    shown = json.loads(as_json.output)
+    assert shown["trailers"]["Pass"] == "consolidate" and shown["trailers"]["Anima"] == "bob"
+    alice = next(n for n in shown["notes"] if n["path"] == "animas/bob/memory/knowledge/alice.md")
+    assert alice["action"] == "learned" and "- 2026-11-07: replied to alice: merged" in alice["added"]
 
     reverted = run_cli("memory", "revert", result.commit, "-C", str(org))
     assert reverted.exit_code == 0, reverted.output
