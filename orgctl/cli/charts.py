@@ -21,7 +21,6 @@ from orgctl.gitops.planning import Action, Plan
 from orgctl.state.inventories import Inventory
 
 FORMATS = ("mermaid", "svg", "dot")
-MARKS = {a.value: a for a in Action}
 _FILL = {Action.HIRE: ("#d4f7d4", "#2b8a3e"), Action.CHANGE: ("#fff3bf", "#e67700"),
          Action.RESTART: ("#f3d9fa", "#862e9c"), Action.RETIRE: ("#ffe3e3", "#c92a2a")}
 _PLAIN = ("#f8f9fa", "#495057")
@@ -37,9 +36,6 @@ class Chart:
     roles: dict[str, str]
     edges: list[tuple[str, str, bool]] = field(default_factory=list)
     marks: dict[str, Action] = field(default_factory=dict)
-
-    def supervisor_of(self, name: str) -> str | None:
-        return next((boss for boss, report, was in self.edges if report == name and not was), None)
 
 
 def chart_of(spec: OrgSpec) -> Chart:

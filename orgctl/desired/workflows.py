@@ -46,7 +46,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from orgctl.desired.documents import Located
-from orgctl.desired.permissions import PermissionsFrontmatter
+from orgctl.desired.permissions import MCP_TOOL, PermissionsFrontmatter
 from orgctl.desired.values import Model, OrShorthand
 from orgctl.errors import Diagnostic
 
@@ -270,6 +270,11 @@ def standalone_name(workflow: str, agent: str) -> str:
     return f"{agent}@{workflow}"
 
 
+def is_standalone_name(name: str) -> bool:
+    """Whether ``name`` (a queue's, a decision's ``anima``) is a standalone agent's :func:`standalone_name`."""
+    return "@" in name
+
+
 @functools.lru_cache(maxsize=1)
 def _cel_environment() -> Any:
     import celpy  # cel-python: pure Python, imported only where a guard is compiled (~0.1 s)
@@ -353,7 +358,7 @@ def check_workflow(name: str, file: str, workflow: WorkflowFile, located: Locate
                                         "it talks only through the run (communication: [run])"))
             perms = profile.permissions
             for i, tool in enumerate(perms.tools if perms is not None else []):
-                if tool not in STANDALONE_TOOLS and not tool.startswith("mcp:"):
+                if tool not in STANDALONE_TOOLS and not MCP_TOOL.match(tool):
                     diags.append(Diagnostic(file, at(*where, "permissions", "tools", i), f"agent {agent_name!r} "
                                             f"is standalone: tool {tool!r} is not available to it (it has no "
                                             "memory and talks only through the run; it may list run_command "

@@ -101,9 +101,9 @@ def launch_argv(server: McpServer, profile: Profile | None) -> list[str]:
         return list(server.command)
     if profile.refusal:
         raise McpError(profile.refusal)
-    from orgctl.runtime.spawning import _rlimits
+    from orgctl.runtime.spawning import rlimits
 
-    limits = json.dumps(_rlimits(profile.limits))
+    limits = json.dumps(rlimits(profile.limits))
     return [*profile.bwrap_args(), sys.executable, "-I", "-c", _LIMITED_EXEC, limits, *server.command]
 
 

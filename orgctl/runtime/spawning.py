@@ -85,7 +85,7 @@ def _own_session_keyring() -> None:
         ctypes.CDLL(None, use_errno=True).syscall(number, 1, None)  # KEYCTL_JOIN_SESSION_KEYRING, anonymous
 
 
-def _rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
+def rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
     """(resource, soft, hard) for the sandbox's first process; its children inherit them."""
     import resource
 
@@ -224,7 +224,7 @@ def spawn(argv: Sequence[str], *, profile: sandboxing.Profile, env: dict[str, st
                 return  # bwrap failed before the sandbox existed; its message is the output
             import resource
 
-            for which, soft, hard in _rlimits(profile.limits):
+            for which, soft, hard in rlimits(profile.limits):
                 resource.prlimit(child, which, (soft, hard))
             if cgroup is not None:
                 cgroup.join(child)

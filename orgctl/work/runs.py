@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from orgctl.desired.workflows import FAIL, FINISH, WorkflowSpec
+from orgctl.desired.workflows import FAIL, FINISH, WorkflowSpec, is_standalone_name
 from orgctl.errors import WorkError
 from orgctl.state.files import JsonlTail, append_jsonl
 from orgctl.state.inventories import now_iso
@@ -74,7 +74,7 @@ class Decision(BaseModel):
         alone (a guard's skip)."""
         if not self.anima:
             return self.agent
-        return self.anima if "@" in self.anima else f"{self.anima} as {self.agent}"  # "@" is in no Anima name
+        return self.anima if is_standalone_name(self.anima) else f"{self.anima} as {self.agent}"
 
     def core(self) -> dict[str, Any]:
         """What a guard sees of this decision: the core fields and the phase-local ones."""

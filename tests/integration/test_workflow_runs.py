@@ -119,6 +119,7 @@ def agent(work: Organization, state: StatePaths, name: str, model: PhaseModel): 
 
 def drive(work: Organization, state: StatePaths, run: Run, model: PhaseModel, *, limit: int = 20) -> Run:
     """Run each phase task the run hands out, as the Animas' task runners would, until the run ends."""
+    from orgctl.desired.workflows import is_standalone_name
     from orgctl.runtime.standalone import run_standalone_phase
     from orgctl.runtime.tasking import run_task
 
@@ -128,7 +129,7 @@ def drive(work: Organization, state: StatePaths, run: Run, model: PhaseModel, *,
         if not run.active:
             return run
         assert run.phase_anima and run.phase_task, run
-        if "@" in run.phase_anima:  # a standalone agent's phase: the host runs it (here, in this process)
+        if is_standalone_name(run.phase_anima):  # a standalone agent's phase: the host runs it (here, in this process)
             run_standalone_phase(work, run.id, client=model)
         else:
             run_task(agent(work, state, run.phase_anima, model), run.phase_task, now=lambda: datetime.now(UTC))
