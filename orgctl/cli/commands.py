@@ -411,11 +411,10 @@ def force_unlock(lock_id: str, org_dir: Path) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="The newest N applies.")
 def history(org_dir: Path, as_json: bool, limit: int) -> None:
     """List past applies: when, which revision, what the plan held, the result and how long it took."""
-    from orgctl.state.files import JsonlTail
+    from orgctl.cli.reports import history_report
 
     _, paths = resolve(org_dir)
-    _, records = JsonlTail(paths.history).read_new()
-    records = records[-limit:]
+    records = history_report(paths, limit=limit)
     if as_json:
         for r in records:
             click.echo(json.dumps(r, sort_keys=True))

@@ -151,11 +151,6 @@ def memory() -> None:
     """Search, review and repair the Animas' memory: reindex, search, show, log, diff, revert."""
 
 
-def _memory_repo(paths: StatePaths, root: Path) -> Path:
-    """Where memory history is read: the runtime's clone (it has every pass), else the checkout."""
-    return paths.clone if (paths.clone / ".git").is_dir() else root
-
-
 def _check_anima(paths: StatePaths, name: str) -> None:
     from orgctl.state.snapshots import unknown_anima
 
@@ -269,14 +264,15 @@ def memory_log_cmd(name: str | None, limit: int, show_all: bool, org_dir: Path, 
     """The memory passes (of NAME), newest first, with what each added, changed, archived and forgot."""
     import json
 
+    from orgctl.cli.reports import memory_log_report, memory_repo
     from orgctl.memory.review import memory_log
 
     root, paths = resolve(org_dir)
-    entries = memory_log(_memory_repo(paths, root), anima=name, limit=limit, passes_only=not show_all)
     if as_json:
-        click.echo(json.dumps([{"sha": e.sha, "date": e.date, "anima": e.anima, "pass": e.kind,
-                                "subject": e.subject, "trailers": e.trailers} for e in entries], indent=2))
+        click.echo(json.dumps(memory_log_report(memory_repo(paths, root), anima=name, limit=limit,
+                                                passes_only=not show_all), indent=2))
         return
+    entries = memory_log(memory_repo(paths, root), anima=name, limit=limit, passes_only=not show_all)
     if not entries:
         click.echo("No memory passes yet.")
         return
@@ -296,22 +292,17 @@ def memory_log_cmd(name: str | None, limit: int, show_all: bool, org_dir: Path, 
 @json_option
 def memory_diff_cmd(rev: str, name: str | None, org_dir: Path, as_json: bool) -> None:
     """What the memory commit REV (or a range A..B) learned, changed and forgot, note by note."""
+    from orgctl.cli.reports import memory_diff_report, memory_repo
     from orgctl.memory.review import memory_diff
 
     root, paths = resolve(org_dir)
-    repo = _memory_repo(paths, root)
-    diffs = memory_diff(repo, rev, anima=name)
+    repo = memory_repo(paths, root)
     if as_json:
-        import dataclasses
         import json
 
-        from orgctl.gitexec import run_git
-        from orgctl.gitops.repos import parse_trailers
-
-        message = "" if ".." in rev else run_git("log", "-1", "--format=%B", "--end-of-options", rev, cwd=repo)
-        click.echo(json.dumps({"rev": rev, "trailers": parse_trailers(message),
-                               "notes": [dataclasses.asdict(d) for d in diffs]}, indent=2))
+        click.echo(json.dumps(memory_diff_report(repo, rev, anima=name), indent=2))
         return
+    diffs = memory_diff(repo, rev, anima=name)
     if not diffs:
         click.echo("No memory changes.")
         return

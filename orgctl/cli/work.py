@@ -42,10 +42,6 @@ def _org(org_dir: Path, *, live: bool = False):  # type: ignore[no-untyped-def]
     return Organization.with_services(paths)
 
 
-def _dump(items: list[Any]) -> None:
-    click.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
-
-
 def _parse_due(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -116,13 +112,15 @@ def task_add(name: str, text: str, priority: str, due: str | None, detail: str, 
 @json_option
 def tasks(name: str | None, show_all: bool, org_dir: Path, as_json: bool) -> None:
     """Show task queues (one Anima's, or everyone's), with stale and overdue flags."""
+    from orgctl.cli.reports import tasks_report
+
     org = _org(org_dir)
     names = [name] if name else sorted(org.specs)
     now = datetime.now(UTC)
-    rows = [t for n in names for t in org.queue(n).all() if show_all or t.is_open]
     if as_json:
-        _dump(rows)
+        click.echo(json.dumps(tasks_report(org, names, show_all=show_all, now=now), indent=2))
         return
+    rows = [t for n in names for t in org.queue(n).all() if show_all or t.is_open]
     if not rows:
         click.echo("No open tasks." if not show_all else "No tasks.")
         return
@@ -208,11 +206,13 @@ def send(sender: str, recipient: str, text: str, intent: str, org_dir: Path, as_
 @json_option
 def inbox(name: str, unread: bool, limit: int, org_dir: Path, as_json: bool) -> None:
     """Show NAME's inbox (default: `human`, where Animas report to people)."""
+    from orgctl.cli.reports import inbox_report
+
     org = _org(org_dir)
-    items = [(m, new) for m, new in org.inbox(name).all() if new or not unread][-limit:]
     if as_json:
-        click.echo(json.dumps([{**m.model_dump(mode="json"), "unread": new} for m, new in items], indent=2))
+        click.echo(json.dumps(inbox_report(org, name, unread=unread, limit=limit), indent=2))
         return
+    items = [(m, new) for m, new in org.inbox(name).all() if new or not unread][-limit:]
     if not items:
         click.echo(f"{name}'s inbox is empty.")
     for m, new in items:
@@ -235,12 +235,14 @@ def board(ctx: click.Context, channel: str | None, limit: int, org_dir: Path, as
     """Read the Board (or `board post CHANNEL TEXT`)."""
     if ctx.invoked_subcommand is not None:
         return
+    from orgctl.cli.reports import board_report
+
     org = _org(org_dir)
+    if as_json:
+        click.echo(json.dumps(board_report(org, [channel] if channel else None, limit=limit), indent=2))
+        return
     channels = [channel] if channel else org.board.channels()
     posts = sorted((p for c in channels for p in org.board.read(c)), key=lambda p: p.at)[-limit:]
-    if as_json:
-        _dump(posts)
-        return
     if not posts:
         click.echo("The Board is empty.")
     for p in posts:
@@ -281,11 +283,13 @@ def events(anima: str | None, reason: str | None, kind: str | None, limit: int, 
     _, paths = resolve(org_dir)
     tail = JsonlTail(paths.work.events)
     tail.read_new()  # where --watch starts: everything before is in the listing below
+    if as_json and not watch:
+        from orgctl.cli.reports import events_report
+
+        click.echo(json.dumps(events_report(paths, anima=anima, reason=reason, kind=kind, limit=limit), indent=2))
+        return
     shown = aggregate([e for e in read_events(paths.work.events, anima=anima, reason=reason)
                        if kind is None or e.type == kind])[-limit:]
-    if as_json and not watch:
-        click.echo(json.dumps([s.to_json() for s in shown], indent=2))
-        return
     if not as_json:
         click.echo(f"{'LAST SEEN':<9} {'TYPE':<7} {'REASON':<20} {'OBJECT':<22} {'COUNT':>5}  MESSAGE")
     for s in shown:
@@ -316,11 +320,13 @@ def _echo_event(e: Any, *, count: int, as_json: bool, first_seen: str) -> None:
 @json_option
 def approvals(org_dir: Path, as_json: bool) -> None:
     """Actions waiting for a person's decision (commands under an `ask` rule)."""
-    items = _org(org_dir).approvals.all()
-    pending = [a for a in items if a.status == "pending"]
+    from orgctl.cli.reports import approvals_report
+
+    org = _org(org_dir)
     if as_json:
-        _dump(items)
+        click.echo(json.dumps(approvals_report(org), indent=2))
         return
+    pending = [a for a in org.approvals.all() if a.status == "pending"]
     if not pending:
         click.echo("Nothing waits for approval.")
     for a in pending:
@@ -391,33 +397,28 @@ def usage(name: str | None, since: str | None, org_dir: Path, as_json: bool) -> 
     Read from the usage log the gateway appends to (one line per call); replayed calls
     cost nothing and are not in it.
     """
-    from orgctl.llm.budgets import Budgets, evaluate, read_usage, summarize, usage_files
+    from orgctl.cli.reports import usage_report
     from orgctl.runtime.organization import Organization
 
     _, paths = resolve(org_dir)
-    start = _parse_since(since)
-    records = [r for f in usage_files(paths.usage, since=start) for r in read_usage(f)]
-    rows = summarize(records, anima=name, since=start)
-    specs = Organization(paths=paths).specs
-    now = datetime.now(UTC)
-    states = {n: evaluate(records, budgets=Budgets(org=s.org_budget, per_anima=s.budget), anima=n, now=now)
-              for n, s in specs.items() if name in (None, n)}
+    report = usage_report(paths, Organization(paths=paths).specs, name=name, since=_parse_since(since),
+                          now=datetime.now(UTC))
     if as_json:
-        click.echo(json.dumps({
-            "usage": [r.__dict__ for r in rows],
-            "budgets": {n: {"level": s.level, "reason": s.reason, "scope": s.scope} for n, s in states.items()},
-        }, indent=2))
+        click.echo(json.dumps(report, indent=2))
         return
+    rows = report["usage"]
     if not rows:
         click.echo("No model calls recorded." if name is None else f"No model calls recorded for {name}.")
     else:
         click.echo(f"{'ANIMA':<12} {'MODEL':<28} {'CALLS':>6} {'PROMPT':>9} {'COMPLETION':>10} {'COST':>9}")
         for r in rows:
-            click.echo(f"{r.anima or '-':<12} {r.model:<28} {r.calls:>6} {r.prompt_tokens:>9} "
-                       f"{r.completion_tokens:>10} {f'${r.cost_usd:.4f}':>9}")
-    for n, state in sorted(states.items()):
-        if state.level != "ok":
-            click.secho(f"{n}: {state.level} limit: {state.reason}", fg="yellow" if state.level == "soft" else "red")
+            cost = f"${r['cost_usd']:.4f}"
+            click.echo(f"{r['anima'] or '-':<12} {r['model']:<28} {r['calls']:>6} {r['prompt_tokens']:>9} "
+                       f"{r['completion_tokens']:>10} {cost:>9}")
+    for n, state in sorted(report["budgets"].items()):
+        if state["level"] != "ok":
+            click.secho(f"{n}: {state['level']} limit: {state['reason']}",
+                        fg="yellow" if state["level"] == "soft" else "red")
 
 
 # ---------------------------------------------------------------- the outside
