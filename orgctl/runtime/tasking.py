@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -38,6 +39,8 @@ log = logging.getLogger("orgctl.tasks")
 
 MAX_STEPS = 5  # a memory search or a skill read takes a step
 PARALLEL = 3
+RETRY_BASE = 10.0  # seconds before a task whose cycle failed (the model unreachable) is tried again ...
+RETRY_MAX = 300.0  # ... doubled after each failure in a row up to this: Kubernetes' CrashLoopBackOff shape
 
 
 def _commands_run(task: Task) -> list[str]:
@@ -259,7 +262,12 @@ def _finish(agent: Agent, task: Task, trace: Trace, *, status: str, note: str) -
 
 
 class TaskRunner:
-    """Runs the Anima's in-progress tasks that are ready, at most :data:`PARALLEL` at once."""
+    """Runs the Anima's in-progress tasks that are ready, at most :data:`PARALLEL` at once.
+
+    A task whose cycle failed (a model error: the provider down, a budget, an unrecorded replay) waits
+    :data:`RETRY_BASE` seconds before it runs again, doubled after each failure in a row up to
+    :data:`RETRY_MAX` (Kubernetes' CrashLoopBackOff): without it the runner restarts the task the moment it
+    ends, and a model that is down costs a core and a line of activity log per millisecond."""
 
     def __init__(self, agent_factory: Callable[[], Agent], *, now: Callable[[], datetime],
                  parallel: int = PARALLEL) -> None:
@@ -267,6 +275,8 @@ class TaskRunner:
         self._now = now
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="task")
         self._running: dict[str, Future[Trace]] = {}
+        self._failures: dict[str, int] = {}  # failed cycles in a row, by task
+        self._retry_at: dict[str, float] = {}  # time.monotonic() before which the task is not started again
         self._lock = threading.Lock()
         self.on_done: Callable[[str], None] = lambda task_id: None
 
@@ -275,17 +285,43 @@ class TaskRunner:
         agent = self._agent_factory()
         with self._lock:
             self._running = {k: f for k, f in self._running.items() if not f.done()}
+            now = time.monotonic()
             for task in agent.org.queue(agent.name).ready():
-                if task.status == "in_progress" and task.id not in self._running:
+                if task.status == "in_progress" and task.id not in self._running \
+                        and self._retry_at.get(task.id, 0.0) <= now:
                     future = self._pool.submit(run_task, self._agent_factory(), task.id, now=self._now)
                     future.add_done_callback(lambda f, tid=task.id: self._done(tid, f))
                     self._running[task.id] = future
             return len(self._running)
 
     def _done(self, task_id: str, future: Future[Trace]) -> None:
-        if future.exception() is not None:  # a bug, not a model failure: keep it visible in the Anima's log
-            log.error("task cycle of %s crashed", task_id, exc_info=future.exception())
+        error = future.exception() if not future.cancelled() else None
+        if error is not None:  # a bug, not a model failure: keep it visible in the Anima's log
+            log.error("task cycle of %s crashed", task_id, exc_info=error)
+        failed = error is not None or (not future.cancelled() and bool(future.result().failed))
+        with self._lock:
+            if failed:
+                self._failures[task_id] = n = self._failures.get(task_id, 0) + 1
+                delay = self.retry_delay(n)
+                self._retry_at[task_id] = time.monotonic() + delay
+                retry = threading.Timer(delay, self.on_done, args=(task_id,))
+                retry.daemon = True
+                retry.start()
+            else:
+                self._failures.pop(task_id, None)
+                self._retry_at.pop(task_id, None)
         self.on_done(task_id)
+
+    @staticmethod
+    def retry_delay(failures: int) -> float:
+        """Seconds before a task is tried again after ``failures`` (>= 1) failed cycles in a row."""
+        return min(RETRY_MAX, RETRY_BASE * 2 ** (failures - 1))
+
+    def backing_off(self) -> dict[str, float]:
+        """Tasks waiting to be tried again: seconds left, by task id."""
+        now = time.monotonic()
+        with self._lock:
+            return {t: at - now for t, at in self._retry_at.items() if at > now}
 
     def busy(self) -> bool:
         with self._lock:
