@@ -63,6 +63,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                          "Anima."),
     "memory": ("memory", "Search, review and repair the Animas' memory: reindex, search, show, log, diff, revert."),
     "workflow": ("workflows", "Run workflows (workflows/<name>.yaml): phases run by Animas, ended by verdicts."),
+    "dashboard": ("dashboard", "Serve the org's read-only dashboard: the org chart live, each Anima, the work, the "
+                               "plan."),
     "mcp": ("mcpserve", "The org over the Model Context Protocol: `mcp serve` gives an MCP client read-only tools."),
     "task": ("work", "Give an Anima work (human tasks always come first in its queue)."),
     "tasks": ("work", "Show task queues (one Anima's, or everyone's), with stale and overdue flags."),

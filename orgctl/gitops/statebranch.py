@@ -125,9 +125,12 @@ class StateBranch:
                                 "credentials; nothing was changed") from e
         return self._git("rev-parse", TIP_REF)
 
-    def restore(self) -> str | None:
+    def restore(self, *, save_unpushed: bool = True) -> str | None:
         """Replace each local root's carried files with the branch's (none when there is no branch yet);
         returns the commit restored from, also kept as :attr:`base`.
+
+        ``save_unpushed=False`` is for a reader's private copy (the dashboard's): local files are replaced
+        and nothing is ever saved or pushed to the source.
 
         Local files that differ from what was last restored or saved here (work written while the remote
         could not be reached, or before the org switched to ticks) are saved first, merged as any save is:
@@ -135,7 +138,8 @@ class StateBranch:
         too big (:data:`MAX_FILE`), has an unsafe name or cannot be written is skipped and named in
         :attr:`skipped`. Raises GitError when the branch cannot be read or the local work cannot be saved.
         """
-        self._save_unpushed()
+        if save_unpushed:
+            self._save_unpushed()
         tip = self.fetch()
         self.base = tip
         files = self._files(tip) if tip else {}
