@@ -19,7 +19,7 @@ function el(tag, attrs, ...children) {
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -303,7 +303,7 @@ async function refresh(force) {
                       work: () => renderWork(data), plan: () => renderPlan(data) }[r.view]();
     const focused = document.activeElement && document.activeElement.id;
     const caret = focused === "event-filter" ? document.activeElement.selectionStart : null;
-    view.replaceChildren(...(r.view === "work" ? [workFilters()] : []), ...[content].flat().filter(Boolean));
+    view.replaceChildren(...(r.view === "work" ? [workFilters()] : []), ...[content].flat(Infinity).filter(Boolean));
     view.dataset.view = r.view;
     if (focused === "event-filter") {
       const input = document.getElementById("event-filter");
