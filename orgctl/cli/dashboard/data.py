@@ -207,15 +207,15 @@ class DashboardData:
         now = self.clock()
         computed = self._plan.get()
         pending = {c.name: "; ".join(c.reasons) or c.action.value
-                   for c in (computed["plan"].changes if "plan" in computed else [])}
-        unready = not_ready(report, report.get("revision"))
+                   for c in (computed["plan"].changes if "plan" in computed and self.tick is None else [])}
+        unready = not_ready(report, report.get("revision")) if self.tick is None else {}
         records = self._usage.get()
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         org = self._org()
         cards = []
         for row in report["animas"]:
             name = row["name"]
-            snap = self._snapshot(name)
+            snap = {"spec": row["_spec"]} if "_spec" in row else self._snapshot(name)
             spec = snap.get("spec") or {}
             placement = spec.get("org") or {}
             budget = spec.get("budget") or {}
@@ -233,8 +233,8 @@ class DashboardData:
                 "name": name, "role": row.get("role") or spec.get("role"), "model": spec.get("model"),
                 "supervisor": placement.get("supervisor"), "state": row["state"], "sync": sync,
                 "health": row["health"], "reason": row["reason"], "suspended": row.get("suspended"),
-                "ready": row["state"] not in ("retired", "orphaned") and name not in unready and
-                row["state"] in ("running", "resting"),
+                "ready": name not in unready and row["state"] in ("running", "resting") or
+                (row["state"] == "tick" and row["health"] == "Healthy"),
                 "not_ready": unready.get(name, ""), "last_heartbeat": row.get("last_heartbeat"),
                 "heartbeats": row.get("heartbeats", 0), "restarts": row.get("restarts", 0),
                 "revision": row.get("revision"),
@@ -249,20 +249,60 @@ class DashboardData:
             })
         return cards
 
+    def _tick_report(self) -> dict[str, Any]:
+        """A tick org's report in :func:`~orgctl.state.observing.observe_status`'s shape, from the spec at HEAD
+        (what every tick runs: Synced by construction) and each Anima's marks on the state branch (its last tick
+        and heartbeat): Missing before its first tick, Degraded when no heartbeat came for twice its interval
+        (plus the grace) while in its active hours, Suspended when disabled, else Healthy."""
+        from orgctl.runtime.anima import in_active_hours
+        from orgctl.runtime.ticking import Marks
+        from orgctl.state.conditions import worst_health
+        from orgctl.state.observing import STALE_GRACE
+
+        computed = self._plan.get()
+        desired = computed.get("desired")
+        now = self.clock()
+        work = self._work_paths()
+        rows = []
+        for spec in sorted(desired.animas.values(), key=lambda a: a.name) if desired is not None else []:
+            marks = Marks.read(work, spec.name, now=now)
+            if not spec.enabled:
+                health, reason = "Suspended", "disabled in the spec"
+            elif marks.tick is None:
+                health, reason = "Missing", "no tick has run it yet"
+            elif in_active_hours(spec.active_hours, now.astimezone()) and (now - (marks.beat or marks.tick)) \
+                    .total_seconds() > 2 * spec.heartbeat_interval + STALE_GRACE:
+                health, reason = "Degraded", f"no heartbeat since {(marks.beat or marks.tick).isoformat()}"
+            else:
+                health, reason = "Healthy", ""
+            rows.append({"name": spec.name, "role": spec.role, "state": "tick" if spec.enabled else "disabled",
+                         "revision": desired.revision, "health": health, "reason": reason, "sync": "Synced",
+                         "conditions": [], "suspended": None, "running_spec_hash": None, "spec_hash": None,
+                         "last_heartbeat": marks.beat.isoformat() if marks.beat else None,
+                         "heartbeats": 0, "restarts": 0, "_spec": spec.model_dump(mode="json")})
+        return {"revision": desired.revision if desired is not None else None, "applied_at": None,
+                "supervisor_running": False, "controller": None, "model_server": None,
+                "org": {"health": worst_health([r["health"] for r in rows]), "sync": "Synced" if rows else None,
+                        "sandbox": None, "suspended": None},
+                "animas": rows}
+
     def org_view(self) -> dict[str, Any]:
         """``{"org": {...}, "animas": [card, ...]}``: the org's name, revision, health (its worst Anima's),
         sync, supervisor/controller/model server; per Anima its card (role, model, supervisor, sync, health,
-        Ready, last heartbeat, queue depth, spend against budget). Retired Animas are left out."""
+        Ready, last heartbeat, queue depth, spend against budget). Retired Animas are left out. A tick org's
+        cards come from the spec at HEAD and its state branch (:meth:`_tick_report`)."""
         from orgctl.state.observing import observe_status
 
-        report = observe_status(self.paths)
+        report = self._tick_report() if self.tick is not None else observe_status(self.paths)
         report["animas"] = [r for r in report["animas"] if r["state"] not in ("retired", "orphaned")]
         cards = self._cards(report)
         computed = self._plan.get()
         org = report["org"]
         sync = org.get("sync") or (("OutOfSync" if computed["plan"].has_changes else "Synced")
                                    if "plan" in computed else None)
-        name = next((s.get("org_name") for c in cards if (s := self._snapshot(c["name"]))), None)
+        desired = computed.get("desired")
+        name = desired.name if desired is not None else \
+            next((s.get("org_name") for c in cards if (s := self._snapshot(c["name"]))), None)
         return {
             "org": {"name": name or self.root.name, "health": org["health"], "sync": sync,
                     "revision": report["revision"], "applied_at": report["applied_at"],
@@ -409,6 +449,10 @@ class DashboardData:
 
         computed = self._plan.get()
         history = history_report(self.paths, limit=20)[::-1]
+        if self.tick is not None and "plan" in computed:
+            return {"plan": None, "error": "a tick org is not applied on a machine: each tick runs the spec at HEAD "
+                                           f"({str(computed['desired'].revision)[:7]})", "diagnostics": [],
+                    "history": history}
         if "plan" not in computed:
             return {"plan": None, "error": computed["error"], "diagnostics": computed["diagnostics"],
                     "history": history}
