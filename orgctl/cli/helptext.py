@@ -25,6 +25,7 @@ HELP = (
     '  chat          Say TEXT to NAME and wait for its answer (the transcript...\n'
     "  consolidate   File each Anima's day into knowledge and procedures; one...\n"
     '  controller    The GitOps controller: keep the running org converged on...\n'
+    "  dashboard     Serve the org's read-only dashboard: the org chart live,...\n"
     '  deny          Deny a held action; the Anima is told and it does not run.\n'
     '  down          Stop everything orgctl started for this org (Animas,...\n'
     "  events        Show what happened (the operator's view, newest last):...\n"

@@ -87,10 +87,15 @@ def browser() -> Iterator[Any]:
 
 
 def shot(driver: Any, name: str) -> None:
+    """The whole page (up to 2,400 px tall) as ``ARTIFACTS/<name>.png``, through the DevTools protocol."""
+    import base64
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1400, min(max(int(height) + 40, 700), 2400))
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 2400), "scale": 1}
+    data = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                             "clip": clip})["data"]
+    (ARTIFACTS / f"{name}.png").write_bytes(base64.b64decode(data))
 
 
 def read(driver: Any, selector: str) -> list[dict[str, Any]]:

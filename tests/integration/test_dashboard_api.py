@@ -11,6 +11,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +187,7 @@ def test_every_view_answers_with_what_the_cli_prints(applied: Path, state: State
 
     store = MemoryStore(Path(json.loads(state.spec_snapshot("bob").read_text())["memory_dir"]), anima="bob")
     with store.writing():
-        store.append_episode(day=__import__("datetime").date.today(), markdown="## 09:00:00 heartbeat\n\n- Did: x",
+        store.append_episode(day=date.today(), markdown="## 09:00:00 heartbeat\n\n- Did: x",
                              record={"at": "2026-12-01T09:00:00", "did": ["replied to carol: done"]})
     done = run_cli("consolidate", str(applied), "--anima", "bob")
     sha = done.output.split("commit ", 1)[1].split()[0]

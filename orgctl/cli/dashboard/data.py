@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +36,7 @@ NOTES_LIMIT = 60  # notes listed per kind
 EVENTS_LIMIT = 200  # event series the Work view holds
 PLAN_TTL = 5.0  # seconds a computed plan is reused while HEAD and the inventory are unchanged
 TICK_TTL = 10.0  # seconds between two fetches of a tick org's state branch
+PLAN_TIMEOUT = 300.0  # seconds the planner may take (a first plan of a large org fills the spec cache)
 
 
 class NotFound(OrgctlError):
@@ -53,7 +56,11 @@ def inside(base: Path, rel: str) -> Path:
 
 
 class _Cached:
-    """One value recomputed when ``key()`` changes, or at most every ``ttl`` seconds otherwise stale-checked."""
+    """One value, recomputed when ``key()`` changes; the key is looked at most every ``ttl`` seconds.
+
+    Stale-while-revalidate (RFC 5861): once there is a value, a changed key starts one recomputation in a
+    background thread and readers get the last value until it is done, so a poll never waits for a plan;
+    only the very first read waits."""
 
     def __init__(self, compute: Callable[[], Any], key: Callable[[], Any], ttl: float) -> None:
         self.compute, self.key, self.ttl = compute, key, ttl
@@ -61,16 +68,38 @@ class _Cached:
         self._key: Any = object()
         self._checked = 0.0
         self._lock = threading.Lock()
+        self._refreshing: threading.Thread | None = None
+
+    def _refresh(self, key: Any) -> None:
+        value = self.compute()
+        with self._lock:
+            self._value, self._key, self._refreshing = value, key, None
 
     def get(self) -> Any:
         with self._lock:
             now = time.monotonic()
-            if now - self._checked >= self.ttl or self._value is None:
+            stale = now - self._checked >= self.ttl
+            if stale:
                 self._checked = now
-                key = self.key()
-                if key != self._key or self._value is None:
-                    self._value, self._key = self.compute(), key
+            first = self._value is None
+        if first:
+            key = self.key()
+            self._refresh(key)
+        elif stale:
+            key = self.key()
+            with self._lock:
+                if key != self._key and self._refreshing is None:
+                    self._refreshing = threading.Thread(target=self._refresh, args=(key,), daemon=True,
+                                                        name="dashboard-refresh")
+                    self._refreshing.start()
+        with self._lock:
             return self._value
+
+    def wait(self) -> None:
+        """Until a recomputation in flight (if any) is done (tests and benches)."""
+        thread = self._refreshing
+        if thread is not None:
+            thread.join()
 
 
 def _mtime(path: Path) -> int:
@@ -179,22 +208,18 @@ class DashboardData:
                 // 30_000_000_000)  # the runtime record moves every beat; drift is looked at twice a minute
 
     def _compute_plan(self) -> dict[str, Any]:
-        """``{"plan": plan JSON, "desired", "inventory"}`` at HEAD against what runs, or ``{"error": …}``."""
-        from orgctl.cli.commands import _plan
-        from orgctl.cli.options import load_desired
-        from orgctl.errors import GitError, SpecError
-        from orgctl.state.inventories import load_inventory
-        from orgctl.state.runtimes import load_runtime
-
+        """What :mod:`.planner` prints for this org (the plan at HEAD, both charts, the spec's Animas), run as a
+        child process so this one never loads the spec machinery; ``{"error", "diagnostics"}`` when it fails."""
         try:
-            desired = load_desired(self.root, "HEAD")
-        except SpecError as e:
-            return {"error": e.message, "diagnostics": [str(d) for d in e.diagnostics]}
-        except GitError as e:
-            return {"error": e.message, "diagnostics": []}
-        inventory = load_inventory(self.paths.inventory)
-        the_plan = _plan(desired, inventory, load_runtime(self.paths.runtime), self.paths)
-        return {"plan": the_plan, "desired": desired, "inventory": inventory}
+            done = subprocess.run([sys.executable, "-m", "orgctl.cli.dashboard.planner", str(self.root)],
+                                  capture_output=True, text=True, timeout=PLAN_TIMEOUT)
+            result = json.loads(done.stdout) if done.returncode == 0 else None
+        except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+            return {"error": f"the plan could not be computed: {e}", "diagnostics": []}
+        if not isinstance(result, dict):
+            why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return {"error": f"the plan could not be computed: {why}", "diagnostics": []}
+        return result
 
     # ------------------------------------------------------------ the Org view
 
@@ -206,8 +231,8 @@ class DashboardData:
 
         now = self.clock()
         computed = self._plan.get()
-        pending = {c.name: "; ".join(c.reasons) or c.action.value
-                   for c in (computed["plan"].changes if "plan" in computed and self.tick is None else [])}
+        pending = {c["name"]: "; ".join(c["reasons"]) or c["action"]
+                   for c in (computed["plan"]["changes"] if "plan" in computed and self.tick is None else [])}
         unready = not_ready(report, report.get("revision")) if self.tick is None else {}
         records = self._usage.get()
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -264,23 +289,23 @@ class DashboardData:
         now = self.clock()
         work = self._work_paths()
         rows = []
-        for spec in sorted(desired.animas.values(), key=lambda a: a.name) if desired is not None else []:
-            marks = Marks.read(work, spec.name, now=now)
-            if not spec.enabled:
+        for spec in desired["animas"] if desired is not None else []:
+            marks = Marks.read(work, spec["name"], now=now)
+            if not spec["enabled"]:
                 health, reason = "Suspended", "disabled in the spec"
             elif marks.tick is None:
                 health, reason = "Missing", "no tick has run it yet"
-            elif in_active_hours(spec.active_hours, now.astimezone()) and (now - (marks.beat or marks.tick)) \
-                    .total_seconds() > 2 * spec.heartbeat_interval + STALE_GRACE:
+            elif in_active_hours(spec["active_hours"], now.astimezone()) and (now - (marks.beat or marks.tick)) \
+                    .total_seconds() > 2 * spec["heartbeat_interval"] + STALE_GRACE:
                 health, reason = "Degraded", f"no heartbeat since {(marks.beat or marks.tick).isoformat()}"
             else:
                 health, reason = "Healthy", ""
-            rows.append({"name": spec.name, "role": spec.role, "state": "tick" if spec.enabled else "disabled",
-                         "revision": desired.revision, "health": health, "reason": reason, "sync": "Synced",
+            rows.append({"name": spec["name"], "role": spec["role"], "state": "tick" if spec["enabled"] else "disabled",
+                         "revision": desired["revision"], "health": health, "reason": reason, "sync": "Synced",
                          "conditions": [], "suspended": None, "running_spec_hash": None, "spec_hash": None,
                          "last_heartbeat": marks.beat.isoformat() if marks.beat else None,
-                         "heartbeats": 0, "restarts": 0, "_spec": spec.model_dump(mode="json")})
-        return {"revision": desired.revision if desired is not None else None, "applied_at": None,
+                         "heartbeats": 0, "restarts": 0, "_spec": spec["spec"]})
+        return {"revision": desired["revision"] if desired is not None else None, "applied_at": None,
                 "supervisor_running": False, "controller": None, "model_server": None,
                 "org": {"health": worst_health([r["health"] for r in rows]), "sync": "Synced" if rows else None,
                         "sandbox": None, "suspended": None},
@@ -298,10 +323,11 @@ class DashboardData:
         cards = self._cards(report)
         computed = self._plan.get()
         org = report["org"]
-        sync = org.get("sync") or (("OutOfSync" if computed["plan"].has_changes else "Synced")
-                                   if "plan" in computed else None)
+        plan = computed.get("plan")
+        sync = org.get("sync") or (("OutOfSync" if plan["changes"] or plan.get("settings") or plan["workflows"]
+                                    else "Synced") if plan is not None else None)
         desired = computed.get("desired")
-        name = desired.name if desired is not None else \
+        name = desired["name"] if desired is not None else \
             next((s.get("org_name") for c in cards if (s := self._snapshot(c["name"]))), None)
         return {
             "org": {"name": name or self.root.name, "health": org["health"], "sync": sync,
@@ -451,25 +477,20 @@ class DashboardData:
         history = history_report(self.paths, limit=20)[::-1]
         if self.tick is not None and "plan" in computed:
             return {"plan": None, "error": "a tick org is not applied on a machine: each tick runs the spec at HEAD "
-                                           f"({str(computed['desired'].revision)[:7]})", "diagnostics": [],
+                                           f"({str(computed['desired']['revision'])[:7]})", "diagnostics": [],
                     "history": history}
         if "plan" not in computed:
             return {"plan": None, "error": computed["error"], "diagnostics": computed["diagnostics"],
                     "history": history}
-        return {"plan": computed["plan"].to_json(), "error": "", "diagnostics": [], "history": history}
+        return {"plan": computed["plan"], "error": "", "diagnostics": [], "history": history}
 
     def plan_chart(self, which: str) -> str:
         """The org chart ``before`` or ``after`` the plan at HEAD, as SVG (nodes link to Anima pages).
         Raises NotFound for another ``which`` or when the spec at HEAD does not load."""
-        from orgctl.cli import charts
-
         computed = self._plan.get()
         if which not in ("before", "after") or "plan" not in computed:
             raise NotFound(f"no chart {which[:20]!r}")
-        before, after = charts.charts_before_after(computed["plan"], computed["desired"], computed["inventory"])
-        picture = before if which == "before" else after
-        title = "Running now" if which == "before" else "After apply (HEAD)"
-        return charts.to_svg(picture, title=title, links=True)
+        return str(computed[which])
 
 
 def _lean(task: dict[str, Any]) -> dict[str, Any]:
