@@ -95,12 +95,6 @@ class _Cached:
         with self._lock:
             return self._value
 
-    def wait(self) -> None:
-        """Until a recomputation in flight (if any) is done (tests and benches)."""
-        thread = self._refreshing
-        if thread is not None:
-            thread.join()
-
 
 def _mtime(path: Path) -> int:
     try:
@@ -119,6 +113,7 @@ class TickWork:
         self.root, self.paths = root, StatePaths(root=into)
         self._fetched = 0.0
         self.error = ""
+        self.tip: str | None = None  # the branch commit the copy holds
 
     def refresh(self) -> StatePaths:
         """The private state paths, their ``work/`` as the branch holds it (the last good copy when the
@@ -131,9 +126,9 @@ class TickWork:
             self._fetched = time.monotonic()
             self.paths.work.root.mkdir(parents=True, exist_ok=True)
             try:
-                StateBranch.for_checkout(self.root, git_dir=self.paths.root / "state.git",
-                                         roots={"work": self.paths.work.root}, carried=carried
-                                         ).restore(save_unpushed=False)
+                self.tip = StateBranch.for_checkout(self.root, git_dir=self.paths.root / "state.git",
+                                                    roots={"work": self.paths.work.root}, carried=carried
+                                                    ).restore(save_unpushed=False)
                 self.error = ""
             except GitError as e:
                 self.error = e.message
@@ -153,11 +148,11 @@ class DashboardData:
 
         self.root, self.paths, self.clock = root.resolve(), paths, clock
         self.tick = TickWork(self.root, tick_dir) if is_tick_org(self.root) and tick_dir is not None else None
-        self._orgs: dict[Path, Any] = {}  # Organization per work root: its task queues read incrementally
+        self._orgs: dict[str | None, Any] = {}  # the Organization over the work: its task queues read incrementally
         self._snapshots: dict[str, tuple[int, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._plan = _Cached(self._compute_plan, self._plan_key, PLAN_TTL)
-        self._usage = _Cached(self._read_usage, lambda: _mtime(self.paths.usage), 1.0)
+        self._usage = _Cached(self._read_usage, lambda: _mtime(self._usage_log()), 1.0)
 
     # ------------------------------------------------------------ sources
 
@@ -169,10 +164,13 @@ class DashboardData:
         from orgctl.runtime.organization import Organization
 
         paths = self._work_paths()
+        # A tick org's copy is rewritten by each fetch, and merged logs need not grow at their end: its task
+        # queues are read afresh for each new tip (a runtime's logs only grow, so they are read incrementally).
+        key = self.tick.tip if self.tick is not None else None
         with self._lock:
-            if paths.root not in self._orgs:
-                self._orgs[paths.root] = Organization(paths=paths)
-            return self._orgs[paths.root]
+            if key not in self._orgs:
+                self._orgs = {key: Organization(paths=paths)}
+            return self._orgs[key]
 
     def _snapshot(self, name: str) -> dict[str, Any]:
         """The applied snapshot of ``name`` as plain JSON (``{}`` when none), re-read when its file changes."""
@@ -188,11 +186,17 @@ class DashboardData:
             self._snapshots[name] = cached
         return cached[1]
 
+    def _usage_log(self) -> Path:
+        """The usage log: the gateway's, or for a tick org the one its state branch carries."""
+        if self.tick is not None:
+            return self.tick.paths.work.root / "usage" / "usage.jsonl"
+        return self.paths.usage
+
     def _read_usage(self) -> list[dict[str, Any]]:
         from orgctl.llm.budgets import read_usage, usage_files
 
         month = self.clock().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        return [r for f in usage_files(self.paths.usage, since=month) for r in read_usage(f, since=month)]
+        return [r for f in usage_files(self._usage_log(), since=month) for r in read_usage(f, since=month)]
 
     def _head(self) -> str | None:
         from orgctl.errors import GitError
