@@ -160,12 +160,12 @@ def unobserved_claim(sentence: str) -> str | None:
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?:%|(?=(?:s|ms|kb|mb|gb|x)?\b))")
 """A number, in a sentence or the evidence: a whole token (with a unit at most), not the digits that open a hash
 (``2abc``), so "2 insertions" is not grounded by a commit ``2f0c1e7`` or a task id."""
-_QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
+_QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]|`([^`]{2,80})`")  # "a name", “a name” or `a_name`
 
 
 def ungrounded(sentence: str, evidence: str) -> str | None:
     """What ``sentence`` states that no observation holds, or None: a number (``1.5%``, ``42``) or a quoted
-    name that does not occur in ``evidence`` (the commands, their output and the task's own words). The
+    or backticked name that does not occur in ``evidence`` (the commands, their output and the task's own words). The
     embedded model invents such details when the facts are thin ("a 1.5% increase in the number of users"
     after a `git log` of two commits); a sentence that carries one is left out, as a contradicted one is."""
     haystack = evidence.lower()
@@ -174,7 +174,7 @@ def ungrounded(sentence: str, evidence: str) -> str | None:
     for number in _NUMBER.findall(sentence):
         if number.rstrip("%").replace(",", ".") not in observed:
             return f"it names {number}, which nothing observed shows"
-    for quoted in _QUOTED.findall(sentence):
+    for quoted in (a or b for a, b in _QUOTED.findall(sentence)):
         if quoted.strip().lower() not in haystack:
             return f"it quotes {quoted.strip()!r}, which nothing observed shows"
     return None

@@ -85,14 +85,17 @@ def test_a_non_loopback_address_needs_a_token_and_a_short_token_is_refused(org: 
 
 
 def test_every_request_is_checked_against_the_token(applied: Path) -> None:
-    s = Server(applied, env={"ORGCTL_DASHBOARD_TOKEN": TOKEN})
+    s = Server(applied, "--token", TOKEN)
     try:
+        assert run_cli("send", "human", "bob", f"the token is {TOKEN}", "-C", str(applied)).exit_code == 0
         for path in ("/", "/api/org", "/static/dashboard.js", "/api/plan/after.svg", "/api/anima/bob"):
             status, headers, body = s.get(path)
             assert status == 401 and b"token is required" in body and headers["www-authenticate"] == "Bearer"
         assert s.get("/api/org", headers={"Authorization": "Bearer wrong-token-wrong-token"})[0] == 401
         assert s.get("/api/org", headers={"Authorization": f"Bearer {TOKEN}x"})[0] == 401
         assert s.json("/api/org", headers={"Authorization": f"Bearer {TOKEN}"})["org"]["name"] == "acme"
+        inbox = json.dumps(s.json("/api/anima/bob", headers={"Authorization": f"Bearer {TOKEN}"})["inbox"])
+        assert "the token is [redacted]" in inbox and TOKEN not in inbox
         status, headers, _ = s.get(f"/?token={TOKEN}")
         assert status == 303 and headers["location"] == "/"
         cookie = headers["set-cookie"]

@@ -66,6 +66,8 @@ def test_which_exits_answer_what_the_tool_is_run_for(command: str, code: int, an
     ("The log shows 2 commits, the newest 88005a2.", True),
     ('It added a feature called "Dashboard".', False),
     ('The newest commit is "Demo: awake all day".', True),
+    ("I compared two libraries: `queue_libs` and `que", False),  # measured: a report of a task that ran nothing
+    ("The command `git log --oneline --since=1.week` listed both.", True),
 ])
 def test_a_sentence_that_names_what_nothing_observed_is_left_out(sentence: str, kept: bool) -> None:
     from orgctl.runtime.outcomes import ungrounded

@@ -149,6 +149,8 @@ def create_app(data: DashboardData, *, token: str | None = None,
     from starlette.concurrency import run_in_threadpool
 
     scrub = redactor or Redactor.for_org(data.root)
+    if token is not None:  # given with --token it is in no environment variable: never echo it either
+        scrub = Redactor([*scrub.values, token])
 
     def reply(value: Any) -> Response:
         return Response(scrub.scrub(json.dumps(value, separators=(",", ":"), default=str)),
