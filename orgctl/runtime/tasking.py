@@ -27,6 +27,7 @@ from datetime import datetime
 
 from orgctl.desired.values import EMBEDDED_MODELS
 from orgctl.errors import ModelError, OrgctlError
+from orgctl.pacing import backoff
 from orgctl.runtime import deciding
 from orgctl.runtime.commands import run_command
 from orgctl.runtime.cycle import Agent, Trace
@@ -315,13 +316,7 @@ class TaskRunner:
     @staticmethod
     def retry_delay(failures: int) -> float:
         """Seconds before a task is tried again after ``failures`` (>= 1) failed cycles in a row."""
-        return min(RETRY_MAX, RETRY_BASE * 2 ** (failures - 1))
-
-    def backing_off(self) -> dict[str, float]:
-        """Tasks waiting to be tried again: seconds left, by task id."""
-        now = time.monotonic()
-        with self._lock:
-            return {t: at - now for t, at in self._retry_at.items() if at > now}
+        return backoff(failures, base=RETRY_BASE, cap=RETRY_MAX)
 
     def busy(self) -> bool:
         with self._lock:
