@@ -232,11 +232,11 @@ def show(name: str, path: str, org_dir: Path) -> None:
 
     _, paths = resolve(org_dir)
     _check_anima(paths, name)
+    from orgctl.state.files import file_inside
+
     rel, _, anchor = path.partition("#")
-    root = paths.memory(name).resolve()
-    target = (root / rel).resolve()
-    if rel.startswith("/") or ".." in Path(rel).parts or not target.is_relative_to(root) or not target.is_file() \
-            or (root / rel).is_symlink():
+    target = file_inside(paths.memory(name), rel)
+    if target is None:
         raise OrgctlError(f"{name} has no memory file {rel!r}",
                           hint=f"paths are relative to {name}'s memory folder: episodes/…, knowledge/…, procedures/…")
     text = target.read_text(encoding="utf-8")

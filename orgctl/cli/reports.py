@@ -22,34 +22,54 @@ def task_json(task: Any, now: datetime) -> dict[str, Any]:
     return task.model_dump(mode="json") | {"overdue": task.overdue(now), "stale": task.stale(now)}
 
 
+def tasks_of(org: Any, names: Iterable[str], *, show_all: bool) -> list[Any]:
+    """The tasks of ``names`` (open ones, or all with ``show_all``), each queue in its own order (human
+    tasks first): what ``orgctl tasks`` lists."""
+    return [t for n in names for t in org.queue(n).all() if show_all or t.is_open]
+
+
 def tasks_report(org: Any, names: Iterable[str], *, show_all: bool, now: datetime) -> list[dict[str, Any]]:
-    """``orgctl tasks --json``: the tasks of ``names`` (open ones, or all with ``show_all``), each queue in its
-    own order (human tasks first), as :func:`task_json`."""
-    return [task_json(t, now) for n in names for t in org.queue(n).all() if show_all or t.is_open]
+    """``orgctl tasks --json``: :func:`tasks_of` as :func:`task_json`."""
+    return [task_json(t, now) for t in tasks_of(org, names, show_all=show_all)]
+
+
+def inbox_items(org: Any, name: str, *, unread: bool, limit: int) -> list[tuple[Any, bool]]:
+    """The newest ``limit`` messages of ``name``'s inbox (only unread ones with ``unread``), oldest first,
+    each with whether it is unread."""
+    return [(m, new) for m, new in org.inbox(name).all() if new or not unread][-limit:]
 
 
 def inbox_report(org: Any, name: str, *, unread: bool, limit: int) -> list[dict[str, Any]]:
-    """``orgctl inbox NAME --json``: the newest ``limit`` messages, oldest first, each with ``unread``."""
-    items = [(m, new) for m, new in org.inbox(name).all() if new or not unread][-limit:]
-    return [{**m.model_dump(mode="json"), "unread": new} for m, new in items]
+    """``orgctl inbox NAME --json``: :func:`inbox_items`, each message with ``unread``."""
+    return [{**m.model_dump(mode="json"), "unread": new} for m, new in inbox_items(org, name, unread=unread,
+                                                                                   limit=limit)]
+
+
+def board_posts(org: Any, channels: Iterable[str] | None, *, limit: int) -> list[Any]:
+    """The newest ``limit`` posts of ``channels`` (None: every channel), oldest first."""
+    chosen = list(channels) if channels is not None else org.board.channels()
+    return sorted((p for c in chosen for p in org.board.read(c)), key=lambda p: p.at)[-limit:]
 
 
 def board_report(org: Any, channels: Iterable[str] | None, *, limit: int) -> list[dict[str, Any]]:
-    """``orgctl board --json``: the newest ``limit`` posts of ``channels`` (None: every channel), oldest first."""
-    chosen = list(channels) if channels is not None else org.board.channels()
-    posts = sorted((p for c in chosen for p in org.board.read(c)), key=lambda p: p.at)[-limit:]
-    return [p.model_dump(mode="json") for p in posts]
+    """``orgctl board --json``: :func:`board_posts` as JSON."""
+    return [p.model_dump(mode="json") for p in board_posts(org, channels, limit=limit)]
+
+
+def event_series(paths: StatePaths, *, anima: str | None = None, reason: str | None = None,
+                 kind: str | None = None, limit: int = 50) -> list[Any]:
+    """The newest ``limit`` event series (:class:`~orgctl.state.events.EventSeries`: repeats folded), ordered
+    by last seen, of ``anima``, ``reason`` and type ``kind`` when given."""
+    from orgctl.state.events import aggregate, read_events
+
+    return aggregate([e for e in read_events(paths.work.events, anima=anima, reason=reason)
+                      if kind is None or e.type == kind])[-limit:]
 
 
 def events_report(paths: StatePaths, *, anima: str | None = None, reason: str | None = None,
                   kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """``orgctl events --json``: the newest ``limit`` event series (repeats folded with ``count``,
-    ``first_seen``, ``last_seen``), ordered by last seen."""
-    from orgctl.state.events import aggregate, read_events
-
-    shown = aggregate([e for e in read_events(paths.work.events, anima=anima, reason=reason)
-                       if kind is None or e.type == kind])[-limit:]
-    return [s.to_json() for s in shown]
+    """``orgctl events --json``: :func:`event_series` with ``count``, ``first_seen``, ``last_seen``."""
+    return [s.to_json() for s in event_series(paths, anima=anima, reason=reason, kind=kind, limit=limit)]
 
 
 def approvals_report(org: Any) -> list[dict[str, Any]]:

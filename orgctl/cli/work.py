@@ -112,7 +112,7 @@ def task_add(name: str, text: str, priority: str, due: str | None, detail: str, 
 @json_option
 def tasks(name: str | None, show_all: bool, org_dir: Path, as_json: bool) -> None:
     """Show task queues (one Anima's, or everyone's), with stale and overdue flags."""
-    from orgctl.cli.reports import tasks_report
+    from orgctl.cli.reports import tasks_of, tasks_report
 
     org = _org(org_dir)
     names = [name] if name else sorted(org.specs)
@@ -120,7 +120,7 @@ def tasks(name: str | None, show_all: bool, org_dir: Path, as_json: bool) -> Non
     if as_json:
         click.echo(json.dumps(tasks_report(org, names, show_all=show_all, now=now), indent=2))
         return
-    rows = [t for n in names for t in org.queue(n).all() if show_all or t.is_open]
+    rows = tasks_of(org, names, show_all=show_all)
     if not rows:
         click.echo("No open tasks." if not show_all else "No tasks.")
         return
@@ -206,13 +206,13 @@ def send(sender: str, recipient: str, text: str, intent: str, org_dir: Path, as_
 @json_option
 def inbox(name: str, unread: bool, limit: int, org_dir: Path, as_json: bool) -> None:
     """Show NAME's inbox (default: `human`, where Animas report to people)."""
-    from orgctl.cli.reports import inbox_report
+    from orgctl.cli.reports import inbox_items, inbox_report
 
     org = _org(org_dir)
     if as_json:
         click.echo(json.dumps(inbox_report(org, name, unread=unread, limit=limit), indent=2))
         return
-    items = [(m, new) for m, new in org.inbox(name).all() if new or not unread][-limit:]
+    items = inbox_items(org, name, unread=unread, limit=limit)
     if not items:
         click.echo(f"{name}'s inbox is empty.")
     for m, new in items:
@@ -235,14 +235,13 @@ def board(ctx: click.Context, channel: str | None, limit: int, org_dir: Path, as
     """Read the Board (or `board post CHANNEL TEXT`)."""
     if ctx.invoked_subcommand is not None:
         return
-    from orgctl.cli.reports import board_report
+    from orgctl.cli.reports import board_posts, board_report
 
     org = _org(org_dir)
     if as_json:
         click.echo(json.dumps(board_report(org, [channel] if channel else None, limit=limit), indent=2))
         return
-    channels = [channel] if channel else org.board.channels()
-    posts = sorted((p for c in channels for p in org.board.read(c)), key=lambda p: p.at)[-limit:]
+    posts = board_posts(org, [channel] if channel else None, limit=limit)
     if not posts:
         click.echo("The Board is empty.")
     for p in posts:
@@ -277,19 +276,17 @@ def events(anima: str | None, reason: str | None, kind: str | None, limit: int, 
     """Show what happened (the operator's view, newest last): repeats folded with a count, as kubectl shows them.
 
     The audit trail is each Anima's committed activity log; this stream is bounded (rotated at 8 MB)."""
-    from orgctl.state.events import Event, aggregate, read_events
+    from orgctl.cli.reports import event_series, events_report
+    from orgctl.state.events import Event
     from orgctl.state.files import JsonlTail
 
     _, paths = resolve(org_dir)
     tail = JsonlTail(paths.work.events)
     tail.read_new()  # where --watch starts: everything before is in the listing below
     if as_json and not watch:
-        from orgctl.cli.reports import events_report
-
         click.echo(json.dumps(events_report(paths, anima=anima, reason=reason, kind=kind, limit=limit), indent=2))
         return
-    shown = aggregate([e for e in read_events(paths.work.events, anima=anima, reason=reason)
-                       if kind is None or e.type == kind])[-limit:]
+    shown = event_series(paths, anima=anima, reason=reason, kind=kind, limit=limit)
     if not as_json:
         click.echo(f"{'LAST SEEN':<9} {'TYPE':<7} {'REASON':<20} {'OBJECT':<22} {'COUNT':>5}  MESSAGE")
     for s in shown:

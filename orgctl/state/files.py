@@ -78,6 +78,18 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
+def file_inside(base: Path, rel: str) -> Path | None:
+    """``base / rel`` resolved, when it is a regular file inside ``base`` reached through no symbolic link;
+    None for anything else (empty, absolute, ``..``, a link in any part, a folder, missing). For paths that
+    come from outside (a URL, a command line)."""
+    root = base.resolve()
+    if not rel or rel.startswith("/") or ".." in Path(rel).parts:
+        return None
+    target = (root / rel).resolve()
+    links = any(p.is_symlink() for p in [root / rel, *(root / rel).parents] if p.is_relative_to(root) and p != root)
+    return target if target.is_relative_to(root) and target.is_file() and not links else None
+
+
 def pid_alive(pid: int | None) -> bool:
     """True when a process with ``pid`` exists (zombies count as gone)."""
     if not pid or pid <= 0:

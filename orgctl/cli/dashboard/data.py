@@ -8,7 +8,8 @@ plan ``orgctl plan`` computes -- never from a second model of the org. Nothing h
 work in flight; the only files written are the spec cache every ``plan`` keeps and, for a tick org, a
 private copy of the ``orgctl/state`` branch (:class:`TickWork`), fetched read-only.
 
-Every path read is resolved inside the org's state dir or its clone first (:func:`inside`); a name from a
+Every path read is resolved inside the org's state dir or its clone first
+(:func:`~orgctl.state.files.file_inside`); a name from a
 URL is checked against the applied Animas, a commit against ``[0-9a-f]{7,40}``.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from orgctl.errors import OrgctlError
 from orgctl.paths import StatePaths
+from orgctl.state.files import file_inside
 
 SHA = re.compile(r"[0-9a-f]{7,40}")
 ACTIVITY_LIMIT = 30  # the newest activity records an Anima page shows
@@ -41,18 +43,6 @@ PLAN_TIMEOUT = 300.0  # seconds the planner may take (a first plan of a large or
 
 class NotFound(OrgctlError):
     """A name, commit or note the URL asked for does not exist here (HTTP 404)."""
-
-
-def inside(base: Path, rel: str) -> Path:
-    """``base / rel`` resolved, when it is a regular file inside ``base`` and no part of it is a link.
-    Raises NotFound for anything else (``..``, an absolute path, a link out, a folder)."""
-    root = base.resolve()
-    target = (root / rel).resolve()
-    if not rel or rel.startswith("/") or ".." in Path(rel).parts or not target.is_relative_to(root) \
-            or not target.is_file() or any(p.is_symlink() for p in [root / rel, *(root / rel).parents]
-                                            if p.is_relative_to(root) and p != root):
-        raise NotFound(f"no file {rel[:120]!r}")
-    return target
 
 
 class _Cached:
@@ -315,15 +305,21 @@ class DashboardData:
                         "sandbox": None, "suspended": None},
                 "animas": rows}
 
+    def _report(self) -> dict[str, Any]:
+        """The observed report (:func:`~orgctl.state.observing.observe_status`, or :meth:`_tick_report` for a
+        tick org) without retired and orphaned Animas."""
+        from orgctl.state.observing import observe_status
+
+        report = self._tick_report() if self.tick is not None else observe_status(self.paths)
+        report["animas"] = [r for r in report["animas"] if r["state"] not in ("retired", "orphaned")]
+        return report
+
     def org_view(self) -> dict[str, Any]:
         """``{"org": {...}, "animas": [card, ...]}``: the org's name, revision, health (its worst Anima's),
         sync, supervisor/controller/model server; per Anima its card (role, model, supervisor, sync, health,
         Ready, last heartbeat, queue depth, spend against budget). Retired Animas are left out. A tick org's
         cards come from the spec at HEAD and its state branch (:meth:`_tick_report`)."""
-        from orgctl.state.observing import observe_status
-
-        report = self._tick_report() if self.tick is not None else observe_status(self.paths)
-        report["animas"] = [r for r in report["animas"] if r["state"] not in ("retired", "orphaned")]
+        report = self._report()
         cards = self._cards(report)
         computed = self._plan.get()
         org = report["org"]
@@ -371,10 +367,12 @@ class DashboardData:
             return []
         out = []
         for path in sorted((memory / kind).glob("*.md"))[:NOTES_LIMIT]:
+            target = file_inside(memory, f"{kind}/{path.name}")
             try:
-                target = inside(memory, f"{kind}/{path.name}")
-                text = target.read_text(encoding="utf-8", errors="replace")[:NOTE_BYTES]
-            except (NotFound, OSError):
+                text = target.read_text(encoding="utf-8", errors="replace")[:NOTE_BYTES] if target else None
+            except OSError:
+                text = None
+            if text is None:
                 continue
             meta, body = split_frontmatter(text)
             meta = meta or {}
@@ -412,7 +410,9 @@ class DashboardData:
         from orgctl.errors import GitError
 
         snap = self._check(name)
-        card = next((c for c in self.org_view()["animas"] if c["name"] == name), None)
+        report = self._report()
+        report["animas"] = [r for r in report["animas"] if r["name"] == name]  # its card only, not the org's
+        card = next(iter(self._cards(report)), None)
         org = self._org()
         now = self.clock()
         memory = self._memory_dir(name, snap)
@@ -457,7 +457,7 @@ class DashboardData:
         from orgctl.cli.reports import approvals_report, board_report, events_report, tasks_report
 
         org = self._org()
-        names = sorted({c["name"] for c in self.org_view()["animas"]} | set(org.specs))
+        names = sorted({r["name"] for r in self._report()["animas"]} | set(org.specs))
         events = events_report(self.paths, anima=anima,
                                reason=reason, kind=event_type if event_type in ("Normal", "Warning") else None,
                                limit=EVENTS_LIMIT)
