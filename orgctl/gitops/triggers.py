@@ -203,8 +203,9 @@ class WebhookReceiver:
 
 
 def parse_address(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``:PORT`` for loopback) as a pair. Raises ValueError."""
+    """``HOST:PORT`` (or ``:PORT`` for loopback; ``[::1]:PORT`` for IPv6) as a pair, the port 0-65535.
+    Raises ValueError."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"{value!r} is not HOST:PORT")
     return (host.strip("[]") or "127.0.0.1"), int(port)

@@ -22,20 +22,21 @@ from orgctl.cli.main import cli
 from orgctl.cli.options import org_dir_argument, resolve
 from orgctl.errors import OrgctlError
 
-DEFAULT_PORT = 8787
+DEFAULT_PORT = 8788  # beside `orgctl receive`'s 8787: both can run on one machine
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 TOKEN_ENV = "ORGCTL_DASHBOARD_TOKEN"
 MIN_TOKEN = 16  # characters: a token someone could guess protects nothing
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6; port 0 picks a free one) as ``(host, port)``.
-    Raises OrgctlError for anything else."""
-    host, sep, port = value.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise OrgctlError(f"--listen {value!r}: use HOST:PORT, e.g. {DEFAULT_LISTEN}")
-    return host, int(port)
+    """``--listen`` as ``(host, port)`` (:func:`orgctl.gitops.triggers.parse_address`, as the controller's
+    ``--listen``). Raises OrgctlError."""
+    from orgctl.gitops.triggers import parse_address
+
+    try:
+        return parse_address(value)
+    except ValueError:
+        raise OrgctlError(f"--listen {value!r}: use HOST:PORT, e.g. {DEFAULT_LISTEN}") from None
 
 
 def is_loopback(host: str) -> bool:

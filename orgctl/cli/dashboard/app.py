@@ -85,7 +85,7 @@ class Redactor:
 
 
 def hostname(header: str) -> str:
-    """The host of a Host header, lower case, without its port (``[::1]:8787`` -> ``[::1]``)."""
+    """The host of a Host header, lower case, without its port (``[::1]:8788`` -> ``[::1]``)."""
     header = header.strip().lower()
     if header.startswith("["):
         return header.split("]", 1)[0] + "]"
