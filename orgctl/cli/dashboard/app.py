@@ -156,7 +156,7 @@ def create_app(data: DashboardData, *, token: str | None = None,
         return Response(scrub.scrub(json.dumps(value, separators=(",", ":"), default=str)),
                         media_type="application/json")
 
-    async def view(request: Request, compute: Any) -> Response:
+    async def view(compute: Any) -> Response:
         try:
             return reply(await run_in_threadpool(compute))
         except NotFound as e:
@@ -166,22 +166,22 @@ def create_app(data: DashboardData, *, token: str | None = None,
         return FileResponse(static_dir() / "index.html", media_type="text/html")
 
     async def org(request: Request) -> Response:
-        return await view(request, data.org_view)
+        return await view(data.org_view)
 
     async def anima(request: Request) -> Response:
-        return await view(request, lambda: data.anima_view(request.path_params["name"]))
+        return await view(lambda: data.anima_view(request.path_params["name"]))
 
     async def memory(request: Request) -> Response:
-        return await view(request, lambda: data.memory_commit(request.path_params["name"],
+        return await view(lambda: data.memory_commit(request.path_params["name"],
                                                               request.path_params["sha"]))
 
     async def work(request: Request) -> Response:
         q = request.query_params
-        return await view(request, lambda: data.work_view(event_type=q.get("type") or None,
+        return await view(lambda: data.work_view(event_type=q.get("type") or None,
                                                           anima=q.get("anima") or None, reason=q.get("reason") or None))
 
     async def plan(request: Request) -> Response:
-        return await view(request, data.plan_view)
+        return await view(data.plan_view)
 
     async def chart(request: Request) -> Response:
         try:

@@ -6,7 +6,6 @@
 const POLL_MS = 2000;
 let lastBody = "";
 let lastRoute = "";
-let timer = null;
 const openDetails = new Set(); // <details> kept open across re-renders, by key
 const filters = { type: "", text: "" };
 
@@ -141,7 +140,7 @@ function taskRows(tasks, withAssignee) {
     el("span", {}, t.title, ...flags(t)), (t.reason || t.result || "").slice(0, 300)]);
 }
 
-function note(kind, n, name) {
+function note(n, name) {
   return details(`${name}:${n.path}`, `${n.title}  (${n.path}${n.updated ? ", " + n.updated : ""}${n.protected ? ", protected" : ""})`,
     el("pre", {}, n.body));
 }
@@ -161,9 +160,9 @@ function renderAnima(data, name) {
       el("div", { class: "text" }, (Array.isArray(r.did) ? r.did : [r.did || r.summary || ""]).join("\n"))])),
     el("div", { class: "grid2" },
       el("div", {}, el("h3", {}, `Knowledge (${data.knowledge.length})`),
-         data.knowledge.length ? data.knowledge.map((n) => note("knowledge", n, name)) : el("p", { class: "muted" }, "None yet.")),
+         data.knowledge.length ? data.knowledge.map((n) => note(n, name)) : el("p", { class: "muted" }, "None yet.")),
       el("div", {}, el("h3", {}, `Procedures (${data.procedures.length})`),
-         data.procedures.length ? data.procedures.map((n) => note("procedures", n, name)) : el("p", { class: "muted" }, "None yet."))),
+         data.procedures.length ? data.procedures.map((n) => note(n, name)) : el("p", { class: "muted" }, "None yet."))),
     el("h3", {}, "Memory commits"),
     table(["Commit", "When", "Pass", "Changes"], data.memory_log.map((e) => [
       el("a", { href: `#/anima/${encodeURIComponent(name)}/memory/${e.sha}`, "data-sha": e.sha }, e.sha.slice(0, 7)),
@@ -320,7 +319,7 @@ async function refresh(force) {
 function start() {
   window.addEventListener("hashchange", () => { lastBody = ""; refresh(true); });
   refresh(true);
-  timer = setInterval(() => refresh(false), POLL_MS);
+  setInterval(() => refresh(false), POLL_MS);
 }
 
 document.addEventListener("DOMContentLoaded", start);
